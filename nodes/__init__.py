@@ -1,0 +1,1 @@
+"""LongAnim nodes. Deliberately empty: keeps ``nodes.algorithms`` importable without ComfyUI."""

@@ -1,0 +1,235 @@
+"""Noise-initialization nodes (issue 3): one node per noise model, plus apply-to-model and a preview.
+
+Each generator node outputs the same noise two ways: a ComfyUI ``NOISE`` for SamplerCustomAdvanced, and a
+``LONGANIM_NOISE`` recipe (algorithm + parameters) that other LongAnim nodes draw from with their own seed.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import comfy_adapter as ca
+from .algorithms import noise as noise_alg
+from .base import (
+    MAX_FRAMES,
+    LongAnimNode,
+    combo_input,
+    float_input,
+    int_input,
+    parse_float_list,
+    seed_input,
+    string_input,
+)
+
+CATEGORY = "LongAnim/noise"
+OUT_TYPES = ("NOISE", "LONGANIM_NOISE")
+OUT_NAMES = ("noise", "recipe")
+OUT_TIPS = (
+    "Connect to SamplerCustomAdvanced's noise input: the initial noise, drawn with this node's seed.",
+    "The noise recipe (algorithm + settings) for other LongAnim nodes: Apply Noise To Model, Noise Travel, "
+    "Noise Preview, refinement. They draw it with their own seed.",
+)
+
+
+class _NoiseNode(LongAnimNode):
+    CATEGORY = CATEGORY
+    RETURN_TYPES = OUT_TYPES
+    RETURN_NAMES = OUT_NAMES
+    OUTPUT_TOOLTIPS = OUT_TIPS
+    ALGORITHM = ""
+
+    @classmethod
+    def make(cls, seed: int, **params):
+        recipe = noise_alg.NoiseRecipe(cls.ALGORITHM, params)
+        recipe.validate()
+        return (ca.LongAnimNoise(recipe, seed), recipe)
+
+
+class LongAnimRepeatMaskNoise(_NoiseNode):
+    NODE_ID = "LongAnimRepeatMaskNoise"
+    DISPLAY_NAME = "LongAnim: Repeat-Mask Noise (ZoLA)"
+    ALGORITHM = "repeat_mask"
+    DESCRIPTION = (
+        "ZoLA Eq. 8: long-video noise that repeats a base window of noise on a random subset of frames, "
+        "v = (1 - m)·ε_long + m·repeat(ε_base). Repetition keeps the scene consistent across windows; the i.i.d. "
+        "part keeps motion alive. The paper's best ratio is 0.5."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": seed_input(),
+            "ratio": float_input(0.5, 0.0, 1.0, "Fraction of frames whose noise is the repeated base noise. "
+                                 "0 = independent frames, 1 = the base window repeated exactly. Paper: 0.5."),
+            "base_length": int_input(16, 1, 4096, "Length f of the repeated base noise in latent frames: the "
+                                     "model's native window (16 for AnimateDiff, 21 for Wan 81-frame clips)."),
+        }}
+
+    def run(self, seed, ratio, base_length):
+        return self.make(seed, ratio=ratio, base_length=base_length)
+
+
+class LongAnimDependencyNoise(_NoiseNode):
+    NODE_ID = "LongAnimDependencyNoise"
+    DISPLAY_NAME = "LongAnim: Dependency Noise (ZS²)"
+    ALGORITHM = "dependency"
+    DESCRIPTION = (
+        "ZS² Algorithm 1: each frame's noise is built from the previous frame's so that their divergence is "
+        "close to λ (random search over candidates, then a linear search of α). Small λ = nearly identical "
+        "frames (stable, little motion); larger λ = more change between frames. Paper default λ = 0.01."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": seed_input(),
+            "lam": float_input(0.01, 0.0, 100.0, "λ: target divergence between consecutive frames' noise. "
+                               "0.01 (paper) keeps frames close; 0.1-1 gives more motion.", step=0.001),
+            "candidates": int_input(10, 1, 1000, "Random-search draws per frame (paper: 10)."),
+            "iterations": int_input(15, 0, 1000, "Linear-search steps for α per frame (paper: 15)."),
+            "variant": combo_input(["algorithm1", "listing1"], "algorithm1",
+                                   "algorithm1: the paper's Algorithm 1. listing1: the appendix code's variant "
+                                   "(other start α and step rule), kept inside [0, 1]."),
+        }, "optional": {
+            "lam_per_frame": string_input("", "Optional λ per frame transition, comma separated (overrides lam). "
+                                          "Leave empty to use lam everywhere."),
+        }}
+
+    def run(self, seed, lam, candidates, iterations, variant, lam_per_frame=""):
+        lam_list = parse_float_list(lam_per_frame, "lam_per_frame")
+        return self.make(seed, lam=tuple(lam_list) if lam_list else lam, candidates=candidates,
+                         iterations=iterations, variant=variant)
+
+
+class LongAnimMixedNoise(_NoiseNode):
+    NODE_ID = "LongAnimMixedNoise"
+    DISPLAY_NAME = "LongAnim: Mixed Noise (PYoCo)"
+    ALGORITHM = "mixed"
+    DESCRIPTION = (
+        "PYoCo mixed noise: ε_i = sqrt(α)·ε_shared + sqrt(1-α)·ε_i. Every pair of frames has correlation α: "
+        "a shared component ties the whole video together."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": seed_input(),
+            "alpha": float_input(0.5, 0.0, 1.0, "Share of the common noise: correlation between any two frames. "
+                                 "0 = independent, 1 = identical frames."),
+        }}
+
+    def run(self, seed, alpha):
+        return self.make(seed, alpha=alpha)
+
+
+class LongAnimProgressiveNoise(_NoiseNode):
+    NODE_ID = "LongAnimProgressiveNoise"
+    DISPLAY_NAME = "LongAnim: Progressive Noise (PYoCo)"
+    ALGORITHM = "progressive"
+    DESCRIPTION = (
+        "PYoCo progressive noise: ε_i = sqrt(α)·ε_(i-1) + sqrt(1-α)·ε_i. Neighbouring frames are similar and the "
+        "similarity fades with distance (lag-k correlation sqrt(α)^k), good for slow drift over long videos."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": seed_input(),
+            "alpha": float_input(0.5, 0.0, 1.0, "Correlation of consecutive frames' noise is sqrt(α). "
+                                 "0 = independent, 1 = identical frames."),
+        }}
+
+    def run(self, seed, alpha):
+        return self.make(seed, alpha=alpha)
+
+
+class LongAnimFreeNoiseShuffle(_NoiseNode):
+    NODE_ID = "LongAnimFreeNoiseShuffle"
+    DISPLAY_NAME = "LongAnim: FreeNoise Shuffle"
+    ALGORITHM = "freenoise"
+    DESCRIPTION = (
+        "FreeNoise: the first window's noise is reused for every later window, shuffled per window (seeded), as "
+        "AnimateDiff-Evolved and ComfyUI core offer. Use the same window length and stride as your context windows."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": seed_input(),
+            "window_length": int_input(16, 1, 4096, "Context window length in latent frames."),
+            "stride": int_input(4, 1, 4096, "Frames between window starts (= window length - overlap)."),
+        }}
+
+    def run(self, seed, window_length, stride):
+        return self.make(seed, window_length=window_length, stride=stride)
+
+
+class LongAnimApplyNoiseToModel(LongAnimNode):
+    NODE_ID = "LongAnimApplyNoiseToModel"
+    DISPLAY_NAME = "LongAnim: Apply Noise To Model"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Makes plain KSampler / KSamplerAdvanced start from a LongAnim noise recipe instead of i.i.d. noise, "
+        "seeded by the sampler's own seed. Only the returned MODEL is affected; with add_noise disabled nothing "
+        "changes."
+    )
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The model whose samplers draw the recipe as initial noise.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The model to sample with (it is cloned, not changed)."}),
+            "recipe": ("LONGANIM_NOISE", {"tooltip": "A noise recipe from a LongAnim noise node."}),
+        }}
+
+    def run(self, model, recipe):
+        recipe.validate()
+        return (ca.patch_model_noise(model, recipe),)
+
+
+class LongAnimNoisePreview(LongAnimNode):
+    NODE_ID = "LongAnimNoisePreview"
+    DISPLAY_NAME = "LongAnim: Noise Preview"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Draws a noise recipe and shows its frame-by-frame correlation matrix (red = correlated, white = "
+        "independent, blue = anti-correlated) with per-frame mean and std below, so you can see what ratio, λ or "
+        "α does before sampling."
+    )
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("Correlation heatmap (frames × frames) above per-frame mean/std bars.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "recipe": ("LONGANIM_NOISE", {"tooltip": "The noise recipe to preview."}),
+            "seed": seed_input("Seed of the previewed draw."),
+            "frames": int_input(64, 1, MAX_FRAMES, "Latent frames to draw (ignored when a latent is connected)."),
+        }, "optional": {
+            "latent": ("LATENT", {"tooltip": "Optional: preview for exactly this latent's shape and layout."}),
+        }}
+
+    def run(self, recipe, seed, frames, latent=None):
+        if latent is not None:
+            samples = latent["samples"]
+            axis = ca.frame_axis_of(samples, "latent")
+            shape = tuple(samples.shape)
+        else:
+            axis, shape = 0, (frames, 4, 16, 16)
+        recipe.validate(num_frames=shape[axis])
+        noise = recipe.draw(shape, axis, seed)
+        image = noise_alg.render_noise_preview(noise, axis)
+        return (image.to(torch.float32),)
+
+
+NODES = [
+    LongAnimRepeatMaskNoise,
+    LongAnimDependencyNoise,
+    LongAnimMixedNoise,
+    LongAnimProgressiveNoise,
+    LongAnimFreeNoiseShuffle,
+    LongAnimApplyNoiseToModel,
+    LongAnimNoisePreview,
+]

@@ -336,8 +336,13 @@ def cross_frame_context(
 
     Chunks (G) never mix: neighbours and anchor are taken inside each chunk.
     """
-    validate_cross_frame(mode, x.shape[frame_dim], anchor)
     dim = frame_dim % x.ndim
+    if dim > x.ndim - 3:
+        raise ValueError(
+            f"cross-frame context needs [..., F, N, C] with frame_dim before the token and channel axes, got "
+            f"frame_dim={frame_dim} for a {x.ndim}-d tensor"
+        )
+    validate_cross_frame(mode, x.shape[dim], anchor)
     f = x.shape[dim]
     if mode == "first_frame":
         return x.narrow(dim, 0, 1).expand_as(x).contiguous()

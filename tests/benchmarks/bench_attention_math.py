@@ -14,7 +14,6 @@ import argparse
 import importlib.util
 import logging
 import pathlib
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,8 @@ def _load_module():  # noqa: ANN202
 
 
 def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time in ms over ``repeats`` runs after one warm-up."""
+    """Best (minimum) wall time in ms over ``repeats`` runs after one warm-up: the least noisy statistic on
+    a shared machine."""
     fn()
     times = []
     for _ in range(repeats):
@@ -47,7 +47,7 @@ def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> float
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return min(times)
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
@@ -120,7 +120,7 @@ def main() -> None:
     device = torch.device(args.device)
     header = (
         f"# attention math benchmark\n\ndevice: {device} ({torch.get_num_threads()} CPU threads), torch "
-        f"{torch.__version__}, median of {args.repeats} runs, float32\n"
+        f"{torch.__version__}, best of {args.repeats} runs, float32\n"
     )
     mom = bench_momentum(mod, device, args.repeats)
     exp = bench_expansion(mod, device, args.repeats, args.tokens)

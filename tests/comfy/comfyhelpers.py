@@ -4,13 +4,12 @@ from __future__ import annotations
 import functools
 import hashlib
 
-import torch
-
 import comfy.sample
 import comfy.samplers
 import comfy.sd
 import folder_paths
 import nodes as comfy_nodes
+import torch
 
 SD15 = "longanim_tiny_sd15.safetensors"
 WAN = "longanim_tiny_wan21.safetensors"

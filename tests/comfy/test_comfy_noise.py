@@ -1,7 +1,6 @@
 """Tier 2: noise nodes drive SamplerCustomAdvanced and (through the model patch) plain KSampler."""
 import pytest
 import torch
-
 from longanim.nodes import noise_nodes as nn
 from longanim.nodes.algorithms.noise import NoiseRecipe
 

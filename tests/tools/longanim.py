@@ -153,7 +153,7 @@ def _install_torchvision(python: Path) -> None:
 
 
 def install_managed_host() -> dict:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this script runs on any system python
         raise HostError(f"Python 3.10+ is needed to build the host, this is {sys.version.split()[0]}")
     t0 = time.time()
     comfy = HOST / "ComfyUI"

@@ -248,6 +248,12 @@ def test_overlap_linear_is_a_crossfade():
         tail, lead = wts[a][-4:], wts[a + 1][:4]
         torch.testing.assert_close(tail + lead, torch.ones(4))
         assert (torch.diff(lead) > 0).all()
+    # looped: the wrap seam is cross-faded too (neighbours are circular)
+    loop = cs.looped_windows(40, 16, 4, step=0, closed_loop=True)  # starts 0, 12, 24, 36
+    lw = cs.weights_for_windows("overlap_linear", loop)
+    assert lw[0][0] < 1 and lw[-1][-1] < 1
+    # last window [36..39, 0..11] overlaps window 0 on frames 0..11 (12 frames)
+    torch.testing.assert_close(lw[-1][-12:] + lw[0][:12], torch.ones(12))
 
 
 def test_least_squares_fusion_equals_closed_form_minimiser():
@@ -371,6 +377,7 @@ def test_co_denoise_weighted_average_and_batching_equivalence():
     x = torch.randn(2, 3, T, 2, generator=torch.Generator().manual_seed(2))
     ws = cs.make_windows("zola", T, 3, 1, length=8, stride=3, overlap=0, max_skip=3)
     ws += cs.batched_windows(T, 10)
+    ws += [[0, 2, 3, 7], [35, 36, 0, 1]]  # irregular and wrapping windows take the index_add_ path
 
     def evaluate(batch):  # window-dependent outputs: the fusion is a genuine weighted average
         return [x.index_select(2, torch.tensor(w)) * (1 + w[0]) + len(w) for w in batch]
@@ -429,6 +436,8 @@ def test_co_denoise_uncovered_frames_raise():
     with pytest.raises(ValueError, match="frame 2 not covered"):
         cs.co_denoise(x, [[0, 1, 2], [2, 3, 4, 5, 6, 7, 8, 9]], 0, _toy_evaluate(x, 0), weights=None,
                       blend_masks=[torch.tensor([1.0, 1, 0]), torch.tensor([0.0, 1, 1, 1, 1, 1, 1, 1])])
+    with pytest.raises(ValueError, match="twice"):
+        cs.co_denoise(x, [[0, 1, 1]], 0, _toy_evaluate(x, 0))
     with pytest.raises(ValueError, match="frame_axis"):
         cs.co_denoise(x, [[0]], 2, _toy_evaluate(x, 0))
 

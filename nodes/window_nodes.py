@@ -1,0 +1,279 @@
+"""Context-window nodes (issue 4): ZoLA re-drawn windows, Gen-L co-denoising, parity schedules, prompts, preview.
+
+Each window node returns a MODEL clone whose every sampler (KSampler, KSamplerAdvanced, SamplerCustomAdvanced,
+any guider) runs the model on windows of frames and fuses them. The window loop is the pack's own
+(``comfy_adapter.LongAnimContextHandler``), on ComfyUI 0.3.75 and current ComfyUI alike.
+"""
+from __future__ import annotations
+
+from . import comfy_adapter as ca
+from .algorithms import context_schedule as cs
+from .algorithms import prompt_schedule as ps
+from .base import MAX_FRAMES, LongAnimNode, combo_input, int_input, seed_input, string_input
+
+CATEGORY = "LongAnim/context windows"
+
+MODEL_IN = ("MODEL", {"tooltip": "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned."})
+LENGTH_TIP = ("Frames the model sees at once (its native window): 16 for AnimateDiff, 21 latent frames "
+              "(81 video frames) for Wan 2.1.")
+STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother seams but more model calls; "
+              "equal to context_length = no overlap (ZoLA's re-drawn windows still hide the seams).")
+FUSION_TIP = ("How overlapping windows are merged per frame: zola = exp(-0.5·|j - f/2|) (ZoLA Eq. 4); "
+              "least_squares = squared pyramid weights (Gen-L); flat = plain average; pyramid / overlap_linear as "
+              "in AnimateDiff-Evolved; randomized_blend = StreamingT2V Eq. 8 random cut per overlap per step.")
+BATCH_TIP = ("Windows evaluated in one model call. 1 = one at a time (least memory); more = faster on a big GPU. "
+             "Results are the same.")
+PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prompt covering most of its frames; "
+              "genl = each window blends the prompts' embeddings by how many of its frames they cover.")
+OUT = (("MODEL",), ("model",), ("The model with LongAnim context windows; connect it to any sampler.",))
+
+
+def _patch(model, **kw):
+    return (ca.patch_model_windows(model, ca.WindowOptions(**kw)),)
+
+
+class LongAnimZoLAWindows(LongAnimNode):
+    NODE_ID = "LongAnimZoLAWindows"
+    DISPLAY_NAME = "LongAnim: ZoLA Windows"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "ZoLA denoising-path expansion (Eqs. 5-7): at every sampling step the windows are re-drawn with a random "
+        "start offset and a random frame skip, so window borders never sit at the same frames twice and seams "
+        "wash out, even with little overlap. Overlaps are merged with ZoLA's Eq. 4 weights."
+    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": MODEL_IN,
+            "context_length": int_input(16, 1, 1024, LENGTH_TIP),
+            "stride": int_input(12, 1, 1024, STRIDE_TIP),
+            "max_skip": int_input(2, 1, 64, "Largest frame skip r drawn per step (r ~ U{1..max_skip}): a window "
+                                  "takes every r-th frame, linking frames far apart. 1 = contiguous windows."),
+            "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP),
+            "seed": seed_input("Seed of the window offsets and skips (mixed with the sampler's seed)."),
+        }, "optional": {
+            "max_windows_per_batch": int_input(1, 1, 64, BATCH_TIP),
+            "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
+        }}
+
+    def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=1,
+            prompt_rule="zola"):
+        return _patch(model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
+                      fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
+
+
+class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
+    NODE_ID = "LongAnimWanZoLAWindows"
+    DISPLAY_NAME = "LongAnim: ZoLA Windows (Wan, video frames)"
+    DESCRIPTION = LongAnimZoLAWindows.DESCRIPTION + (
+        " This variant takes lengths in video frames and converts them to Wan latent frames ((n - 1) // 4 + 1).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        spec = super().INPUT_TYPES()
+        spec["required"]["context_length"] = int_input(81, 1, 4097, "Video frames the model sees at once (81 for "
+                                                       "Wan 2.1 = 21 latent frames).", step=4)
+        spec["required"]["stride"] = int_input(61, 1, 4097, "Video frames between window starts.", step=4)
+        return spec
+
+    def run(self, model, context_length, stride, *args, **kwargs):
+        latent = max(1, (context_length - 1) // 4 + 1)
+        return super().run(model, latent, max(1, min(latent, (stride - 1) // 4 + 1)), *args, **kwargs)
+
+
+class LongAnimGenLWindows(LongAnimNode):
+    NODE_ID = "LongAnimGenLWindows"
+    DISPLAY_NAME = "LongAnim: Gen-L Windows"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Gen-L-Video temporal co-denoising (section 3.2): fixed clips of context_length at a stride, the last one "
+        "shifted to end at the last frame, merged by the least-squares optimum (supplementary III). Gen-L uses "
+        "stride = length/2 or length/4."
+    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": MODEL_IN,
+            "context_length": int_input(16, 1, 1024, LENGTH_TIP),
+            "stride": int_input(8, 1, 1024, STRIDE_TIP),
+            "fusion": combo_input(ca.FUSIONS, "least_squares", FUSION_TIP),
+        }, "optional": {
+            "max_windows_per_batch": int_input(1, 1, 64, BATCH_TIP),
+            "prompt_rule": combo_input(["zola", "genl"], "genl", PROMPT_TIP),
+            "seed": seed_input("Seed of the randomized-blend cuts (only used with fusion = randomized_blend)."),
+        }}
+
+    def run(self, model, context_length, stride, fusion, max_windows_per_batch=1, prompt_rule="genl", seed=0):
+        return _patch(model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
+                      max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
+
+
+def _schedule_inputs() -> dict:
+    return {
+        "context_schedule": combo_input(cs.SCHEDULES, "zola",
+                                        "zola: random offset + skip per step; uniform: Gen-L fixed stride; "
+                                        "static: fixed windows with overlap; shifted: windows shifted per step "
+                                        "(AnimateDiff-Evolved uniform); looped: shifted, wrapping around the end; "
+                                        "batched: no overlap."),
+        "context_length": int_input(16, 1, 1024, LENGTH_TIP),
+        "stride": int_input(12, 1, 1024, STRIDE_TIP + " Used by zola and uniform."),
+        "overlap": int_input(4, 0, 1023, "Frames shared by neighbouring windows. Used by static, shifted, looped."),
+        "max_skip": int_input(2, 1, 64, "Largest random frame skip per step. Used by zola."),
+        "closed_loop": ("BOOLEAN", {"default": False, "tooltip": "looped: let windows wrap around the end so the "
+                                                                 "video loops seamlessly."}),
+        "seed": seed_input("Seed of the window offsets, skips and blend cuts (mixed with the sampler's seed)."),
+    }
+
+
+class LongAnimContextWindows(LongAnimNode):
+    NODE_ID = "LongAnimContextWindows"
+    DISPLAY_NAME = "LongAnim: Context Windows (all schedules)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Every schedule and fusion of the pack in one node, including the anchors' schedules (static, shifted, "
+        "looped, batched) for comparison. Inputs that a schedule does not use are ignored."
+    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = {"model": MODEL_IN, **_schedule_inputs(), "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP)}
+        return {"required": req, "optional": {
+            "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
+                                         "randomized_blend: paper = cut f_thr ~ U{0..O} (Eq. 8); official = the "
+                                         "authors' code (cut from O values)."),
+            "max_windows_per_batch": int_input(1, 1, 64, BATCH_TIP),
+            "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
+        }}
+
+    def run(self, model, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed, fusion,
+            blend_variant="paper", max_windows_per_batch=1, prompt_rule="zola"):
+        return _patch(model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
+                      max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
+                      seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
+
+
+class LongAnimPreviewSchedule(LongAnimNode):
+    NODE_ID = "LongAnimPreviewSchedule"
+    DISPLAY_NAME = "LongAnim: Preview Schedule"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Draws the windows a schedule uses: one band per sampling step (top = first step), columns = frames, "
+        "one coloured row per window; skipped frames show as gaps and, with randomized_blend, frames a window "
+        "does not own are dimmed. Uses the same code as sampling."
+    )
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The schedule picture (steps × frames).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "frames": int_input(64, 1, MAX_FRAMES, "Latent frames of the video."),
+            "steps": int_input(6, 1, 200, "Sampling steps to draw."),
+            **_schedule_inputs(),
+            "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP),
+        }, "optional": {
+            "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper", "randomized_blend rule (see Context Windows)."),
+            "sampler_seed": seed_input("The sampler's seed (windows depend on it too, as in sampling)."),
+        }}
+
+    def run(self, frames, steps, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed,
+            fusion, blend_variant="paper", sampler_seed=0):
+        opts = ca.WindowOptions(schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
+                                max_skip=max_skip, closed_loop=closed_loop, fusion=fusion,
+                                blend_variant=blend_variant, seed=seed)
+        opts.validate()
+        return (schedule_picture(opts, frames, steps, sampler_seed),)
+
+
+def schedule_picture(opts, frames: int, steps: int, sampler_seed: int = 0):
+    """The windows (and blend masks) sampling would use, drawn; shared by the node and the canvas preview route."""
+    seed = opts.step_seed(sampler_seed, 0)
+    per_step, masks = [], []
+    for step in range(steps):
+        windows = opts.windows(frames, step, seed)
+        per_step.append(windows)
+        masks.append(opts.blend_masks(windows, frames, step, seed))
+    cell = max(2, min(8, 1024 // max(1, frames)))
+    return cs.render_schedule_preview(per_step, frames, masks, cell=cell)
+
+
+class LongAnimPromptSchedule(LongAnimNode):
+    NODE_ID = "LongAnimPromptSchedule"
+    DISPLAY_NAME = "LongAnim: Prompt Schedule"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Several prompts over a long video, one per frame range, e.g. '0-63: a cat walks' and '64-: a cat sleeps'. "
+        "Feed it to a sampler's positive input on a model with LongAnim windows: each window then uses its "
+        "prompt (ZoLA rule) or a blend (Gen-L rule), set on the window node."
+    )
+    RETURN_TYPES = ("CONDITIONING",)
+    RETURN_NAMES = ("conditioning",)
+    OUTPUT_TOOLTIPS = ("One conditioning entry per line, each tagged with its frame range.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip": ("CLIP", {"tooltip": "The text encoder (from your checkpoint loader)."}),
+            "schedule": string_input("0-31: a red fox walks through snow\n32-: a red fox runs through a forest",
+                                     "One line per prompt: 'start-end: prompt' (inclusive latent frames), "
+                                     "'start-: prompt' to the end, '#' for comments. Every frame needs a prompt.",
+                                     multiline=True),
+            "frames": int_input(64, 1, MAX_FRAMES, "Latent frames of the video (the latent's batch size for "
+                                "SD/AnimateDiff, latent frames for Wan)."),
+        }}
+
+    def run(self, clip, schedule, frames):
+        intervals = ps.parse_prompt_schedule(schedule, frames)
+        out = []
+        for iv in intervals:
+            tokens = clip.tokenize(iv.prompt)
+            encoded = clip.encode_from_tokens_scheduled(tokens)
+            out += tag_conditioning(encoded, iv.start, iv.end)
+        return (out,)
+
+
+def tag_conditioning(conditioning, start: int, end: int):
+    return [[c[0], {**c[1], ca.TAG_KEY: (int(start), int(end))}] for c in conditioning]
+
+
+class LongAnimConditioningFrames(LongAnimNode):
+    NODE_ID = "LongAnimConditioningFrames"
+    DISPLAY_NAME = "LongAnim: Conditioning Frame Range"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Tags any conditioning with a frame range so LongAnim windows use it only there. Combine several tagged "
+        "conditionings with core's Conditioning (Combine) to build a multi-prompt video from any text encoder."
+    )
+    RETURN_TYPES = ("CONDITIONING",)
+    RETURN_NAMES = ("conditioning",)
+    OUTPUT_TOOLTIPS = ("The conditioning, tagged with the frame range.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "conditioning": ("CONDITIONING", {"tooltip": "Conditioning from any text encode node."}),
+            "start_frame": int_input(0, 0, MAX_FRAMES, "First latent frame (inclusive) that uses it."),
+            "end_frame": int_input(15, 0, MAX_FRAMES, "Last latent frame (inclusive) that uses it."),
+        }}
+
+    def run(self, conditioning, start_frame, end_frame):
+        if end_frame < start_frame:
+            raise ValueError(f"end_frame must be >= start_frame ({start_frame}), got {end_frame}")
+        return (tag_conditioning(conditioning, start_frame, end_frame),)
+
+
+NODES = [
+    LongAnimZoLAWindows,
+    LongAnimWanZoLAWindows,
+    LongAnimGenLWindows,
+    LongAnimContextWindows,
+    LongAnimPreviewSchedule,
+    LongAnimPromptSchedule,
+    LongAnimConditioningFrames,
+]

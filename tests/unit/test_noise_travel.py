@@ -144,7 +144,7 @@ def test_plan_disabled_is_plain(kwargs):
     assert nt.travel_plan(10, **kwargs) == [Segment(0, 10)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     n=st.integers(1, 60),
     jump=st.integers(0, 12),

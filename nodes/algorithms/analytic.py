@@ -88,7 +88,9 @@ def _generator(generator: torch.Generator | int) -> torch.Generator:
         g = torch.Generator(device="cpu")
         g.manual_seed(generator)
         return g
-    raise ValueError(f"generator must be a CPU torch.Generator or an int seed, got {type(generator).__name__}")
+    raise ValueError(
+        f"generator must be a CPU torch.Generator or an int seed, got {type(generator).__name__}"
+    )
 
 
 def _sigma_float(sigma: float | torch.Tensor) -> float:
@@ -133,8 +135,9 @@ class GaussianVideoPrior:
         periodic_length_scale: float = 1.0,
         jitter: float = 1e-6,
     ) -> None:
-        validate_prior_params(num_frames, features, length_scale, period, periodic_weight,
-                              periodic_length_scale)
+        validate_prior_params(
+            num_frames, features, length_scale, period, periodic_weight, periodic_length_scale
+        )
         if not jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {jitter}")
         self.num_frames = num_frames
@@ -144,8 +147,10 @@ class GaussianVideoPrior:
         self.periodic_weight = float(periodic_weight)
         self.periodic_length_scale = float(periodic_length_scale)
         self.jitter = float(jitter)
-        self._cov = self.kernel(torch.arange(num_frames, dtype=torch.float64).view(-1, 1)
-                                - torch.arange(num_frames, dtype=torch.float64).view(1, -1))
+        self._cov = self.kernel(
+            torch.arange(num_frames, dtype=torch.float64).view(-1, 1)
+            - torch.arange(num_frames, dtype=torch.float64).view(1, -1)
+        )
         self._cov = self._cov + self.jitter * torch.eye(num_frames, dtype=torch.float64)
         evals, evecs = torch.linalg.eigh(self._cov)
         self._sqrt = evecs * evals.clamp_min(0.0).sqrt()  # K = L L^T
@@ -171,8 +176,9 @@ class GaussianVideoPrior:
         float32 from ``generator`` (same seed => bit-identical)."""
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an integer >= 1 (number of videos), got {n}")
-        z = torch.randn(n, self.num_frames, self.features, generator=_generator(generator),
-                        dtype=torch.float32)
+        z = torch.randn(
+            n, self.num_frames, self.features, generator=_generator(generator), dtype=torch.float32
+        )
         return torch.einsum("st,ntd->nsd", self._sqrt, z.to(torch.float64))
 
     # ---------------------------------------------------------------- denoisers
@@ -249,7 +255,9 @@ class GaussianVideoPrior:
 
 
 # -------------------------------------------------------------------- sampling
-def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
+def karras_sigmas(
+    n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0
+) -> torch.Tensor:
     """Karras et al. (EDM) Eq. 5 noise levels ``[n + 1]`` float64, descending, with a final 0 appended
     (as k-diffusion's ``get_sigmas_karras``)."""
     if not (isinstance(n, int) and n >= 1):
@@ -354,7 +362,9 @@ def linear_output_covariance(
     basis = sigma_max * torch.eye(num_frames, dtype=torch.float64)
     out = sampler(basis).to(torch.float64)
     if out.shape != basis.shape:
-        raise ValueError(f"sampler must map [T, D] to [T, D]; got {tuple(out.shape)} for input {tuple(basis.shape)}")
+        raise ValueError(
+            f"sampler must map [T, D] to [T, D]; got {tuple(out.shape)} for input {tuple(basis.shape)}"
+        )
     return out @ out.T
 
 
@@ -375,12 +385,14 @@ def covariance_distance(k_emp: torch.Tensor, k_true: torch.Tensor) -> float:
     """Relative Frobenius distance ``||K_emp - K_true||_F / ||K_true||_F``.
 
     Sampling noise: for :func:`temporal_covariance` over ``N_eff = N D`` independent columns,
-    ``Var(C_st) = (K_st^2 + K_ss K_tt) / N_eff`` (Wishart), so ``E ||C - K||_F^2 = (||K||_F^2 + tr(K)^2) / N_eff``
+    ``Var(C_st) = (K_st^2 + K_ss K_tt) / N_eff`` (Wishart), so
+    ``E ||C - K||_F^2 = (||K||_F^2 + tr(K)^2) / N_eff``
     and the distance from noise alone is about ``sqrt(1 + tr(K)^2 / ||K||_F^2) / sqrt(N_eff)``.
     """
     if k_emp.shape != k_true.shape or k_true.ndim != 2:
-        raise ValueError(f"k_emp and k_true must be [T, T] of equal shape, got {tuple(k_emp.shape)}, "
-                         f"{tuple(k_true.shape)}")
+        raise ValueError(
+            f"k_emp and k_true must be [T, T] of equal shape, got {tuple(k_emp.shape)}, {tuple(k_true.shape)}"
+        )
     k_true = k_true.to(torch.float64)
     return float(torch.linalg.norm(k_emp.to(torch.float64) - k_true) / torch.linalg.norm(k_true))
 

@@ -726,8 +726,10 @@ def render_metrics_plot(
     filled = (rows >= level) & (heights[bar_idx] > 0).view(1, -1) & ~in_gap.view(1, -1)
     border_col = is_border[bar_idx].view(1, -1)
     region = img[pad : pad + ph, pad : pad + pw]
-    colour = {k: torch.tensor(v, dtype=torch.float32) for k, v in
-              {"bar": _BAR, "bb": _BORDER_BAR, "bl": _BORDER_LINE, "mean": _MEAN_LINE}.items()}
+    colour = {
+        k: torch.tensor(v, dtype=torch.float32)
+        for k, v in {"bar": _BAR, "bb": _BORDER_BAR, "bl": _BORDER_LINE, "mean": _MEAN_LINE}.items()
+    }
     band = border_col.expand(ph, pw)
     region[band] = colour["bl"]
     region[filled & ~border_col] = colour["bar"]

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from longanim.nodes.algorithms import metrics as M
 
 

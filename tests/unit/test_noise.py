@@ -20,8 +20,28 @@ from longanim.nodes.algorithms import noise as nz
 ALGORITHMS = ["iid", "repeat_mask", "dependency", "mixed", "progressive", "freenoise"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    # The tests issue thousands of tiny ops; on a loaded 2-core box every parallel region waits for a
+    # descheduled worker (10x slower). Results do not depend on the thread count.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def gen(seed: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 0.0) -> None:
+    """|actual - expected| <= atol + rtol * |expected| elementwise (torch.testing's first import costs
+    ~3 s on a loaded box)."""
+    actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    diff = (actual.double() - expected.double()).abs()
+    bound = atol + rtol * expected.double().abs()
+    assert bool((diff <= bound).all()), f"max abs diff {float(diff.max())}"
 
 
 def frames_first(x: torch.Tensor, axis: int) -> torch.Tensor:
@@ -280,7 +300,7 @@ def test_dependency_matches_tensor_level_reference(variant, normalize):
     x = nz.dependency_noise(shape, 0, gen(21), variant=variant, normalize=normalize)
     ref = _reference_dependency(shape, 21, 0.01, 10, 15, variant, normalize)
     # float32 sums in a different order: errors ~1e-6 per step, compounding over 5 frames
-    torch.testing.assert_close(x, ref, atol=2e-4, rtol=0)
+    assert_close(x, ref, atol=2e-4)
 
 
 @pytest.mark.parametrize("variant", ["algorithm1", "listing1"])
@@ -289,7 +309,7 @@ def test_dependency_search_diagnostics(variant):
     x, stats = nz.dependency_noise_with_stats(shape, 0, gen(5), variant=variant)
     rnd, fin, trace = stats["random_error"], stats["final_error"], stats["error_trace"]
     assert trace.shape == (23, 16) and stats["candidate_errors"].shape == (23, 10)
-    torch.testing.assert_close(rnd, stats["candidate_errors"].min(dim=1).values)
+    assert_close(rnd, stats["candidate_errors"].min(dim=1).values)
     assert (fin <= rnd).all()  # error after linear search <= best random candidate
     assert (trace[:, 1:] <= trace[:, :-1]).all()  # best-so-far error never increases (Fig. 17)
     # and it really decreases: from ~1.65 (independent candidate) to a few 1e-3 (Fig. 17)
@@ -297,8 +317,8 @@ def test_dependency_search_diagnostics(variant):
     assert ((stats["alpha"] >= 0) & (stats["alpha"] < 1)).all()
     # the reported divergence is what the returned noise achieves (torch.kl_div, Listing 1)
     kl = torch.stack([torch.kl_div(x[i], x[i - 1], log_target=True).mean() for i in range(1, 24)])
-    torch.testing.assert_close(kl, stats["divergence"], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close((kl - stats["lam"]).abs(), fin, atol=1e-4, rtol=1e-4)
+    assert_close(kl, stats["divergence"], atol=1e-4, rtol=1e-4)
+    assert_close((kl - stats["lam"]).abs(), fin, atol=1e-4, rtol=1e-4)
 
 
 def test_dependency_lambda_extremes():
@@ -340,7 +360,7 @@ def test_dependency_per_frame_lambda():
     t = 9
     lams = [0.01, 5.0] * 4  # T - 1 values: alternate near-static / independent transitions
     x, stats = nz.dependency_noise_with_stats((t, 2, 16, 16), 0, gen(3), lam=lams)
-    torch.testing.assert_close(stats["lam"], torch.tensor(lams))
+    assert_close(stats["lam"], torch.tensor(lams))
     assert (stats["alpha"][0::2] > 0.9).all() and (stats["alpha"][1::2] == 0).all()
     # T values: the first is ignored
     y = nz.dependency_noise((t, 2, 16, 16), 0, gen(3), lam=[123.0] + lams)
@@ -413,8 +433,8 @@ def test_freenoise_permutation_property(t, w, s, shape_of, axis):
         for start in range(s, t - w + 1, s):
             assert sorted(ids[start : start + w]) == list(range(w))
     # parity with ComfyUI core / AnimateDiff-Evolved: permutations seeded with the same seed
-    torch.testing.assert_close(x, _core_freenoise(iid, axis, w, w - s, 17), rtol=0, atol=0)
-    torch.testing.assert_close(nz.apply_freenoise(iid, axis, w, s, 17), x, rtol=0, atol=0)
+    assert_close(x, _core_freenoise(iid, axis, w, w - s, 17), atol=0)
+    assert_close(nz.apply_freenoise(iid, axis, w, s, 17), x, atol=0)
     recipe = nz.NoiseRecipe("freenoise", {"window_length": w, "stride": s})
     assert torch.equal(recipe.draw(shape, axis, 17), x)
 
@@ -504,10 +524,10 @@ def test_frame_correlation_and_stats_match_naive(shape, axis, chunk, monkeypatch
     monkeypatch.setattr(nz, "_CHUNK_ELEMENTS", chunk)  # 50 forces the chunked path
     x = nz.progressive_noise(shape, axis, gen(3), alpha=0.6) * 2.0 + 0.5
     ff = frames_first(x, axis).double()
-    torch.testing.assert_close(nz.frame_correlation(x, axis), torch.corrcoef(ff).float(), atol=1e-5, rtol=0)
+    assert_close(nz.frame_correlation(x, axis), torch.corrcoef(ff).float(), atol=1e-5)
     mean, std = nz.frame_stats(x, axis)
-    torch.testing.assert_close(mean, ff.mean(1).float(), atol=1e-5, rtol=0)
-    torch.testing.assert_close(std, ff.std(1, correction=0).float(), atol=1e-5, rtol=0)
+    assert_close(mean, ff.mean(1).float(), atol=1e-5)
+    assert_close(std, ff.std(1, correction=0).float(), atol=1e-5)
 
 
 def test_frame_correlation_constant_frame_is_zero_not_nan():
@@ -523,16 +543,16 @@ def test_render_noise_preview():
     assert img.shape == (1, 64 + 16, 64, 3) and img.dtype == torch.float32
     assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
     # all frames identical -> correlation +1 everywhere -> pure red heatmap
-    torch.testing.assert_close(img[0, :64], torch.tensor([1.0, 0.0, 0.0]).expand(64, 64, 3))
+    assert_close(img[0, :64], torch.tensor([1.0, 0.0, 0.0]).expand(64, 64, 3))
     iid = nz.render_noise_preview(nz.iid_noise((1, 2, 16, 32, 32), 2, gen(1)), 2, size=128)
     assert iid.shape == (1, 128 + 32, 128, 3)
     heat = iid[0, :128]
     # diagonal red; off-diagonal near white (|r| < 5/sqrt(2048) -> channel deviation < 0.12)
-    torch.testing.assert_close(heat[0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    assert_close(heat[0, 0], torch.tensor([1.0, 0.0, 0.0]))
     assert float((1 - heat[0, 64:]).abs().max()) < 0.12
     anti = torch.randn(2, 4, 4, generator=gen(2))
     anti[1] = -anti[0]
     neg = nz.render_noise_preview(anti, 0, size=16)
-    torch.testing.assert_close(neg[0, 0, 15], torch.tensor([0.0, 0.0, 1.0]))  # -1 -> blue
+    assert_close(neg[0, 0, 15], torch.tensor([0.0, 0.0, 1.0]))  # -1 -> blue
     with pytest.raises(ValueError, match="size must be"):
         nz.render_noise_preview(anti, 0, size=4)

@@ -214,3 +214,26 @@ def test_to_image_layout():
     torch.testing.assert_close(img[2, :, :, 3], lat[1, 3, 2])
     with pytest.raises(ValueError, match="frame_axis"):
         M.to_image_layout(lat, frame_axis=1)
+
+
+def test_streaming_reductions_match_direct():
+    # T > the internal block size, so block boundaries are exercised
+    g = torch.Generator().manual_seed(9)
+    video = torch.rand(70, 6, 5, 3, generator=g)
+    direct = (video[1:] - video[:-1]).abs().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(M.frame_jumps(video), direct)
+    y = video.reshape(70, -1).double()
+    y = y - y.mean(0)
+    for lag in (1, 33, 69):
+        a, b = y[:-lag], y[lag:]
+        want = float((a * b).sum() / torch.sqrt((a * a).sum() * (b * b).sum()))
+        assert M.lag_correlation(video, 0, lag) == pytest.approx(want, abs=1e-9)
+    x = video.permute(0, 3, 1, 2).reshape(70, 3, -1).double()
+    mu_a, sd_a = x[:40].mean((0, 2)), x[:40].std((0, 2), correction=0)
+    mu_b, sd_b = x[-40:].mean((0, 2)), x[-40:].std((0, 2), correction=0)
+    sd = x.std((0, 2), correction=0)
+    want = float(torch.sqrt((((mu_a - mu_b) ** 2 + (sd_a - sd_b) ** 2) / sd**2).mean()))
+    assert M.long_range_drift(video, window=40) == pytest.approx(want, rel=1e-6)
+    hsv = M.rgb_to_hsv(video)
+    scores = M.content_scores(video)
+    torch.testing.assert_close(scores[1:], (hsv[1:] - hsv[:-1]).abs().mean(dim=(1, 2, 3)))

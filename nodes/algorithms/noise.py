@@ -298,6 +298,77 @@ def _linear_search(
     return best_alpha, trace
 
 
+_SUFFICIENT_MIN_ELEMENTS = 1024
+
+
+class _SufficientCandidates:
+    """Random-search candidates drawn through their sufficient statistics (exact in law, ~10x cheaper).
+
+    The search only looks at ``s_k = V c_k`` with ``V = [exp(p); 1; p]`` (3 x N) and at ``|c_k|^2``. For
+    ``c ~ N(0, I_N)``: ``s ~ N(0, G)`` with ``G = V V^T``, and ``|c|^2 = s^T G^-1 s + chi2(N - 3)`` with
+    the chi-square independent of ``s``; given both, ``c`` is ``V^T G^-1 s`` plus a residual uniform on
+    the sphere of the orthogonal complement. So each candidate costs 4 random numbers, and only the
+    winner is built as a tensor (one ``randn(N)`` projected onto the complement and rescaled). The
+    chi-square uses the Wilson-Hilferty transform of a normal (N >= 1024: CDF error < 1e-4).
+    """
+
+    def __init__(self, gram: torch.Tensor, chol: torch.Tensor, s: torch.Tensor, chi2: torch.Tensor, n: int):
+        self.gram, self.chol, self.n = gram, chol, n
+        self.coef = torch.cholesky_solve(s.T, chol).T  # G^-1 s_k, [K, 3]
+        self.chi2 = chi2.tolist()
+        q = ((s * self.coef).sum(dim=1) + chi2) / n
+        s_n = (s / n).T.tolist()
+        self.b, self.m, self.r = s_n[0], s_n[1], s_n[2]
+        self.q = q.tolist()
+
+    @classmethod
+    def draw(cls, cols: torch.Tensor, k: int, generator: torch.Generator) -> _SufficientCandidates | None:
+        n = cols.shape[1]
+        v64 = cols.double()
+        gram = v64 @ v64.T
+        chol, info = torch.linalg.cholesky_ex(gram)
+        if int(info) != 0:  # degenerate previous frame (e.g. constant): caller draws full candidates
+            return None
+        z = torch.randn((k, 3), generator=generator, dtype=torch.float32).double()
+        nu = n - 3
+        h = 2.0 / (9.0 * nu)
+        x = torch.randn(k, generator=generator, dtype=torch.float32).double()
+        chi2 = nu * (1.0 - h + x * math.sqrt(h)).clamp_min(0.0) ** 3
+        return cls(gram, chol, z @ chol.T, chi2, n)
+
+    def frame_moments(self) -> tuple[float, float, float, float]:
+        """(mean(p e^p), mean(e^p), mean(p), mean(p^2)) from the Gram matrix."""
+        g = (self.gram / self.n).tolist()
+        return g[2][0], g[1][0], g[2][1], g[2][2]
+
+    def compose(
+        self,
+        best: int,
+        u: float,
+        v: float,
+        b: float,
+        cols: torch.Tensor,
+        generator: torch.Generator,
+        fresh: torch.Tensor,
+        out: torch.Tensor,
+    ) -> None:
+        """``out = u * p + v * c_best + b`` with ``c_best`` realized from its statistics."""
+        torch.randn(fresh.shape, generator=generator, out=fresh)
+        g64 = fresh.double()
+        vg = cols.double() @ g64
+        proj_t = torch.cholesky_solve(vg[:, None], self.chol)[:, 0]
+        resid_sq = float(g64 @ g64) - float(proj_t @ vg)  # |g - V^T G^-1 V g|^2
+        proj = proj_t.tolist()
+        rho = math.sqrt(self.chi2[best] / max(resid_sq, 1e-12))
+        a0, a1, a2 = self.coef[best].tolist()
+        # c = a0 w + a1 + a2 p + rho * (g - proj0 w - proj1 - proj2 p)
+        cw, c1, cp = a0 - rho * proj[0], a1 - rho * proj[1], a2 - rho * proj[2]
+        torch.mul(cols[2], u + v * cp, out=out)
+        out.add_(cols[0], alpha=v * cw)
+        out.add_(fresh, alpha=v * rho)
+        out.add_(v * c1 + b)
+
+
 def dependency_noise_with_stats(
     shape: Sequence[int],
     frame_axis: int,
@@ -307,6 +378,7 @@ def dependency_noise_with_stats(
     iterations: int = 15,
     variant: str = "algorithm1",
     normalize: bool = True,
+    full_candidates: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """ZS^2 dependency noise model (section 3.1, Eq. 1, Algorithm 1, appendix D Listing 1) with diagnostics.
 
@@ -315,8 +387,13 @@ def dependency_noise_with_stats(
     non-frame elements, as in Listing 1 and the paper's ``eps^{i-1} - lambda / exp(eps^{i-1})`` remark --
     is close to ``lam_i`` (Eq. 1 objective ``|D - lam_i|``):
 
-    1. Random search: ``candidates`` fresh N(0, I) draws (one ``randn([candidates, N])`` per frame, all
-       divergences from one matrix product); keep the one whose divergence is closest to ``lam_i``.
+    1. Random search: ``candidates`` fresh N(0, I) draws; keep the one whose divergence is closest to
+       ``lam_i``. All candidates of a frame are handled in one tensor op: with ``full_candidates=True``
+       one ``randn([candidates, N])`` and one matrix product (Listing 1 literally); by default (and when
+       ``N >= 1024``) each candidate is drawn through its sufficient statistics (4 random numbers, see
+       ``_SufficientCandidates``) and only the winner is realized as a tensor -- the same distribution of
+       outputs (up to a Wilson-Hilferty chi-square, CDF error < 1e-4) with ~10x fewer random numbers,
+       which is what brings 256 x 4 x 64 x 64 under a second (the literal draws are 42M normals).
     2. Linear search of alpha over ``iterations`` trials, then
        ``eps_i = sqrt(alpha) * eps_{i-1} + sqrt(1 - alpha) * eps~`` (Algorithm 1 line 18).
 
@@ -354,8 +431,9 @@ def dependency_noise_with_stats(
     Behaviour: ``D`` of an independent candidate is ``mean(p exp p) ~ e^0.5 ~ 1.65``; it falls to 0 as
     alpha -> 1. Small lam => alpha near 1 (near-static noise); ``lam >= ~1.65`` => alpha = 0, frames are
     the independent candidates. The frame recursion is sequential; everything inside a frame is vectorized.
-    Draw order: frame 0 (``randn(N)``), then per frame one ``randn([candidates, N])``; the result is laid
-    out frame-first and moved to ``frame_axis``.
+    Draw order: frame 0 (``randn(N)``), then per frame either ``randn([candidates, N])`` (full) or
+    ``randn([candidates, 3])``, ``randn(candidates)``, ``randn(N)`` (sufficient); the result is laid out
+    frame-first and moved to ``frame_axis``.
 
     Returns ``(noise, stats)`` with stats (float32, one row per transition ``k = 0..T-2`` driving frame
     ``k + 1``): ``alpha [T-1]``, ``lam [T-1]``, ``candidate_errors [T-1, candidates]``, ``random_error
@@ -372,6 +450,7 @@ def dependency_noise_with_stats(
         "iterations": iterations,
         "variant": variant,
         "normalize": normalize,
+        "full_candidates": full_candidates,
     }
     _check_params("dependency", params, num_frames=t)
     k_cand, n_iter = int(candidates), int(iterations)
@@ -384,12 +463,14 @@ def dependency_noise_with_stats(
         mean0, std0 = float(frames[0].mean()), float(frames[0].std(correction=0))
         frames[0].sub_(mean0).div_(max(std0, 1e-12))
 
-    # rows = [candidates; p; ones], cols = [exp(p); ones; p]: one mm gives every sum the search needs.
-    rows = torch.empty((k_cand + 2, n), dtype=torch.float32)
-    rows[k_cand + 1] = 1.0
+    # cols = [exp(p); ones; p]. Full mode: rows = [candidates; p; ones] and one mm gives every sum the
+    # search needs. Sufficient mode: the Gram matrix of cols gives the law of the candidates' sums.
+    sufficient = not full_candidates and n >= _SUFFICIENT_MIN_ELEMENTS
+    rows = torch.empty((k_cand + 2 if not sufficient else 2, n), dtype=torch.float32)
+    rows[-1] = 1.0
     cols = torch.empty((3, n), dtype=torch.float32)
     cols[1] = 1.0
-    cands = rows[:k_cand]
+    fresh = torch.empty(n, dtype=torch.float32)
 
     n_rows = max(t - 1, 0)
     alphas = [0.0] * n_rows
@@ -399,30 +480,52 @@ def dependency_noise_with_stats(
     with _serial_torch():
         for i in range(1, t):
             prev = frames[i - 1]
-            rows[k_cand].copy_(prev)
             cols[2].copy_(prev)
             torch.exp(prev, out=cols[0])
-            torch.randn((k_cand, n), generator=generator, out=cands)
-            sums = (torch.mm(rows, cols.T) / n).tolist()
-            c_sq = (torch.linalg.vector_norm(cands, dim=1).square() / n).tolist()
-            a_term, p_mean, p_sq = sums[k_cand]
-            w_mean = sums[k_cand + 1][0]
             lam_i = lams[i - 1]
-            moments = [
-                _PairMoments(a_term, w_mean, p_mean, p_sq, sums[k][0], sums[k][1], c_sq[k], sums[k][2])
-                for k in range(k_cand)
-            ]
-            errs = [abs(m.divergence(0.0, norm) - lam_i) for m in moments]
+            draw = None
+            if sufficient:
+                draw = _SufficientCandidates.draw(cols, k_cand, generator)
+            if draw is not None:
+                a_term, w_mean, p_mean, p_sq = draw.frame_moments()
+                b_all, m_all, r_all, q_all = draw.b, draw.m, draw.r, draw.q
+            else:
+                if rows.shape[0] != k_cand + 2:
+                    rows = torch.empty((k_cand + 2, n), dtype=torch.float32)
+                    rows[-1] = 1.0
+                rows[k_cand].copy_(prev)
+                torch.randn((k_cand, n), generator=generator, out=rows[:k_cand])
+                sums = torch.mm(rows, cols.T).tolist()
+                norms = torch.linalg.vector_norm(rows[:k_cand], dim=1).tolist()
+                a_term, p_mean, p_sq = (v / n for v in sums[k_cand])
+                w_mean = sums[k_cand + 1][0] / n
+                b_all = [sums[k][0] / n for k in range(k_cand)]
+                m_all = [sums[k][1] / n for k in range(k_cand)]
+                r_all = [sums[k][2] / n for k in range(k_cand)]
+                q_all = [norms[k] * norms[k] / n for k in range(k_cand)]
+            errs = []
+            for k in range(k_cand):
+                if norm:  # alpha = 0: the standardized candidate
+                    std_k = math.sqrt(max(q_all[k] - m_all[k] * m_all[k], 1e-24))
+                    errs.append(abs(a_term - (b_all[k] - m_all[k] * w_mean) / std_k - lam_i))
+                else:
+                    errs.append(abs(a_term - b_all[k] - lam_i))
             best = min(range(k_cand), key=errs.__getitem__)
-            alpha, trace = _linear_search(moments[best], lam_i, n_iter, variant, norm)
-            u, v, b = moments[best].affine(alpha, norm)
-            torch.add(prev * u, cands[best], alpha=v, out=frames[i])
-            if b:
-                frames[i].add_(b)
+            moments = _PairMoments(
+                a_term, w_mean, p_mean, p_sq, b_all[best], m_all[best], q_all[best], r_all[best]
+            )
+            alpha, trace = _linear_search(moments, lam_i, n_iter, variant, norm)
+            u, v, b = moments.affine(alpha, norm)
+            if draw is not None:
+                draw.compose(best, u, v, b, cols, generator, fresh, out=frames[i])
+            else:
+                torch.add(prev * u, rows[best], alpha=v, out=frames[i])
+                if b:
+                    frames[i].add_(b)
             alphas[i - 1] = alpha
             cand_err.append(errs)
             traces.append(trace)
-            divergence[i - 1] = moments[best].divergence(alpha, norm)
+            divergence[i - 1] = moments.divergence(alpha, norm)
 
     noise = frames.reshape((t,) + dims[:axis] + dims[axis + 1 :]).movedim(0, axis).contiguous()
     trace_t = torch.tensor(traces, dtype=torch.float32).reshape(n_rows, n_iter + 1)
@@ -447,6 +550,7 @@ def dependency_noise(
     iterations: int = 15,
     variant: str = "algorithm1",
     normalize: bool = True,
+    full_candidates: bool = False,
 ) -> torch.Tensor:
     """ZS^2 dependency noise (section 3.1, Eq. 1, Algorithm 1 / Listing 1); see
     :func:`dependency_noise_with_stats` for the algorithm, the choices and the guards. Returns only the
@@ -460,6 +564,7 @@ def dependency_noise(
         iterations=iterations,
         variant=variant,
         normalize=normalize,
+        full_candidates=full_candidates,
     )[0]
 
 
@@ -643,6 +748,7 @@ NOISE_ALGORITHMS: dict[str, NoiseSpec] = {
             ParamSpec("iterations", "int", 15, 0, 1000, help="linear-search steps per frame"),
             ParamSpec("variant", "choice", "algorithm1", choices=_DEPENDENCY_VARIANTS),
             ParamSpec("normalize", "bool", True, help="standardize every frame (keeps N(0,1), see docs)"),
+            ParamSpec("full_candidates", "bool", False, help="draw candidates as full tensors (10x slower)"),
         ),
         "ZS^2 dependency noise model (Algorithm 1 / Listing 1)",
     ),

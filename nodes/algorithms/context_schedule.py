@@ -697,8 +697,8 @@ def co_denoise(
     Memory: a numerator like ``x`` (float32 if ``x`` is half precision) and a ``[T]`` denominator plus
     one batch of outputs, whatever the number of windows. Windows with constant positive spacing
     (all schedules except wrapping ``looped`` windows) accumulate through strided views with
-    ``addcmul_`` (no index tensors, deterministic on GPU); others through ``index_add_``. A frame with zero total weight raises
-    ``ValueError("frame i not covered ...")`` (never NaN).
+    ``addcmul_`` (no index tensors, deterministic on GPU); others through ``index_add_``.
+    A frame with zero total weight raises ``ValueError("frame i not covered ...")`` (never NaN).
 
     ``check_interrupt()`` is called before each batch (it may raise to abort);
     ``progress(done, total)`` after each batch, counted in windows evaluated / to evaluate.

@@ -122,6 +122,7 @@ except (ImportError, AttributeError):  # pragma: no cover - very old hosts
     _HandlerBase = object
 
 WRAPPER_PREPARE = "LongAnim.windows_prepare_sampling"
+WINDOW_CALLBACKS = "LongAnim.window_callbacks"  # transformer_options list: cb(windows, T, model, mo) -> undo|None
 TAG_KEY = "longanim_frames"  # conditioning entries tagged with an inclusive frame range (start, end)
 FUSIONS = (*cs.WEIGHT_METHODS, "randomized_blend")
 
@@ -357,10 +358,10 @@ class LongAnimContextHandler(_HandlerBase):
         seed = opts.step_seed(state.get("seed", 0), state.get("pass", 0))
         windows = opts.windows(num_frames, step, seed)
         masks = opts.blend_masks(windows, num_frames, step, seed)
-        tagged = _has_tags(conds)
-        max_batch = 1 if tagged else opts.max_batch
-        slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         t_opts = model_options.setdefault("transformer_options", {})
+        # windows with their own prompts or their own adapter weights are evaluated one per call
+        max_batch = 1 if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) else opts.max_batch
+        slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
 
         def evaluate(batch: list[list[int]]) -> list[torch.Tensor]:
@@ -376,9 +377,13 @@ class LongAnimContextHandler(_HandlerBase):
                                    "context_length": len(batch[0]), "sub_idxs_batch": [list(w) for w in batch]}
             if slicer is not None:
                 slicer.set(batch)
+            cleanups = [cb(batch, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
             try:
                 outs = calc_cond_batch(model, sub_conds, x_b, t_b, model_options)
             finally:
+                for undo in reversed(cleanups):
+                    if undo is not None:
+                        undo()
                 if slicer is not None:
                     slicer.restore()
             per_cond = [o.chunk(len(batch), dim=0) for o in outs]

@@ -1,2 +1,157 @@
-"""Placeholder: filled by its issue."""
-NODES: list = []
+"""Refinement and phased-inference nodes (issue 7).
+
+- StreamingT2V (sec. 4.3, Eqs. 7-8): randomized-blend refinement of a long video with a short video model, chunk
+  by chunk (F = 24, O = 8) with shared noise, plus an upscale-and-encode companion.
+- Controllable Long Image Animation (sec. 3.4, Eqs. 9-12): phased inference with shared noise reschedule.
+"""
+from __future__ import annotations
+
+import comfy.samplers
+
+from . import comfy_adapter_refine as car
+from .algorithms import context_schedule as cs
+from .algorithms import phased as ph
+from .base import LongAnimNode, combo_input, float_input, int_input, seed_input
+
+CATEGORY = "LongAnim/refine"
+
+MODE_TIP = ("randomized_blend (StreamingT2V): shared noise + a random cut per overlap after every step - smooth "
+            "chunk transitions. shared_noise_only: same chunks and noise, overlaps averaged evenly (the paper's "
+            "B+S ablation). naive: each chunk refined alone with its own noise and concatenated (ablation B).")
+
+
+class LongAnimRandomizedBlendRefine(LongAnimNode):
+    NODE_ID = "LongAnimRandomizedBlendRefine"
+    DISPLAY_NAME = "LongAnim: Randomized-Blend Refine (StreamingT2V)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Refines (enhances) a long video latent with a short video model, StreamingT2V style: the video is "
+        "re-noised once to the strength 'denoise' (SDEdit) and denoised in overlapping chunks of chunk_length "
+        "frames; the chunks share the noise on their overlaps (Eq. 7) and after every step each overlap is cut "
+        "at a random frame (Eq. 8), so no fixed seam survives. Typical: chunk 24, overlap 8, denoise 0.4-0.6. "
+        "Feed it the upscaled and VAE-encoded low-resolution video (LongAnim: Upscale + Encode)."
+    )
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The refined long video latent (same shape as the input).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The refiner: a video model (AnimateDiff-injected SD, Wan, ...). It is "
+                                           "cloned, not changed."}),
+            "positive": ("CONDITIONING", {"tooltip": "Positive prompt of the refiner."}),
+            "negative": ("CONDITIONING", {"tooltip": "Negative prompt of the refiner."}),
+            "latent": ("LATENT", {"tooltip": "The long video to refine, already encoded at the target resolution "
+                                             "([frames, C, H, W] for SD/AnimateDiff, [B, C, frames, H, W] Wan)."}),
+            "denoise": float_input(0.6, 0.01, 1.0, "SDEdit strength: how far the video is re-noised before "
+                                   "refining (StreamingT2V: T' = 600 of 1000 steps = 0.6). Lower keeps more of "
+                                   "the input, 1 re-generates it."),
+            "steps": int_input(20, 1, 1000, "Sampling steps of the full schedule; about steps x denoise are run."),
+            "cfg": float_input(7.0, 0.0, 100.0, "Classifier-free guidance scale.", step=0.1),
+            "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {
+                "tooltip": "Sampler. First-order samplers (euler, euler_ancestral, ddim, ddpm, lcm) make the "
+                           "per-step blend exactly the paper's; others work too (see the help page)."}),
+            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "Noise schedule of the sampler."}),
+            "chunk_length": int_input(24, 1, 4096, "Frames per chunk: the refiner's native clip length in latent "
+                                      "frames (paper: 24; AnimateDiff: 16; Wan 2.1: 21). A video shorter than this "
+                                      "is refined as one chunk."),
+            "overlap": int_input(8, 0, 4095, "Frames shared by consecutive chunks (paper: 8). Must be smaller than "
+                                 "chunk_length. The last chunk is shifted to end at the last frame."),
+            "seed": seed_input("Seed of the SDEdit noise, the sampler's noise and the blend cuts."),
+            "mode": combo_input(car.REFINE_MODES, "randomized_blend", MODE_TIP),
+        }, "optional": {
+            "recipe": ("LONGANIM_NOISE", {"tooltip": "Optional noise recipe (LongAnim noise nodes) for the SDEdit "
+                                                     "noise, drawn with this node's seed. Default: i.i.d. noise."}),
+            "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
+                                         "randomized_blend cut rule: paper = f_thr ~ U{0..O} (Eq. 8); official = "
+                                         "the authors' code (cut from O values)."),
+        }}
+
+    def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, chunk_length,
+            overlap, seed, mode, recipe=None, blend_variant="paper"):
+        car.validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
+        return (car.refine_video(model, positive, negative, latent, denoise=denoise, steps=steps, cfg=cfg,
+                                 sampler_name=sampler_name, scheduler=scheduler, chunk_length=chunk_length,
+                                 overlap=overlap, seed=seed, mode=mode, recipe=recipe,
+                                 blend_variant=blend_variant),)
+
+
+class LongAnimUpscaleEncode(LongAnimNode):
+    NODE_ID = "LongAnimUpscaleEncode"
+    DISPLAY_NAME = "LongAnim: Upscale + Encode (for refining)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Prepares a decoded low-resolution video for the refiner as StreamingT2V does: bilinear upscale of every "
+        "frame by 'scale' (sizes rounded to multiples of 8), then VAE encode. Connect the result to "
+        "Randomized-Blend Refine."
+    )
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The upscaled video encoded by the refiner's VAE.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "The decoded video frames (an IMAGE batch, one image per frame)."}),
+            "vae": ("VAE", {"tooltip": "The refiner model's VAE."}),
+            "scale": float_input(2.0, 0.1, 8.0, "Upscale factor of width and height (StreamingT2V: 256 -> 720, "
+                                 "about 2.8). 1 = encode only."),
+        }}
+
+    def run(self, images, vae, scale):
+        return (car.upscale_encode(images, vae, scale),)
+
+
+class LongAnimPhasedAnimation(LongAnimNode):
+    NODE_ID = "LongAnimPhasedAnimation"
+    DISPLAY_NAME = "LongAnim: Phased Animation (shared noise reschedule)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Makes a long animation of num_clips clips with a text/image-to-video model, Controllable Long Image "
+        "Animation style: clip 1 is sampled fully; clips 2..K reuse its first gamma x steps (appearance and "
+        "layout are decided there) and re-sample only the rest with the predicted noise plus omega x fresh "
+        "noise, shuffled across clips (Eqs. 9-12). About 1/(1-gamma) times fewer model calls for the later "
+        "clips. gamma 0.8 and omega 0.2 are the paper's values; gamma 1 copies clip 1, gamma 0 = independent."
+    )
+    RETURN_TYPES = ("LATENT", "INT", "STRING")
+    RETURN_NAMES = ("latent", "model_calls_saved", "report")
+    OUTPUT_TOOLTIPS = (
+        "The K clips concatenated on the frame axis (K x the input's frames).",
+        "Model evaluations saved versus sampling every clip fully (K x steps).",
+        "A one-line summary: model calls used / full sampling, saved, the split step M.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "A text-to-video or image-to-video model (eps, v or flow prediction)."}),
+            "positive": ("CONDITIONING", {"tooltip": "Positive conditioning (with the image, for image-to-video); "
+                                                     "used for every clip."}),
+            "negative": ("CONDITIONING", {"tooltip": "Negative conditioning."}),
+            "latent": ("LATENT", {"tooltip": "An empty latent of ONE clip: its shape is the clip's shape (e.g. "
+                                             "Empty Latent for 16 AnimateDiff frames, or a Wan video latent)."}),
+            "num_clips": int_input(4, 1, 256, "K: number of clips in the long animation."),
+            "steps": int_input(25, 1, 1000, "Sampling steps T of every clip."),
+            "cfg": float_input(7.0, 0.0, 100.0, "Classifier-free guidance scale.", step=0.1),
+            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "Noise schedule of the sampler (the "
+                                                                         "step rule is DDIM/Euler)."}),
+            "gamma": float_input(ph.DEFAULT_GAMMA, 0.0, 1.0, "Share of the steps clips 2..K copy from clip 1 "
+                                 "(M = ceil(gamma x steps)). Paper: 0.8. Higher = more alike and faster."),
+            "omega": float_input(ph.DEFAULT_OMEGA, 0.0, ph.OMEGA_MAX, "Fresh randomness added to the predicted "
+                                 "noise in the re-sampled steps (Eq. 11). Paper: 0.2. Higher = clips differ more."),
+            "seed": seed_input("Seed: clip k starts from KSampler noise of seed + k - 1; also seeds the reschedule."),
+        }}
+
+    def run(self, model, positive, negative, latent, num_clips, steps, cfg, scheduler, gamma, omega, seed):
+        ph.validate_phased(num_clips, gamma, omega)
+        out, stats = car.phased_animation(model, positive, negative, latent, num_clips=num_clips, steps=steps,
+                                          cfg=cfg, scheduler=scheduler, gamma=gamma, omega=omega, seed=seed)
+        full = max(1, stats.get("model_calls_full", 0))
+        report = (f"phased inference: {stats.get('model_calls', 0)} model calls instead of {full} "
+                  f"(saved {stats.get('saved', 0)}, {100.0 * stats.get('saved', 0) / full:.0f}%); clips 2..K share "
+                  f"the first M = {stats.get('split_step', 0)} of {steps} steps with clip 1")
+        return (out, int(stats.get("saved", 0)), report)
+
+
+NODES = [LongAnimRandomizedBlendRefine, LongAnimUpscaleEncode, LongAnimPhasedAnimation]

@@ -1,2 +1,237 @@
-"""Placeholder: filled by its issue."""
-NODES: list = []
+"""Attention-patch nodes (issue 6): ZS² temporal momentum, Gen-L-Video cross-frame, ZoLA attention expansion.
+
+Each node returns a MODEL clone; the input MODEL is never changed, so the patch disappears as soon as the
+original model is used again. The math lives in ``nodes/algorithms/attention.py``; the ComfyUI hooks in
+``nodes/comfy_adapter_attention.py``.
+"""
+from __future__ import annotations
+
+from . import comfy_adapter_attention as caa
+from .algorithms import attention as att
+from .base import LongAnimNode, combo_input, float_input, int_input, parse_float_list, string_input
+
+CATEGORY = "LongAnim/attention"
+
+UNET_MODEL_IN = ("MODEL", {"tooltip": "An SD1.5/SDXL model (optionally with AnimateDiff) whose latent holds the "
+                                      "frames in the batch. It is cloned, not changed."})
+START_TIP = ("Fraction of the sampling schedule where the patch starts (0 = first step). Patch only the early "
+             "steps (e.g. 0 - 0.5) to fix layout and identity while leaving fine detail free.")
+END_TIP = "Fraction of the schedule where the patch stops (1 = last step)."
+BLOCKS_TIP = ("Which UNet self-attention blocks are patched: input (down), middle, output (up) or a pair. "
+              "all = every block, as in the papers.")
+OUT_TIP = "The patched model (a clone); connect it to any sampler. The input model is unchanged."
+
+
+def _unet_inputs() -> dict:
+    return {
+        "start_percent": float_input(0.0, 0.0, 1.0, START_TIP, step=0.01),
+        "end_percent": float_input(1.0, 0.0, 1.0, END_TIP, step=0.01),
+        "blocks": combo_input(list(caa.BLOCK_CHOICES), "all", BLOCKS_TIP),
+    }
+
+
+class LongAnimTemporalMomentumAttention(LongAnimNode):
+    NODE_ID = "LongAnimTemporalMomentumAttention"
+    DISPLAY_NAME = "LongAnim: Temporal Momentum Attention (ZS²)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "ZS² temporal momentum attention (section 4.1, Eq. 2) for SD1.5/SDXL video (frames in the batch): each "
+        "frame's self-attention keys/values become a running average over the previous frames, "
+        "K''_i = μ·K''_(i-1) + (1-μ)·K_i, so every frame looks back at the frames before it. Higher μ = more "
+        "consistent appearance, less change; 0 = off (the model is returned unpatched), 1 = every frame attends "
+        "to the first frame. Paper: μ = 0.98. With LongAnim context windows the average runs inside each window, "
+        "starting at the window's first frame. Cond and uncond never mix. Keeps your attention backend."
+    )
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = (OUT_TIP,)
+    DOC_EXTRA = """## Paper and math
+
+ZS² (Zero-Shot Video Sampling from Image), section 4.1, Eq. 2: K''_1 = K_1 and
+K''_i = μ_i·K''_(i-1) + (1 - μ_i)·K_i for i = 2..F (same for V); the queries stay per frame. The node applies the
+recurrence to the post-norm hidden states before `to_k`/`to_v` (bias-free in SD1.5/SDXL, so this equals the
+recurrence on K and V) with an O(F) scan: no frames × frames tensor is ever built.
+
+## Typical values
+
+- `momentum` 0.98 (paper): strong appearance consistency. 0.9: more motion. 0: off, the model comes back
+  unpatched. 1: every frame attends to frame 1 only (same as Cross-Frame Attention `first_frame`).
+- `start_percent` 0 / `end_percent` 0.5-1: patching only the early steps fixes layout and identity while the
+  late steps keep per-frame detail.
+- `momentum_per_frame`: e.g. `0, 0.98, 0.98, 0.9, ...`, one value per latent frame of the video (or of the
+  context window); a wrong count is reported when sampling starts.
+
+## Combining
+
+- Frames are the latent batch (Empty Latent Image `batch_size` = frames), optionally with AnimateDiff.
+- With LongAnim context windows the recurrence runs inside each window, in window order, starting at the
+  window's first frame; a per-frame list is indexed by the absolute frame ids of the window.
+- cond and uncond halves of a CFG batch are processed separately (they never mix).
+- Only the K/V source changes, so the host's attention backend (sdpa, xformers, sage...) keeps running and
+  other `attn1_patch` users (IPAdapter, ...) keep working. Applying the node again replaces the earlier
+  LongAnim attention patch instead of stacking it.
+- Not for Wan or other native video DiTs: use Attention Expansion (ZoLA) there."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": UNET_MODEL_IN,
+            "momentum": float_input(att.DEFAULT_MU, 0.0, 1.0, "μ of ZS² Eq. 2: weight of the past frames in the "
+                                    "keys/values. 0.98 (paper) = strong consistency; 0.8-0.9 = more motion; 0 = "
+                                    "off; 1 = every frame attends to the first frame.", step=0.001),
+            **_unet_inputs(),
+        }, "optional": {
+            "momentum_per_frame": string_input("", "Optional μ per latent frame, comma separated (overrides "
+                                               "momentum): one value per frame of the video (or of the context "
+                                               "window). The first value is unused (frame 1 has no past)."),
+        }}
+
+    def run(self, model, momentum, start_percent, end_percent, blocks, momentum_per_frame=""):
+        mu = att.validate_mu(float(momentum))
+        mu_list = parse_float_list(momentum_per_frame, "momentum_per_frame")
+        if mu_list is not None:
+            try:
+                mu_list = att.validate_mu(mu_list)
+            except ValueError as e:
+                raise ValueError(f"momentum_per_frame: {e}") from e
+        blocks_sel = _blocks(blocks)
+        sigma_high, sigma_low = caa.sigma_range(model, start_percent, end_percent)
+        caa.require_unet(model, self.DISPLAY_NAME)
+        # μ = 0 is plain self-attention: no patch at all (also a per-frame list of zeros after its first value)
+        if (mu_list is None and mu == 0.0) or (mu_list is not None and all(v == 0.0 for v in mu_list[1:])):
+            return (caa.patch_frame_attention(model, None),)
+        patch = caa.FrameAttentionPatch("momentum", mu=mu, mu_list=mu_list, sigma_high=sigma_high,
+                                        sigma_low=sigma_low, blocks=blocks_sel)
+        return (caa.patch_frame_attention(model, patch),)
+
+
+class LongAnimCrossFrameAttention(LongAnimNode):
+    NODE_ID = "LongAnimCrossFrameAttention"
+    DISPLAY_NAME = "LongAnim: Cross-Frame Attention (Gen-L)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Cross-frame self-attention for SD1.5/SDXL video (frames in the batch). bidirectional_anchor (Gen-L-Video "
+        "section 4): frame j attends to its neighbour toward the anchor and to the anchor, the middle frame of "
+        "the video or of each context window, so appearance spreads from the middle both ways. first_frame "
+        "(Text2Video-Zero): every frame attends to the first frame. Cond and uncond never mix; keeps your "
+        "attention backend. bidirectional_anchor doubles the keys/values (about 2x self-attention cost)."
+    )
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = (OUT_TIP,)
+    DOC_EXTRA = """## Paper and math
+
+- `bidirectional_anchor`: Gen-L-Video section 4 (tuning-free text-to-video, bi-directional cross-frame
+  attention). With anchor a = the middle frame (index F // 2 of the video or of each context window), frame j
+  uses Q from z_j and K/V from [z_(j+1), z_a] if j < a, [z_(j-1), z_a] if j > a; the anchor uses z_a. Keys and
+  values are doubled (2N tokens), so self-attention costs about twice as much.
+- `first_frame`: Text2Video-Zero / FateZero cross-frame attention, K/V of every frame = frame 1 (N tokens).
+
+## Typical values
+
+`start_percent` 0, `end_percent` 1 as in the papers; ending at 0.5-0.7 keeps more per-frame detail.
+
+## Combining
+
+Same hook and guarantees as Temporal Momentum Attention: frames in the latent batch, cond and uncond never
+mix, LongAnim windows get their own anchor (the window's middle frame), the host's attention backend keeps
+running. The two nodes replace each other (the last one applied wins). SD1.5/SDXL UNet only."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": UNET_MODEL_IN,
+            "mode": combo_input(list(att.CROSS_FRAME_MODES), "bidirectional_anchor",
+                                "bidirectional_anchor: frame j sees [its neighbour toward the anchor, the anchor] "
+                                "(Gen-L-Video); first_frame: every frame sees frame 1 (Text2Video-Zero)."),
+            **_unet_inputs(),
+        }}
+
+    def run(self, model, mode, start_percent, end_percent, blocks):
+        att.validate_cross_frame(mode)
+        blocks_sel = _blocks(blocks)
+        sigma_high, sigma_low = caa.sigma_range(model, start_percent, end_percent)
+        caa.require_unet(model, self.DISPLAY_NAME)
+        patch = caa.FrameAttentionPatch(mode, sigma_high=sigma_high, sigma_low=sigma_low, blocks=blocks_sel)
+        return (caa.patch_frame_attention(model, patch),)
+
+
+class LongAnimAttentionExpansion(LongAnimNode):
+    NODE_ID = "LongAnimAttentionExpansion"
+    DISPLAY_NAME = "LongAnim: Attention Expansion (ZoLA)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "ZoLA spatiotemporal attention expansion (section 4.3, Eqs. 3-4) for native video models (Wan 2.1/2.2): "
+        "inside the model's self-attention the latent frames are split into windows of the trained length at a "
+        "stride, attention runs inside each window and the results are merged with ZoLA's weights "
+        "exp(-|j - f/2|/2). The model then sees clips longer than it was trained on without the quality loss of "
+        "full attention over all frames. Attention cost drops from (T·HW)² to about (T/s)·(f·HW)²; memory keeps "
+        "one float32 copy of the attention output. No effect when the video is not longer than base_length."
+    )
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The Wan model with windowed self-attention (a clone); connect it to any sampler.",)
+    DOC_EXTRA = """## Paper and math
+
+ZoLA section 4.3. Eq. 3: the latent frames z are split into windows z^i = z[:, i·s : i·s + f] (a last window
+ending at the final frame is added so every frame is covered); self-attention runs inside each window (all
+tokens of its f frames). Eq. 4: a frame's output is the weighted mean of the windows covering it with
+w[j] = exp(-|j - floor(f/2)| / 2), j = the frame's position in the window (normalised by the covering weights).
+RoPE positions stay absolute, so relative positions inside a window are the ones the model was trained on.
+
+## Typical values
+
+- Wan 2.1/2.2 14B / 1.3B: `base_length` 21 (81 video frames), `stride` 0 (= 10).
+- Smaller `stride` = more overlap = smoother but slower (about T / s windows).
+
+## Cost
+
+Full self-attention over T latent frames costs ∝ (T·HW)²; the expansion costs ∝ W·(f·HW)² with W ≈ (T - f) / s + 1
+windows, so it is cheaper for long videos (e.g. T = 81, f = 21, s = 10: about 0.5× the full attention). Memory:
+the windows' q/k/v copies (all windows at once with `max_windows_per_batch` 0; set 1-4 to cap it) plus one float32
+accumulator of the attention output. Nothing changes when T ≤ `base_length`.
+
+## Combining
+
+- Works with any sampler and with LongAnim context windows (each window longer than `base_length` is expanded).
+- An attention override already on the model (another pack's) is chained: it runs for every window.
+- Cross-attention (text / image) is untouched. Calls with reference-image tokens prepended to the video tokens
+  are left to full attention.
+- Not for SD1.5/SDXL UNets: use Temporal Momentum or Cross-Frame Attention there."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "A Wan 2.1/2.2 video model (latent [B, 16, T, H, W]). It is cloned."}),
+            "base_length": int_input(21, 1, 4096, "f: latent frames the model was trained on (21 = 81 video "
+                                     "frames for Wan 2.1/2.2). Videos up to this length are left untouched."),
+            "stride": int_input(0, 0, 4096, "s: latent frames between window starts, 1..base_length. 0 = ZoLA "
+                                "default base_length // 2 (every frame in about two windows)."),
+        }, "optional": {
+            "max_windows_per_batch": int_input(0, 0, 1024, "Windows evaluated in one attention call. 0 = all at "
+                                               "once (fastest); 1 = one at a time (least memory)."),
+        }}
+
+    def run(self, model, base_length, stride, max_windows_per_batch=0):
+        try:
+            base, stride = att.validate_expansion(int(base_length), int(stride) if int(stride) > 0 else None)
+        except ValueError as e:
+            raise ValueError(f"base_length / stride: {e}") from e
+        if int(max_windows_per_batch) < 0:
+            raise ValueError(f"max_windows_per_batch must be >= 0 (0 = all at once), got {max_windows_per_batch}")
+        caa.require_video_dit(model, self.DISPLAY_NAME)
+        per_call = int(max_windows_per_batch) or None
+        return (caa.patch_attention_expansion(model, base, stride, per_call),)
+
+
+def _blocks(name: str) -> tuple[str, ...]:
+    if name not in caa.BLOCK_CHOICES:
+        raise ValueError(f"blocks must be one of {list(caa.BLOCK_CHOICES)}, got {name!r}")
+    return caa.BLOCK_CHOICES[name]
+
+
+NODES = [
+    LongAnimTemporalMomentumAttention,
+    LongAnimCrossFrameAttention,
+    LongAnimAttentionExpansion,
+]

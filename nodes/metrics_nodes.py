@@ -173,6 +173,36 @@ class LongAnimVideoMetrics(LongAnimNode):
         "non-border change as a grey line. Connect to Preview Image.",
     )
 
+    DOC_EXTRA = """## How each number is measured
+
+- **seam_ratio** = mean |x_(b) - x_(b-1)| over window borders b / the same mean over all other transitions
+  (every pixel and channel). Not a paper equation: it measures directly the chunk inconsistency StreamingT2V
+  (section 4.3, Fig. 12) and Gen-L-Video (section 3.2) describe. Borders: the schedule recorded in the LATENT under
+  `longanim_windows` (the window starts and ends of the last sampling step, moved to video frames for temporally
+  compressed VAEs such as Wan's 4x), else every `window_length` frames, else none (then 1.0).
+  Typical: plain non-overlapping windows 2-20; Gen-L overlapping windows or ZoLA re-drawn windows close to 1.
+- **mawe** = W(V) / OFS(V), StreamingT2V appendix 12, Eq. 13: mean squared warp error between consecutive frames
+  (8-bit pixel units) over the mean squared optical-flow magnitude. Flow: a classical pyramidal Lucas-Kanade flow
+  (the paper uses a learned one), so values are comparable between runs of this node, not with the paper's table.
+  Speed: frames are downscaled so the longer side is at most `mawe_max_side` (default 128; ~0.1-0.5 s per frame on
+  a CPU). OFS is floored at 0.01 px² so a static video gives 0 instead of 0/0.
+- **scene_cuts** = SCuts (StreamingT2V section 5.1): PySceneDetect's AdaptiveDetector with default parameters,
+  re-implemented in torch (HSV content score, ratio to the ±2-frame neighbourhood >= 3, score >= 15, scenes of at
+  least 15 frames: cuts in the first ~13 frames are not reported).
+- **drift** = distance between per-channel Gaussians fitted to the first and the last window (or quarter of the
+  video when `window_length` is 0), in units of the whole video's spread.
+- On a LATENT only: the same numbers in latent units; scene cuts run on a 3-component PCA pseudo-colour view of the
+  latent channels. Use the decoded IMAGE when you can.
+
+## Typical use
+
+Sample -> VAE Decode -> **Video Metrics** (images = decoded frames, latent = the sampler's LATENT, window_length =
+the context length in video frames). Preview `plot` with Preview Image and `report` with Preview Any. Change one
+setting at a time (stride, fusion, noise init, noise travel) with the same seed and compare seam_ratio and mawe;
+scene_cuts should stay 0 for a single-shot prompt. `tests/benchmarks/analytic_quality.py` runs the same seam
+measure on an exact analytic video model for every window technique of the pack.
+"""
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {}, "optional": {
@@ -197,8 +227,8 @@ class LongAnimVideoMetrics(LongAnimNode):
                              "sampled LATENT); both are optional but the node needs something to measure")
         if not (isinstance(window_length, int) and window_length >= 0):
             raise ValueError(f"window_length must be an integer >= 0 (0 = unknown), got {window_length!r}")
-        if not (isinstance(mawe_max_side, int) and (mawe_max_side == 0 or 16 <= mawe_max_side <= 4096)):
-            raise ValueError(f"mawe_max_side must be 0 (skip) or in [16, 4096] pixels, got {mawe_max_side!r}")
+        if not (isinstance(mawe_max_side, int) and (mawe_max_side == 0 or 16 <= mawe_max_side <= 1024)):
+            raise ValueError(f"mawe_max_side must be 0 (skip) or in [16, 1024] pixels, got {mawe_max_side!r}")
         samples = axis = None
         if latent is not None:
             samples, axis = _check_latent(latent)

@@ -144,8 +144,17 @@ class WindowOptions:
     prompt_rule: str = "zola"
     extra: dict = field(default_factory=dict)
 
+    def _params(self) -> dict:
+        """The inputs this schedule uses; the others are neutralised so a hidden default cannot fail validation."""
+        uses_overlap = self.schedule in ("static", "shifted", "looped")
+        return dict(length=self.length,
+                    stride=self.stride if self.schedule in ("zola", "uniform") else self.length,
+                    overlap=self.overlap if uses_overlap else 0,
+                    max_skip=self.max_skip if self.schedule == "zola" else 1)
+
     def validate(self) -> None:
-        cs.validate_window_params(self.length, stride=self.stride, overlap=self.overlap, max_skip=self.max_skip,
+        p = self._params()
+        cs.validate_window_params(p["length"], stride=p["stride"], overlap=p["overlap"], max_skip=p["max_skip"],
                                   schedule=self.schedule)
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
@@ -157,8 +166,7 @@ class WindowOptions:
             raise ValueError(f"max_windows_per_batch must be >= 1, got {self.max_batch}")
 
     def windows(self, num_frames: int, step: int, seed: int) -> list[list[int]]:
-        return cs.make_windows(self.schedule, num_frames, step, seed, length=self.length, stride=self.stride,
-                               overlap=self.overlap, max_skip=self.max_skip, closed_loop=self.closed_loop)
+        return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, **self._params())
 
     def blend_masks(self, windows, num_frames: int, step: int, seed: int):
         if self.fusion != "randomized_blend":

@@ -1,0 +1,169 @@
+"""Tier 2: LongAnim context windows on the real sampler, both tiny model families."""
+import pytest
+import torch
+
+import comfy.controlnet
+import comfy.patcher_extension
+import comfy.samplers
+import folder_paths
+from longanim.nodes import comfy_adapter as ca
+from longanim.nodes import noise_nodes as nn
+from longanim.nodes import window_nodes as wn
+
+
+def zola(model, length=8, stride=6, skip=2, fusion="zola", seed=0, **kw):
+    return wn.LongAnimZoLAWindows().run(model, length, stride, skip, fusion, seed, **kw)[0]
+
+
+def test_frames_within_one_window_are_bit_identical_to_plain_sampling(host):
+    for model, latent in ((host.sd15(), host.sd_latent(8)), (host.wan(), host.wan_latent(8))):
+        plain = host.ksample(model, latent, steps=2)
+        assert torch.equal(plain, host.ksample(zola(model, length=8), latent, steps=2))
+        assert torch.equal(plain, host.ksample(zola(model, length=16), latent, steps=2))
+
+
+class CallLog:
+    """CALC_COND_BATCH wrapper recording the frames each model call received."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, executor, model, conds, x_in, timestep, model_options):
+        window = model_options["transformer_options"].get("context_window")
+        self.calls.append((tuple(x_in.shape), list(window.index_list) if window is not None else None))
+        return executor(model, conds, x_in, timestep, model_options)
+
+
+def logged(model):
+    m = model.clone()
+    log = CallLog()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, "test.log", log)
+    return m, log
+
+
+@pytest.mark.parametrize("family", ["sd15", "wan21"])
+def test_long_video_runs_windowed_deterministic_and_seeded(host, family):
+    frames = 24
+    model = host.sd15() if family == "sd15" else host.wan()
+    latent = host.sd_latent(frames) if family == "sd15" else host.wan_latent(frames)
+    patched, log = logged(zola(model))
+    a = host.ksample(patched, latent, steps=2)
+    assert a.shape == latent["samples"].shape and torch.isfinite(a).all()
+    assert log.calls and all(w is not None and len(w) == 8 for _, w in log.calls), "every call is one window"
+    covered = {f for _, w in log.calls for f in w}
+    assert covered == set(range(frames))
+    assert torch.equal(a, host.ksample(patched, latent, steps=2)), "same seed, same output"
+    other = host.ksample(zola(model, seed=1), latent, steps=2)
+    assert not torch.equal(a, other), "window seed changes the windows"
+    noise = nn.LongAnimMixedNoise().run(seed=1, alpha=0.3)[0]
+    b = host.custom_advanced(zola(model), latent, noise, steps=2)
+    assert b.shape == a.shape and torch.isfinite(b).all()
+
+
+def test_windows_are_redrawn_every_step_and_mixed_with_the_sampler_seed(host):
+    model, log = logged(zola(host.wan(), length=6, stride=6, skip=2))
+    host.ksample(model, host.wan_latent(20), steps=3, seed=1)
+    per_call = [tuple(w) for _, w in log.calls]
+    first = per_call[: len(per_call) // 3]
+    assert len(set(per_call)) > len(set(first)), "windows differ between steps"
+    log.calls.clear()
+    host.ksample(model, host.wan_latent(20), steps=3, seed=2)
+    assert [tuple(w) for _, w in log.calls] != per_call
+
+
+def test_batched_windows_equal_one_by_one(host):
+    model, latent = host.wan(), host.wan_latent(20)
+    one = host.ksample(zola(model, length=6, stride=4, skip=1, max_windows_per_batch=1), latent, steps=2)
+    many = host.ksample(zola(model, length=6, stride=4, skip=1, max_windows_per_batch=4), latent, steps=2)
+    assert torch.allclose(one, many, atol=1e-4, rtol=1e-4)
+
+
+def test_patch_does_not_leak_into_original_model(host):
+    model, latent = host.wan(), host.wan_latent(20)
+    before = host.ksample(model, latent, steps=2)
+    zola(model)
+    assert "context_handler" not in model.model_options
+    assert torch.equal(before, host.ksample(model, latent, steps=2))
+
+
+def test_multi_prompt_windows_use_their_prompt(host):
+    model, latent = host.wan(), host.wan_latent(16)
+    cat, dog = host.cond("a cat", "wan21"), host.cond("a dog", "wan21")
+    both_cat = wn.tag_conditioning(cat, 0, 7) + wn.tag_conditioning(cat, 8, 15)
+    patched = zola(model, length=8, stride=8, skip=1)
+    # a schedule whose every interval holds the same prompt equals that prompt
+    assert torch.allclose(host.ksample(patched, latent, steps=2, positive=both_cat),
+                          host.ksample(patched, latent, steps=2, positive=cat), atol=1e-5)
+    mixed = wn.tag_conditioning(cat, 0, 7) + wn.tag_conditioning(dog, 8, 15)
+    out = host.ksample(patched, latent, steps=2, positive=mixed)
+    all_cat = host.ksample(patched, latent, steps=2, positive=cat)
+    all_dog = host.ksample(patched, latent, steps=2, positive=dog)
+    assert not torch.allclose(out, all_cat) and not torch.allclose(out, all_dog)
+    genl = wn.LongAnimZoLAWindows().run(model, 8, 8, 1, "zola", 0, prompt_rule="genl")[0]
+    assert torch.isfinite(host.ksample(genl, latent, steps=2, positive=mixed)).all()
+
+
+def test_controlnet_hint_is_sliced_per_window(host):
+    frames = 12
+    model = zola(host.sd15(), length=4, stride=4, skip=1)
+    control = comfy.controlnet.load_controlnet(
+        folder_paths.get_full_path_or_raise("controlnet", "longanim_tiny_controlnet_sd15.safetensors"))
+    hint = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1, 1).expand(frames, 32, 32, 3) / frames
+    seen = []
+    original = type(control).get_control
+
+    def spy(self, x_noisy, t, cond, batched_number, *args, **kwargs):
+        seen.append(self.cond_hint_original[:, 0, 0, 0].mul(frames).round().long().tolist())
+        return original(self, x_noisy, t, cond, batched_number, *args, **kwargs)
+
+    control = control.copy().set_cond_hint(hint.movedim(-1, 1), 0.8, (0.0, 1.0))
+    control.get_control = spy.__get__(control)
+    positive = [[c[0], {**c[1], "control": control}] for c in host.cond("a cat")]
+    out = host.ksample(model, host.sd_latent(frames), steps=1, positive=positive)
+    assert torch.isfinite(out).all()
+    assert seen and all(len(s) == 4 for s in seen)
+    assert sorted({f for s in seen for f in s}) == list(range(frames))
+    assert all(s == sorted(s) and s[-1] - s[0] == 3 for s in seen), "each call sees its own window's frames"
+    assert control.cond_hint_original.shape[0] == frames, "the full hint is restored"
+
+
+def test_bad_controlnet_hint_length_is_refused_before_sampling(host):
+    control = comfy.controlnet.load_controlnet(
+        folder_paths.get_full_path_or_raise("controlnet", "longanim_tiny_controlnet_sd15.safetensors"))
+    control = control.copy().set_cond_hint(torch.zeros(5, 3, 32, 32), 1.0, (0.0, 1.0))
+    positive = [[c[0], {**c[1], "control": control}] for c in host.cond("a cat")]
+    with pytest.raises(ValueError, match="ControlNet image: it has 5 frames but the latent has 12"):
+        host.ksample(zola(host.sd15(), length=4, stride=4, skip=1), host.sd_latent(12), steps=1, positive=positive)
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(length=0), "context_length"), (dict(stride=0), "stride"), (dict(stride=9), "stride"),
+    (dict(skip=0), "max_skip"),
+])
+def test_bad_window_inputs_name_the_input(host, kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        zola(host.wan(), **kw)
+
+
+def test_foreign_context_handler_is_refused(host):
+    import comfy.context_windows as cw
+
+    m = host.wan().clone()
+    m.model_options["context_handler"] = cw.IndexListContextHandler(
+        cw.ContextSchedule("standard_static", cw.create_windows_static_standard), cw.get_matching_fuse_method("flat"),
+        context_length=8, context_overlap=2, dim=2)
+    with pytest.raises(ValueError, match="already has context windows"):
+        zola(m)
+    # the other order: core windows put on top of LongAnim's are detected when sampling starts
+    patched = zola(host.wan()).clone()
+    patched.model_options["context_handler"] = m.model_options["context_handler"]
+    with pytest.raises(ValueError, match="replaced LongAnim's windows"):
+        host.ksample(patched, host.wan_latent(20), steps=1)
+
+
+def test_step_index_matches_schedule_and_substeps():
+    sigmas = torch.tensor([14.6, 7.0, 3.0, 1.0, 0.0])
+    mo = {"transformer_options": {"sample_sigmas": sigmas}}
+    assert ca.step_index(torch.tensor([7.0, 7.0]), mo) == 1
+    assert ca.step_index(torch.tensor([5.0]), mo) == 1  # a midpoint belongs to the step above it
+    assert ca.step_index(torch.tensor([14.6]), mo) == 0

@@ -11,7 +11,8 @@ import logging
 
 log = logging.getLogger("LongAnim")
 
-FAMILIES = ["noise_nodes", "window_nodes", "travel_nodes", "attention_nodes", "refine_nodes", "metrics_nodes"]
+FAMILIES = ["noise_nodes", "window_nodes", "travel_nodes", "attention_nodes", "refine_nodes", "metrics_nodes",
+            "creative_nodes", "ui_nodes"]
 
 
 def _collect() -> list[type]:

@@ -1,0 +1,210 @@
+"""Context-window benchmark (issue 4): prints markdown tables and writes bench_out/windows.md (+ windows.png).
+
+    .host/venv/bin/python tests/benchmarks/bench_windows.py [--quick] [--device cuda]
+
+(a) overhead of the pack's window loop over the bare model calls it requests (same call count), target <= 3 %;
+(b) peak extra memory for 64, 256, 1024 latent frames (separate processes), target: 1024 frames < 2x 64 frames;
+(c) the pack's schedule vs core's Context Windows on the tiny Wan model, same windows, time ratio, target <= 1.0;
+(d) batched windows vs one-by-one.
+Runs on the tiny models of the test host (CPU by default; ``--device cuda`` on a GPU machine).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+COMFY = pathlib.Path(os.environ.get("LONGANIM_COMFYUI") or ROOT / ".host" / "ComfyUI")
+OUT = ROOT / "bench_out"
+
+
+def setup(device: str):
+    sys.path.insert(0, str(COMFY))
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "comfy"))
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = device == "cpu"
+    import conftest  # noqa: F401  (``longanim`` alias)
+
+
+def timed_sampling(model, latent, steps, h):
+    """Wall time of one KSampler run, and the time spent inside the bare model calls (CALC_COND_BATCH)."""
+    import comfy.patcher_extension
+
+    inside = [0.0, 0]
+
+    def timer(executor, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = executor(*args, **kwargs)
+        inside[0] += time.perf_counter() - t0
+        inside[1] += 1
+        return out
+
+    m = model.clone()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, "bench.timer", timer)
+    t0 = time.perf_counter()
+    h.ksample(m, latent, steps=steps)
+    return time.perf_counter() - t0, inside[0], inside[1]
+
+
+def loop_overhead(h, frames: int, steps: int, repeats: int):
+    """Time the window loop adds around the model calls it requests: (total - plain sampler time - model time)."""
+    from longanim.nodes import comfy_adapter as ca
+
+    model = h.wan()
+    latent = h.wan_latent(frames, size=8)
+    patched = ca.patch_model_windows(model, ca.WindowOptions(schedule="zola", length=8, stride=6, max_skip=2))
+    rows = []
+    for _ in range(repeats):
+        total_w, inside_w, calls_w = timed_sampling(patched, latent, steps, h)
+        total_p, inside_p, calls_p = timed_sampling(model, h.wan_latent(8, size=8), steps, h)
+        sampler_fixed = total_p - inside_p  # the sampler's own per-run cost, without windows
+        loop = max(0.0, total_w - inside_w - sampler_fixed)
+        rows.append((loop / inside_w, calls_w, inside_w, total_w))
+    best = min(rows)
+    return {"frames": frames, "calls": best[1], "model_s": best[2], "total_s": best[3], "overhead": best[0]}
+
+
+def memory_child(frames: int, device: str) -> dict:
+    setup(device)
+    import comfyhelpers as h
+    import torch
+
+    from longanim.nodes import comfy_adapter as ca
+
+    model = h.wan()
+    patched = ca.patch_model_windows(model, ca.WindowOptions(schedule="zola", length=8, stride=6, max_skip=2))
+    h.ksample(patched, h.wan_latent(8, size=8), steps=1)  # warm-up: model loaded, allocator primed
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    h.ksample(patched, h.wan_latent(frames, size=8), steps=2)
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    latent_bytes = 16 * frames * 8 * 8 * 4
+    return {"frames": frames, "extra_mib": max(0, peak - base) / 2**20, "latent_mib": latent_bytes / 2**20}
+
+
+def core_vs_pack(h, frames: int, steps: int, repeats: int):
+    import comfy.context_windows as cw
+
+    from longanim.nodes import comfy_adapter as ca
+    from longanim.nodes.algorithms import context_schedule as cs
+
+    model = h.wan()
+    latent = h.wan_latent(frames, size=8)
+    core = model.clone()
+    core.model_options["context_handler"] = cw.IndexListContextHandler(
+        cw.ContextSchedule("standard_static", cw.create_windows_static_standard), cw.get_matching_fuse_method("flat"),
+        context_length=8, context_overlap=2, dim=2)
+    cw.create_prepare_sampling_wrapper(core)
+    pack = ca.patch_model_windows(model, ca.WindowOptions(schedule="static", length=8, overlap=2, fusion="flat"))
+    core_windows = cw.create_windows_static_standard(frames, core.model_options["context_handler"], {})
+    same = [list(w) for w in core_windows] == cs.static_windows(frames, 8, 2)
+    t_core, t_pack = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a = h.ksample(core, latent, steps=steps)
+        t_core.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b = h.ksample(pack, latent, steps=steps)
+        t_pack.append(time.perf_counter() - t0)
+    diff = float((a - b).abs().max())
+    return {"frames": frames, "core_s": min(t_core), "pack_s": min(t_pack), "ratio": min(t_pack) / min(t_core),
+            "same_windows": same, "max_abs_diff": diff}
+
+
+def batched(h, frames: int, steps: int, repeats: int):
+    from longanim.nodes import comfy_adapter as ca
+
+    out = []
+    for family in ("wan21", "sd15"):
+        model = h.wan() if family == "wan21" else h.sd15()
+        latent = h.wan_latent(frames, size=8) if family == "wan21" else h.sd_latent(min(frames, 32), size=4)
+        for mb in (1, 4):
+            m = ca.patch_model_windows(model, ca.WindowOptions(schedule="uniform", length=8, stride=4, max_batch=mb))
+            best = min(timed_sampling(m, latent, steps, h)[0] for _ in range(repeats))
+            out.append({"family": family, "max_batch": mb, "seconds": best})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--memory-child", type=int)
+    args = ap.parse_args()
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.device)))
+        return
+    setup(args.device)
+    import comfyhelpers as h
+
+    reps = 1 if args.quick else 3
+    steps = 2 if args.quick else 4
+    lines = [f"# Context-window benchmark ({args.device}, tiny models)", ""]
+    ov = [loop_overhead(h, f, steps, reps) for f in (64, 256)]
+    lines += ["## (a) window-loop overhead over the model calls it requests (target <= 3 %)", "",
+              "| latent frames | model calls | time in model calls (s) | total (s) | loop overhead |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['frames']} | {r['calls']} | {r['model_s']:.2f} | {r['total_s']:.2f} | {100 * r['overhead']:.1f} % |"
+              for r in ov]
+    mem = []
+    for frames in (64, 256, 1024):
+        res = subprocess.run([sys.executable, __file__, "--memory-child", str(frames), "--device", args.device],
+                             capture_output=True, text=True, check=True)
+        mem.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    lines += ["", "## (b) peak extra memory while sampling (target: 1024 frames < 2x 64 frames)", "",
+              "| latent frames | latent size (MiB) | peak extra memory (MiB) |", "|---|---|---|"]
+    lines += [f"| {m['frames']} | {m['latent_mib']:.1f} | {m['extra_mib']:.1f} |" for m in mem]
+    ratio = mem[-1]["extra_mib"] / max(mem[0]["extra_mib"], 1e-6)
+    lines += ["", f"1024 / 64 frames: {ratio:.2f}x"]
+    cv = [core_vs_pack(h, f, steps, reps) for f in (64, 256)]
+    lines += ["", "## (c) pack vs core Context Windows, same static windows, tiny Wan (target ratio <= 1.0)", "",
+              "| latent frames | same windows | core (s) | LongAnim (s) | ratio | max abs diff |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['frames']} | {r['same_windows']} | {r['core_s']:.2f} | {r['pack_s']:.2f} | {r['ratio']:.2f} | "
+              f"{r['max_abs_diff']:.2e} |" for r in cv]
+    bt = batched(h, 64, steps, reps)
+    lines += ["", "## (d) batched windows vs one by one (uniform, length 8, stride 4)", "",
+              "| model | windows per call | seconds |", "|---|---|---|"]
+    lines += [f"| {r['family']} | {r['max_batch']} | {r['seconds']:.2f} |" for r in bt]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "windows.md").write_text(text)
+    _plot(ov, mem, cv, OUT / "windows.png")
+
+
+def _plot(ov, mem, cv, path) -> None:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (640, 240), "white")
+    d = ImageDraw.Draw(img)
+    d.text((10, 5), "peak extra memory (MiB) vs latent frames", fill="black")
+    top = max(m["extra_mib"] for m in mem) or 1.0
+    for i, m in enumerate(mem):
+        h = int(180 * m["extra_mib"] / top)
+        d.rectangle([40 + 90 * i, 220 - h, 100 + 90 * i, 220], fill=(70, 110, 200))
+        d.text((40 + 90 * i, 224 - 12), f"{m['frames']}", fill="black")
+        d.text((40 + 90 * i, 205 - h), f"{m['extra_mib']:.0f}", fill="black")
+    d.text((340, 5), "pack/core time ratio; loop overhead", fill="black")
+    for i, r in enumerate(cv):
+        d.text((340, 30 + 20 * i), f"{r['frames']} frames: ratio {r['ratio']:.2f}", fill="black")
+    for i, r in enumerate(ov):
+        d.text((340, 90 + 20 * i), f"{r['frames']} frames: overhead {100 * r['overhead']:.1f} %", fill="black")
+    img.save(path)
+
+
+if __name__ == "__main__":
+    main()

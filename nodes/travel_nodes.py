@@ -1,2 +1,104 @@
-"""Placeholder: filled by its issue."""
-NODES: list = []
+"""Noise-travel nodes (issue 5): ZoLA section 4.4, Eq. 9, as a SAMPLER and as a MODEL patch.
+
+Noise travel denoises a block of ``jump`` early steps, re-noises the result back to the noise level the block
+started from and denoises the block again, so overlapping context windows get a second chance to agree. The
+algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/comfy_adapter_travel.py``.
+"""
+from __future__ import annotations
+
+from . import comfy_adapter_travel as cat
+from .base import LongAnimNode, float_input, int_input, seed_input
+
+CATEGORY = "LongAnim/noise travel"
+
+JUMP_TIP = ("Jump length L: sampling steps per travelled block (denoise L steps, re-noise back, denoise them "
+            "again). 0 = automatic: 10 % of the steps (at least 1), capped to the travel range. Must fit in the "
+            "travel range.")
+START_TIP = "Start of the travel range, as a fraction of the sampling steps (0 = the first, noisiest step)."
+END_TIP = ("End of the travel range (exclusive), as a fraction of the steps. ZoLA travels only early steps: "
+           "0.3 = the first 30 %. start = end disables travel.")
+REPEATS_TIP = ("How often each block is re-noised and denoised again. 1 = the paper's single second chance. "
+               "Extra model calls = blocks x L x repeats. 0 disables travel.")
+SEED_TIP = "Seed of the re-noising noise (each jump draws its own noise from this seed and the jump number)."
+RECIPE_TIP = ("Optional noise recipe for the re-noising noise (default: i.i.d. Gaussian). The paper recommends "
+              "the same recipe as the initial noise (e.g. Repeat-Mask Noise, Eq. 8).")
+
+
+def _travel_inputs() -> dict:
+    return {
+        "jump": int_input(0, 0, 10000, JUMP_TIP),
+        "start": float_input(0.0, 0.0, 1.0, START_TIP),
+        "end": float_input(0.3, 0.0, 1.0, END_TIP),
+        "repeats": int_input(1, 0, 100, REPEATS_TIP),
+        "seed": seed_input(SEED_TIP),
+    }
+
+
+def _settings(jump, start, end, repeats, seed, recipe) -> cat.TravelSettings:
+    settings = cat.TravelSettings(jump=jump, start=float(start), end=float(end), repeats=repeats, seed=seed,
+                                  recipe=recipe)
+    settings.validate()
+    return settings
+
+
+class LongAnimNoiseTravel(LongAnimNode):
+    NODE_ID = "LongAnimNoiseTravel"
+    DISPLAY_NAME = "LongAnim: Noise Travel (sampler)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "ZoLA noise travel (section 4.4, Eq. 9): during the early steps, denoise a block of L steps, re-noise the "
+        "result back to the block's starting noise level and denoise the block again. With LongAnim context "
+        "windows the repeated steps see freshly drawn windows, so seams and conflicts between windows are "
+        "resolved. Wraps any ComfyUI sampler for SamplerCustom / SamplerCustomAdvanced. Cost: the extra model "
+        "calls (about +30 % with the defaults). Multistep samplers restart their history at each jump."
+    )
+    RETURN_TYPES = ("SAMPLER",)
+    RETURN_NAMES = ("sampler",)
+    OUTPUT_TOOLTIPS = ("The sampler with noise travel; connect it to SamplerCustomAdvanced's sampler input.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "sampler": ("SAMPLER", {"tooltip": "The sampler to run with noise travel (KSamplerSelect or any "
+                                               "ComfyUI sampler node): euler, dpmpp_2m, ..."}),
+            **_travel_inputs(),
+        }, "optional": {
+            "recipe": ("LONGANIM_NOISE", {"tooltip": RECIPE_TIP}),
+        }}
+
+    def run(self, sampler, jump, start, end, repeats, seed, recipe=None):
+        cat.check_sampler(sampler, "sampler")
+        return (cat.travel_sampler(sampler, _settings(jump, start, end, repeats, seed, recipe)),)
+
+
+class LongAnimNoiseTravelModel(LongAnimNode):
+    NODE_ID = "LongAnimNoiseTravelModel"
+    DISPLAY_NAME = "LongAnim: Noise Travel (model)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "ZoLA noise travel (section 4.4, Eq. 9) for plain KSampler / KSamplerAdvanced: returns a MODEL whose "
+        "sampling runs the chosen sampler_name with noise travel (re-noise and re-denoise blocks of L early "
+        "steps). Only the returned MODEL is affected. The range is a fraction of the steps that sampler runs: "
+        "with several KSamplerAdvanced passes, patch only the model of the first (high-noise) pass."
+    )
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The model whose KSampler runs use noise travel.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The model to sample with (it is cloned, not changed). Put LongAnim "
+                                           "context windows on it before or after, as you like."}),
+            **_travel_inputs(),
+        }, "optional": {
+            "recipe": ("LONGANIM_NOISE", {"tooltip": RECIPE_TIP}),
+        }}
+
+    def run(self, model, jump, start, end, repeats, seed, recipe=None):
+        if not hasattr(model, "clone") or not hasattr(model, "model_options"):
+            raise ValueError(f"model: expected a MODEL (from a model loader), got {type(model).__name__}")
+        return (cat.patch_model_travel(model, _settings(jump, start, end, repeats, seed, recipe)),)
+
+
+NODES = [LongAnimNoiseTravel, LongAnimNoiseTravelModel]

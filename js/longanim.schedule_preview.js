@@ -1,0 +1,188 @@
+// LongAnim: live schedule preview on the context-window nodes, and greying of inputs a mode does not use.
+//
+// The picture is drawn by the pack's Python schedule code (GET /longanim/schedule_preview, the same
+// window_nodes.schedule_picture the sampler and "LongAnim: Preview Schedule" use): no JavaScript port of the math.
+// The preview widget is view-only (serialize: false): nothing is saved in the workflow or sent to the backend.
+const { app } = window.comfyAPI.app;
+const { api } = window.comfyAPI.api;
+
+const ROUTE = "/longanim/schedule_preview";
+const PREVIEW_NODES = new Set([
+    "LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows",
+]);
+const GREY_NODES = new Set([...PREVIEW_NODES, "LongAnimPreviewSchedule"]);
+// widgets whose values are sent to the route (names of the nodes' inputs)
+const QUERY_WIDGETS = ["context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop",
+    "fusion", "seed", "blend_variant"];
+// inputs each context_schedule reads (context_schedule.make_windows docstring); the rest are greyed
+const USED_BY_SCHEDULE = {
+    zola: ["stride", "max_skip"], uniform: ["stride"], static: ["overlap"], shifted: ["overlap"],
+    looped: ["overlap", "closed_loop"], batched: [],
+};
+const SCHEDULE_INPUTS = ["stride", "overlap", "max_skip", "closed_loop"];
+const DEBOUNCE_MS = 150;
+const MAX_STEPS = 6;
+
+function widget(node, name) {
+    return node.widgets?.find((w) => w.name === name);
+}
+
+// Latent frames of the video this graph makes (largest latent batch / video length); null when none is found.
+function graphFrames(node, videoFrames) {
+    let best = null;
+    for (const other of node.graph?._nodes ?? []) {
+        const w = widget(other, videoFrames ? "length" : "batch_size");
+        if (w && typeof w.value === "number" && /Latent|Video/i.test(other.type ?? "")) best = Math.max(best ?? 0, w.value);
+    }
+    return best;
+}
+
+function graphSteps(node) {
+    for (const other of node.graph?._nodes ?? []) {
+        const w = widget(other, "steps");
+        if (w && typeof w.value === "number" && other.type !== "LongAnimPreviewSchedule") {
+            return Math.max(1, Math.min(MAX_STEPS, w.value));
+        }
+    }
+    return 6;
+}
+
+function applyGreying(node) {
+    const schedule = node.comfyClass === "LongAnimContextWindows" || node.comfyClass === "LongAnimPreviewSchedule"
+        ? widget(node, "context_schedule")?.value : null;
+    const used = schedule ? USED_BY_SCHEDULE[schedule] ?? SCHEDULE_INPUTS : SCHEDULE_INPUTS;
+    let changed = false;
+    const setDisabled = (name, off) => {
+        const w = widget(node, name);
+        if (w && !!w.disabled !== off) {
+            w.disabled = off;
+            changed = true;
+        }
+    };
+    if (schedule) for (const name of SCHEDULE_INPUTS) setDisabled(name, !used.includes(name));
+    const blend = widget(node, "fusion")?.value === "randomized_blend";
+    setDisabled("blend_variant", !blend);
+    if (node.comfyClass === "LongAnimGenLWindows") setDisabled("seed", !blend);
+    if (changed) node.setDirtyCanvas?.(true, false);
+}
+
+function previewQuery(node) {
+    const video = node.comfyClass === "LongAnimWanZoLAWindows";
+    const params = new URLSearchParams({ node: node.comfyClass });
+    for (const name of QUERY_WIDGETS) {
+        const w = widget(node, name);
+        if (w !== undefined && w.value !== undefined && w.value !== null) params.set(name, String(w.value));
+    }
+    const frames = graphFrames(node, video) ?? (video ? 241 : 64);
+    params.set("frames", String(Math.min(frames, video ? 4093 : 1024)));
+    params.set("steps", String(graphSteps(node)));
+    return params.toString();
+}
+
+function addPreview(node) {
+    const box = document.createElement("div");
+    box.className = "longanim-schedule-preview";
+    Object.assign(box.style, { display: "flex", flexDirection: "column", width: "100%", height: "100%",
+        overflow: "hidden" });
+    const img = document.createElement("img");
+    img.alt = "LongAnim schedule preview";
+    Object.assign(img.style, { flex: "1 1 auto", minHeight: "0", width: "100%", objectFit: "contain",
+        imageRendering: "pixelated", background: "#111" });
+    const caption = document.createElement("div");
+    Object.assign(caption.style, { font: "11px sans-serif", color: "#aaa", padding: "2px 4px",
+        whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
+    box.append(img, caption);
+
+    const previewWidget = node.addDOMWidget("longanim_schedule_preview", "longanim_preview", box, {
+        serialize: false, hideOnZoom: false, getValue: () => undefined, setValue: () => {},
+        getMinHeight: () => 110,
+    });
+    previewWidget.serialize = false;
+
+    const state = { query: null, timer: null, controller: null, url: null };
+    node.longanimPreview = { state, img, caption };
+
+    async function load(query) {
+        state.controller?.abort();
+        const controller = new AbortController();
+        state.controller = controller;
+        try {
+            const res = await fetch(api.apiURL(`${ROUTE}?${query}`), { signal: controller.signal });
+            if (!res.ok) {
+                caption.textContent = res.status === 400 ? await res.text() : `preview unavailable (HTTP ${res.status})`;
+                caption.style.color = "#e88";
+                img.style.opacity = "0.3";
+                return;
+            }
+            const blob = await res.blob();
+            if (controller.signal.aborted) return;
+            if (state.url) URL.revokeObjectURL(state.url);
+            state.url = URL.createObjectURL(blob);
+            img.src = state.url;
+            img.style.opacity = "1";
+            const p = new URLSearchParams(query);
+            caption.style.color = "#aaa";
+            const unit = node.comfyClass === "LongAnimWanZoLAWindows" ? "video" : "latent";
+            caption.textContent = `windows of ${p.get("frames")} ${unit} frames, one band per step (first `
+                + `${p.get("steps")} steps, sampler seed 0)`;
+        } catch (e) {
+            if (e?.name !== "AbortError") {
+                caption.textContent = "preview unavailable (server not reachable)";
+                caption.style.color = "#e88";
+            }
+        } finally {
+            if (state.controller === controller) state.controller = null;
+        }
+    }
+
+    // Called on every draw of the node: cheap; fetches only when the query (widgets, latent size, steps) changed.
+    node.longanimRefresh = () => {
+        const query = previewQuery(node);
+        if (query === state.query) return;
+        state.query = query;
+        clearTimeout(state.timer);
+        state.timer = setTimeout(() => load(query), DEBOUNCE_MS);
+    };
+    node.longanimDispose = () => {
+        clearTimeout(state.timer);
+        state.controller?.abort();
+        if (state.url) URL.revokeObjectURL(state.url);
+        state.url = null;
+    };
+    const [w, h] = node.size;
+    node.setSize([Math.max(w, 320), Math.max(h, node.computeSize()[1])]);
+}
+
+function chain(object, property, fn) {
+    const original = object[property];
+    object[property] = function (...args) {
+        const result = original?.apply(this, args);
+        fn.apply(this, args);
+        return result;
+    };
+}
+
+app.registerExtension({
+    name: "LongAnim.SchedulePreview",
+    async beforeRegisterNodeDef(nodeType, nodeData) {
+        if (!GREY_NODES.has(nodeData?.name)) return;
+        const preview = PREVIEW_NODES.has(nodeData.name);
+        chain(nodeType.prototype, "onNodeCreated", function () {
+            if (preview) addPreview(this);
+            applyGreying(this);
+        });
+        chain(nodeType.prototype, "onConfigure", function () {
+            applyGreying(this);
+        });
+        chain(nodeType.prototype, "onWidgetChanged", function () {
+            applyGreying(this);
+        });
+        chain(nodeType.prototype, "onDrawForeground", function () {
+            applyGreying(this);
+            this.longanimRefresh?.();
+        });
+        chain(nodeType.prototype, "onRemoved", function () {
+            this.longanimDispose?.();
+        });
+    },
+});

@@ -1,0 +1,168 @@
+"""e2e (browser): the real frontend (comfyui-frontend-package of the host) in headless chromium via Playwright.
+
+Every ``workflows/*.json`` loads with no unknown node type except declared third-party ones and its widget values
+are valid for the server's node definitions; the pack's canvas extension draws the schedule preview and redraws
+it when a widget changes, greys unused inputs and serializes nothing; tiny-model variants of two workflows are
+queued from the UI and produce images. One screenshot per workflow goes to ``bench_out/e2e_browser/``.
+
+Needs ``pip install playwright`` (no ``playwright install``) and Debian's ``/usr/bin/chromium``. Without them the
+tests skip, or fail with the reason when ``LONGANIM_REQUIRE_BROWSER=1``.
+"""
+import json
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+import browser  # noqa: E402
+import make_workflows  # noqa: E402
+
+ARTIFACTS = ROOT / "bench_out" / "e2e_browser"
+THIRD_PARTY_PREFIXES = tuple(make_workflows.THIRD_PARTY_PACKS)
+VIRTUAL = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+
+
+def _need_browser() -> None:
+    reason = None
+    if not browser.playwright_available():
+        reason = "the playwright python package is missing (pip install playwright; no 'playwright install')"
+    elif not browser.find_chromium():
+        reason = "chromium is missing (apt-get install -y chromium, or set LONGANIM_CHROMIUM)"
+    if reason:
+        if os.environ.get("LONGANIM_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests required (LONGANIM_REQUIRE_BROWSER=1) but {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def frontend(server):
+    _need_browser()
+    with browser.Frontend(server.url) as fe:
+        yield fe
+    assert not fe.pack_errors(), f"console errors from the pack's js: {fe.pack_errors()}"
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get("/object_info")
+
+
+def _check_prompt_values(name: str, prompt: dict, object_info: dict) -> list[str]:
+    """Widget values the frontend would send (graphToPrompt) checked against the node definitions."""
+    bad = []
+    for nid, node in prompt.items():
+        info = object_info.get(node["class_type"])
+        if info is None:
+            continue
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        for key, value in node["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                continue  # a link
+            spec = specs.get(key)
+            if spec is None:
+                bad.append(f"{name}: {node['class_type']}#{nid} sends unknown input {key}={value!r}")
+                continue
+            kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+            if isinstance(kind, list) or kind == "COMBO":
+                options = kind if isinstance(kind, list) else opts.get("options", [])
+                if value not in options and not str(value).lower().endswith(make_workflows.FILE_SUFFIXES):
+                    bad.append(f"{name}: {node['class_type']}.{key}={value!r} not in {options[:6]}")
+            elif kind in ("INT", "FLOAT"):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not ok or not opts.get("min", -1e308) <= value <= opts.get("max", 1e308):
+                    bad.append(f"{name}: {node['class_type']}.{key}={value!r} is not a {kind} in range")
+            elif kind == "BOOLEAN" and not isinstance(value, bool):
+                bad.append(f"{name}: {node['class_type']}.{key}={value!r} is not a BOOLEAN")
+            elif kind == "STRING" and not isinstance(value, str):
+                bad.append(f"{name}: {node['class_type']}.{key}={value!r} is not a STRING")
+    return bad
+
+
+def test_every_workflow_loads_in_the_frontend(frontend, object_info):
+    paths = sorted((ROOT / "workflows").glob("*.json"))
+    assert paths, "no workflows/*.json"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        missing = frontend.load(data, path.stem)
+        unexpected = [t for t in missing if not t.startswith(THIRD_PARTY_PREFIXES)]
+        if unexpected:
+            problems.append(f"{path.name}: node types unknown to the frontend: {unexpected}")
+        saved = {n["id"]: n for n in frontend.serialized()["nodes"]}
+        for node in data["nodes"]:
+            back = saved.get(node["id"], {})
+            if node["type"] not in missing and back.get("widgets_values", []) != node.get("widgets_values", []):
+                problems.append(f"{path.name}: {node['type']}#{node['id']} widgets_values changed on load: "
+                                f"{node.get('widgets_values')} -> {back.get('widgets_values')}")
+        prompt = frontend.evaluate("async () => (await window.comfyAPI.app.app.graphToPrompt()).output")
+        problems += _check_prompt_values(path.name, prompt, object_info)
+        frontend.screenshot_png(ARTIFACTS / f"{path.stem}.png")
+    assert not problems, "\n".join(problems)
+
+
+PREVIEW_STATE = """(id) => {
+    const node = window.comfyAPI.app.app.graph.getNodeById(id);
+    const img = node.longanimPreview.img;
+    if (!img.complete || !img.naturalWidth) return null;
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let sum = 0;
+    for (let i = 0; i < px.length; i += 4) sum = (sum * 31 + px[i] + 7 * px[i + 1] + 13 * px[i + 2]) % 1000000007;
+    return {w: c.width, h: c.height, sum, src: img.src, caption: node.longanimPreview.caption.textContent};
+}"""
+
+
+def _preview(frontend, nid, previous=None):
+    frontend.page.wait_for_function(
+        f"(() => {{ const s = ({PREVIEW_STATE})({nid}); return s && s.src !== {json.dumps(previous or '')}; }})()",
+        timeout=30000)
+    return frontend.evaluate(PREVIEW_STATE, nid)
+
+
+def test_schedule_preview_redraws_and_greys_unused_inputs(frontend):
+    frontend.evaluate("() => window.comfyAPI.app.app.graph.clear()")
+    nid = frontend.evaluate("""() => {
+        const app = window.comfyAPI.app.app, node = window.LiteGraph.createNode('LongAnimContextWindows');
+        node.pos = [100, 100]; app.graph.add(node); app.canvas.setDirty(true, true); return node.id; }""")
+    first = _preview(frontend, nid)
+    assert first["w"] > 0 and first["h"] > 0 and "frames" in first["caption"], first
+    # a widget change redraws the picture (computed by the server's schedule code)
+    frontend.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(id);
+        const w = n.widgets.find((w) => w.name === 'stride'); w.value = 6; w.callback?.(6);
+        n.setDirtyCanvas(true, true); }""", nid)
+    second = _preview(frontend, nid, first["src"])
+    assert second["sum"] != first["sum"] or (second["w"], second["h"]) != (first["w"], first["h"])
+    # inputs the chosen schedule does not read are greyed
+    state = frontend.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(id);
+        const w = n.widgets.find((w) => w.name === 'context_schedule'); w.value = 'static'; w.callback?.('static');
+        n.onWidgetChanged?.('context_schedule', 'static', 'zola', w);
+        return Object.fromEntries(n.widgets.filter((w) => w.name).map((w) => [w.name, !!w.disabled])); }""", nid)
+    assert state["stride"] and state["max_skip"] and not state["overlap"], state
+    assert state["blend_variant"], "blend_variant applies only to fusion randomized_blend"
+    # the preview widget is view-only: not in the saved workflow, not in the prompt
+    saved = frontend.evaluate("(id) => window.comfyAPI.app.app.graph.getNodeById(id).serialize()", nid)
+    assert len(saved["widgets_values"]) == 12, saved["widgets_values"]
+    frontend.screenshot_png(ARTIFACTS / "schedule_preview_node.png")
+
+
+@pytest.mark.parametrize("name", ["longanim_zero_shot_sd15", "longanim_wan_t2v_long"])
+def test_queue_tiny_workflow_from_the_ui(frontend, server, object_info, name):
+    data = make_workflows.build_workflows(object_info, tiny=True, names={name})[name]
+    missing = frontend.load(data, name + "_tiny")
+    assert not missing, missing
+    before = set(server.get("/history") or {})
+    frontend.queue()
+    frontend.wait_idle(server.get, timeout_s=120)
+    new = [v for k, v in (server.get("/history") or {}).items() if k not in before]
+    assert len(new) == 1, f"expected one new prompt in /history, got {len(new)}"
+    entry = new[0]
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    files = server.output_files(entry)
+    assert files and all(f.exists() and f.stat().st_size > 0 for f in files), files
+    frontend.screenshot_png(ARTIFACTS / f"{name}_tiny.png")

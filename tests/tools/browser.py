@@ -1,0 +1,199 @@
+"""Drive the real ComfyUI frontend in headless Debian chromium with Playwright (no ``playwright install``).
+
+    with Frontend("http://127.0.0.1:8188") as fe:
+        missing = fe.load(workflow_json)      # app.loadGraphData; returns node types the frontend does not know
+        fe.screenshot_jpg(path)               # the whole graph fitted into the canvas
+
+The browser gets a fresh profile (``--user-data-dir``) and no network beyond the server. ``GET /settings`` is
+answered by the driver (tutorial done, no missing-node/model dialogs) and settings writes are swallowed, so the
+host's user settings are never changed. Console errors and page errors are collected in ``errors``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage"]
+SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": False,
+            "Comfy.Workflow.ShowMissingModelsWarning": False, "Comfy.Validation.Workflows": True}
+VIEWPORT = {"width": 1600, "height": 1000}
+# the frontend's menus, side bars, minimap and toasts, hidden for screenshots of the canvas alone
+HIDE_CHROME = (".comfyui-body-top, .comfyui-body-left, .comfyui-body-right, .comfyui-body-bottom, "
+               ".splitter-overlay-root, .p-toast { visibility: hidden !important; }")
+
+
+def find_chromium() -> str | None:
+    """Path of a chromium binary: $LONGANIM_CHROMIUM, /usr/bin/chromium, or chromium/google-chrome on PATH."""
+    for cand in (os.environ.get("LONGANIM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
+
+
+def playwright_available() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Frontend:
+    def __init__(self, url: str, chromium: str | None = None, timeout_s: float = 120.0):
+        self.url = url.rstrip("/")
+        self.chromium = chromium or find_chromium()
+        self.timeout_ms = int(timeout_s * 1000)
+        self.errors: list[dict] = []
+        self.profile = tempfile.mkdtemp(prefix="longanim-chromium-")
+        self._pw = self.context = self.page = None
+        self._chrome_hidden = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Frontend:
+        from playwright.sync_api import sync_playwright
+
+        if not self.chromium:
+            raise RuntimeError("chromium not found: apt-get install -y chromium (or set LONGANIM_CHROMIUM)")
+        self._pw = sync_playwright().start()
+        try:
+            self.context = self._pw.chromium.launch_persistent_context(
+                self.profile, executable_path=self.chromium, headless=True, args=CHROMIUM_FLAGS,
+                viewport=VIEWPORT)
+            self.page = self.context.pages[0] if self.context.pages else self.context.new_page()
+            self.page.on("console", self._on_console)
+            self.page.on("pageerror", lambda e: self.errors.append({"type": "pageerror", "text": str(e),
+                                                                    "url": "", "stack": e.stack or ""}))
+            self.page.route("**/settings", self._settings)
+            self.page.route("**/settings/**", self._settings)
+            self.page.goto(self.url + "/", timeout=self.timeout_ms)
+            self.page.wait_for_function("window.LiteGraph?.registered_node_types?.KSampler "
+                                        "&& window.comfyAPI?.app?.app?.graph && window.comfyAPI.app.app.canvas",
+                                        timeout=self.timeout_ms)
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for closer in (getattr(self.context, "close", None), getattr(self._pw, "stop", None)):
+            try:
+                if closer:
+                    closer()
+            except Exception:  # noqa: BLE001 - best effort teardown
+                pass
+        self.context = self._pw = None
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def _settings(self, route) -> None:
+        if route.request.method == "GET" and route.request.url.rstrip("/").endswith("/settings"):
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(SETTINGS))
+        elif route.request.method == "GET":
+            key = route.request.url.rsplit("/", 1)[-1]
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(SETTINGS.get(key)))
+        else:  # never write the host's settings file
+            route.fulfill(status=200, content_type="application/json", body="{}")
+
+    def _on_console(self, msg) -> None:
+        if msg.type in ("error", "warning"):
+            loc = msg.location or {}
+            self.errors.append({"type": msg.type, "text": msg.text, "url": loc.get("url", ""), "stack": ""})
+
+    def pack_errors(self) -> list[dict]:
+        """Console errors / page errors from the pack: its js (``/extensions/LongAnim/``) or its route failing.
+
+        A 400 from the preview route is the answer to invalid widget values (shown on the node), not a defect;
+        the frontend's own look-ups of node ids on api.comfy.org (unreachable here) are not the pack's.
+        """
+        out = []
+        for e in self.errors:
+            where = (e["url"] + " " + e["stack"] + " " + e["text"]).lower()
+            if e["type"] == "warning" or "api.comfy.org" in e["url"]:
+                continue
+            if "/extensions/longanim/" in where or "longanim.schedule_preview" in where or (
+                    "/longanim/" in e["url"] and "status of 400" not in e["text"]):
+                out.append(e)
+        return out
+
+    # ------------------------------------------------------------------ graph
+    def evaluate(self, script: str, arg=None):
+        return self.page.evaluate(script, arg)
+
+    def load(self, workflow: dict, name: str = "workflow") -> list[str]:
+        """Load a UI-format workflow; returns the node types the frontend has no definition for."""
+        return self.evaluate("""async ([wf, name]) => {
+            const app = window.comfyAPI.app.app;
+            await app.loadGraphData(structuredClone(wf), true, true, name);
+            const known = window.LiteGraph.registered_node_types;
+            return [...new Set(wf.nodes.map((n) => n.type).filter((t) => !known[t]))];
+        }""", [workflow, name])
+
+    def serialized(self) -> dict:
+        return self.evaluate("() => window.comfyAPI.app.app.graph.serialize()")
+
+    def fit(self, margin: float = 30) -> None:
+        """Zoom and pan so that every node is on the canvas."""
+        self.evaluate("""(margin) => {
+            const app = window.comfyAPI.app.app, nodes = app.graph._nodes;
+            if (!nodes.length) return;
+            let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+            for (const n of nodes) {
+                x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 30);
+                x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+            }
+            const c = app.canvas.canvas, w = c.clientWidth, h = c.clientHeight;
+            const s = Math.min(1.2, (w - 2 * margin) / (x1 - x0), (h - 2 * margin) / (y1 - y0));
+            app.canvas.ds.scale = s;
+            app.canvas.ds.offset = [(w / s - (x1 - x0)) / 2 - x0, (h / s - (y1 - y0)) / 2 - y0];
+            app.canvas.setDirty(true, true);
+        }""", margin)
+
+    def settle(self, seconds: float = 0.6) -> None:
+        """Let debounced requests (schedule previews) finish and the canvas redraw."""
+        self.page.wait_for_timeout(int(seconds * 1000))
+        try:
+            self.page.wait_for_load_state("networkidle", timeout=5000)
+        except Exception:  # noqa: BLE001 - previews may keep nothing pending; a timeout is fine
+            pass
+
+    def screenshot_png(self, path=None) -> bytes:
+        if not self._chrome_hidden:
+            self.page.add_style_tag(content=HIDE_CHROME)
+            self._chrome_hidden = True
+        self.fit()
+        self.settle()
+        return self.page.locator("#graph-canvas").screenshot(path=str(path) if path else None)
+
+    def screenshot_jpg(self, path, width: int = 960) -> None:
+        """The fitted canvas as a JPEG thumbnail (Pillow)."""
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(self.screenshot_png())).convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, "JPEG", quality=85, optimize=True)
+
+    def queue(self) -> None:
+        """Press Queue (``app.queuePrompt``)."""
+        self.evaluate("async () => { await window.comfyAPI.app.app.queuePrompt(0, 1); }")
+
+    def wait_idle(self, get, timeout_s: float = 120) -> None:
+        """Poll the server's /queue until nothing is running or pending (``get`` = ComfyServer.get)."""
+        t0 = time.time()
+        while time.time() - t0 < timeout_s:
+            q = get("/queue")
+            if not q["queue_running"] and not q["queue_pending"]:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"the queue did not empty within {timeout_s} s")

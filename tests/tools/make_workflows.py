@@ -1,0 +1,456 @@
+"""Generate the example workflows in ``workflows/`` (ComfyUI UI-format graphs) from the server's node definitions.
+
+    .host/venv/bin/python tests/tools/make_workflows.py              # starts the host server, writes workflows/
+    .host/venv/bin/python tests/tools/make_workflows.py --url http://127.0.0.1:8188 --thumbnails
+
+Widget values are laid out from ``/object_info`` (``input_order``, defaults, the extra ``control_after_generate``
+value after seeds) exactly as the frontend expects, so the files load without shifted widgets. Nodes of other packs
+(AnimateDiff-Evolved) are not on the test host: their widgets are declared in ``THIRD_PARTY`` from their source.
+``--thumbnails`` loads every workflow in headless chromium (``tests/tools/browser.py``) and saves a screenshot of
+the canvas as the same-name ``.jpg``. ``build_workflows(object_info, tiny=True)`` gives the tiny-model variants the
+browser test runs (never written to ``workflows/``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / "workflows"
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+FILE_SUFFIXES = (".safetensors", ".ckpt", ".pth", ".pt", ".bin", ".png", ".jpg", ".jpeg", ".webp", ".mp4", ".gguf")
+COLUMN = 360
+PREVIEW_NODES = {"LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows"}
+# Third-party nodes the workflows use, as /object_info would describe them (from the packs' INPUT_TYPES).
+THIRD_PARTY = {
+    "ADE_AnimateDiffLoaderGen1": {  # Kosinkadink/ComfyUI-AnimateDiff-Evolved, animatediff/nodes_gen1.py
+        "input": {"required": {"model": ["MODEL"], "model_name": [["mm_sd_v15_v2.ckpt"]],
+                               "beta_schedule": [["autoselect", "use existing", "sqrt_linear (AnimateDiff)",
+                                                  "linear (AnimateDiff-SDXL)", "linear (HotshotXL/default)",
+                                                  "avg(sqrt_linear,linear)", "lcm avg(sqrt_linear,linear)", "lcm",
+                                                  "lcm[100_ots]", "lcm[25_ots]", "lcm >> sqrt_linear", "sqrt",
+                                                  "cosine", "squaredcos_cap_v2"], {"default": "autoselect"}]},
+                  "optional": {"context_options": ["CONTEXT_OPTIONS"], "motion_lora": ["MOTION_LORA"],
+                               "ad_settings": ["AD_SETTINGS"], "ad_keyframes": ["AD_KEYFRAMES"],
+                               "sample_settings": ["SAMPLE_SETTINGS"], "scale_multival": ["MULTIVAL"],
+                               "effect_multival": ["MULTIVAL"], "per_block": ["PER_BLOCK"]}},
+        "input_order": {"required": ["model", "model_name", "beta_schedule"],
+                        "optional": ["context_options", "motion_lora", "ad_settings", "ad_keyframes",
+                                     "sample_settings", "scale_multival", "effect_multival", "per_block"]},
+        "output": ["MODEL"], "output_name": ["MODEL"],
+    },
+}
+THIRD_PARTY_PACKS = {"ADE_": "ComfyUI-AnimateDiff-Evolved (Kosinkadink)", "VHS_": "ComfyUI-VideoHelperSuite",
+                     "ACN_": "ComfyUI-Advanced-ControlNet"}
+
+
+class Out:
+    def __init__(self, node: Node, slot: int):
+        self.node, self.slot = node, slot
+
+
+class Node:
+    def __init__(self, wf: Workflow, nid: int, type_: str, info: dict, col: float, title: str | None):
+        self.wf, self.id, self.type, self.info, self.col, self.title = wf, nid, type_, info, col, title
+        self.inputs: list[dict] = []
+        self.outputs = [{"localized_name": n, "name": n, "type": t, "links": None}
+                        for t, n in zip(info.get("output", []), info.get("output_name", []), strict=False)]
+        self.widgets_values: list = []
+        self.height = 0.0
+
+    def __getitem__(self, key: int | str) -> Out:
+        if isinstance(key, str):
+            key = [o["name"] for o in self.outputs].index(key)
+        return Out(self, key)
+
+
+class Workflow:
+    """UI-format graph builder: ``n = wf.node("KSampler", col, seed=1, model=loader[0], ...)``."""
+
+    def __init__(self, object_info: dict, name: str):
+        self.info = {**THIRD_PARTY, **object_info}
+        self.name = name
+        self.nodes: list[Node] = []
+        self.links: list[list] = []
+        self.notes: list[tuple[str, float]] = []
+
+    def note(self, text: str, col: float = 0) -> None:
+        self.notes.append((text, col))
+
+    def node(self, type_: str, col: float, title: str | None = None, **values) -> Node:
+        if type_ not in self.info:
+            raise KeyError(f"{self.name}: node type {type_} is not on the server (is its pack installed?)")
+        info = self.info[type_]
+        node = Node(self, len(self.nodes) + len(self.notes) + 1, type_, info, col, title)
+        upload = False
+        order = info.get("input_order") or {s: list(info["input"].get(s, {})) for s in ("required", "optional")}
+        unknown = set(values) - {n for s in ("required", "optional") for n in order.get(s, [])}
+        if unknown:
+            raise KeyError(f"{self.name}: {type_} has no input(s) {sorted(unknown)}")
+        for section in ("required", "optional"):
+            for name in order.get(section, []):
+                spec = info["input"][section][name]
+                kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+                is_combo = isinstance(kind, list) or kind == "COMBO"
+                slot = {"localized_name": name, "name": name, "type": "COMBO" if is_combo else kind}
+                if section == "optional":
+                    slot["shape"] = 7
+                value = values.get(name)
+                if is_combo or (kind in WIDGET_TYPES and not opts.get("forceInput")):
+                    slot["widget"] = {"name": name}
+                    node.widgets_values += self._widget_values(type_, name, kind, opts, value, is_combo)
+                    node.height += 110 if opts.get("multiline") else 24
+                    if opts.get("image_upload") or opts.get("video_upload"):
+                        upload = True
+                else:
+                    node.height += 22
+                slot["link"] = None
+                if isinstance(value, Out):
+                    slot["link"] = self._link(value, node, len(node.inputs), slot["type"])
+                elif value is not None and "widget" not in slot:
+                    raise TypeError(f"{self.name}: {type_}.{name} takes a link, got {value!r}")
+                node.inputs.append(slot)
+        if upload:  # the frontend adds an upload button after the file combo; its value is saved
+            node.inputs.append({"localized_name": "choose file to upload", "name": "upload", "type": "IMAGEUPLOAD",
+                                "widget": {"name": "upload"}, "link": None})
+            node.widgets_values.append("image")
+            node.height += 260
+        node.height += 22 * len(node.outputs) + 40
+        if type_ in PREVIEW_NODES:  # js/longanim.schedule_preview.js adds a picture below the widgets
+            node.height += 190
+        self.nodes.append(node)
+        return node
+
+    def _widget_values(self, type_, name, kind, opts, value, is_combo) -> list:
+        if isinstance(value, Out):
+            raise TypeError(f"{self.name}: {type_}.{name} is a widget; converting widgets to links is not supported")
+        if value is None:
+            if "default" in opts:
+                value = opts["default"]
+            elif is_combo and isinstance(kind, list) and kind:
+                value = kind[0]
+            elif is_combo:
+                raise ValueError(f"{self.name}: {type_}.{name} needs a value (no options on this server)")
+            else:
+                value = {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind]
+        if is_combo:
+            options = kind if isinstance(kind, list) else opts.get("options", [])
+            if options and value not in options and not str(value).lower().endswith(FILE_SUFFIXES):
+                raise ValueError(f"{self.name}: {type_}.{name}={value!r} is not one of {options}")
+        elif kind in ("INT", "FLOAT") and not (opts.get("min", -1e308) <= value <= opts.get("max", 1e308)):
+            raise ValueError(f"{self.name}: {type_}.{name}={value} outside [{opts.get('min')}, {opts.get('max')}]")
+        out = [value]
+        control = opts.get("control_after_generate")
+        if (kind == "INT" and (control if control is not None else name in ("seed", "noise_seed"))) or \
+                (is_combo and control):
+            out.append("fixed")
+        return out
+
+    def _link(self, src: Out, dst: Node, dst_slot: int, type_: str) -> int:
+        lid = len(self.links) + 1
+        out = src.node.outputs[src.slot]
+        if type_ not in (out["type"], "*") and out["type"] != "*":
+            raise TypeError(f"{self.name}: cannot link {src.node.type}.{out['name']} ({out['type']}) to "
+                            f"{dst.type} input {dst_slot} ({type_})")
+        out["links"] = (out["links"] or []) + [lid]
+        self.links.append([lid, src.node.id, src.slot, dst.id, dst_slot, out["type"]])
+        return lid
+
+    def to_json(self) -> dict:
+        cols: dict[float, float] = {}
+        nodes = []
+        for text, col in self.notes:
+            y = cols.get(col, 0.0)
+            h = 60 + 18 * (len(text) // 50 + text.count("\n") + 1)
+            nodes.append({"id": len(nodes) + 1, "type": "Note", "pos": [col * COLUMN, y], "size": [330, h],
+                          "flags": {}, "order": 0, "mode": 0, "inputs": [], "outputs": [],
+                          "properties": {}, "widgets_values": [text], "color": "#432", "bgcolor": "#653"})
+            cols[col] = y + h + 40
+        for order, node in enumerate(self.nodes):
+            y = cols.get(node.col, 0.0)
+            h = max(80.0, node.height)
+            item = {"id": node.id, "type": node.type, "pos": [node.col * COLUMN, y], "size": [330, h],
+                    "flags": {}, "order": order + len(self.notes), "mode": 0, "inputs": node.inputs,
+                    "outputs": node.outputs, "properties": {"Node name for S&R": node.type},
+                    "widgets_values": node.widgets_values}
+            if node.title:
+                item["title"] = node.title
+            nodes.append(item)
+            cols[node.col] = y + h + 40
+        return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "longanim/" + self.name)), "revision": 0,
+                "last_node_id": len(nodes), "last_link_id": len(self.links), "nodes": nodes, "links": self.links,
+                "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [40, 40]}}, "version": 0.4}
+
+
+# ------------------------------------------------------------------------------------------------ shared pieces
+NEG = "blurry, low quality, watermark, text, deformed"
+MODELS_NOTE = "Models (put them in ComfyUI/models/...):\n"
+
+
+def third_party_note(*packs: str) -> str:
+    return "Needs custom node pack(s): " + ", ".join(packs) + " (install with ComfyUI-Manager).\n"
+
+
+def sd_base(wf: Workflow, tiny: bool, frames: int, prompt: str, size: int = 512):
+    """Loader, prompts and empty latent for SD1.5 (tiny: the test UNet, TinyTestConditioning, 32 px)."""
+    if tiny:
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_sd15.safetensors")[0]
+        vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taesd.safetensors")[0]
+        pos = wf.node("TinyTestConditioning", 1, text=prompt, family="sd15")[0]
+        neg = wf.node("TinyTestConditioning", 1, text="", family="sd15")[0]
+        latent = wf.node("EmptyLatentImage", 1, width=32, height=32, batch_size=min(frames, 16))[0]
+        return model, None, vae, pos, neg, latent
+    ckpt = wf.node("CheckpointLoaderSimple", 0, ckpt_name="v1-5-pruned-emaonly.safetensors")
+    pos = wf.node("CLIPTextEncode", 1, title="positive prompt", text=prompt, clip=ckpt[1])[0]
+    neg = wf.node("CLIPTextEncode", 1, title="negative prompt", text=NEG, clip=ckpt[1])[0]
+    latent = wf.node("EmptyLatentImage", 1, width=size, height=size, batch_size=frames)[0]
+    return ckpt[0], ckpt[1], ckpt[2], pos, neg, latent
+
+
+def wan_base(wf: Workflow, tiny: bool, video_frames: int, prompt: str | None):
+    if tiny:
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_wan21.safetensors")[0]
+        vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taew21.safetensors")[0]
+        pos = wf.node("TinyTestConditioning", 1, text=prompt or "a fox", family="wan21")[0]
+        neg = wf.node("TinyTestConditioning", 1, text="", family="wan21")[0]
+        latent = wf.node("EmptyHunyuanLatentVideo", 1, width=64, height=64, length=min(video_frames, 41))[0]
+        return model, None, vae, pos, neg, latent
+    model = wf.node("UNETLoader", 0, unet_name="wan2.1_t2v_1.3B_fp16.safetensors")[0]
+    model = wf.node("ModelSamplingSD3", 0, model=model, shift=8.0)[0]
+    clip = wf.node("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")[0]
+    vae = wf.node("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")[0]
+    pos = wf.node("CLIPTextEncode", 1, title="positive prompt", text=prompt or "", clip=clip)[0] if prompt else None
+    neg = wf.node("CLIPTextEncode", 1, title="negative prompt", text=NEG, clip=clip)[0]
+    latent = wf.node("EmptyHunyuanLatentVideo", 1, width=832, height=480, length=video_frames)[0]
+    return model, clip, vae, pos, neg, latent
+
+
+def sample_and_save(wf: Workflow, tiny: bool, model, pos, neg, latent, vae, prefix: str, steps: int, cfg: float,
+                    fps: float, col: float = 3, sampler: str = "euler", scheduler: str = "normal", denoise=1.0):
+    if tiny:
+        steps, sampler, scheduler = 2, "euler", "normal"
+    s = wf.node("KSampler", col, seed=42, steps=steps, cfg=cfg, sampler_name=sampler, scheduler=scheduler,
+                denoise=denoise, model=model, positive=pos, negative=neg, latent_image=latent)[0]
+    return save_video(wf, s, vae, prefix, fps, col + 1)
+
+
+def save_video(wf: Workflow, samples, vae, prefix: str, fps: float, col: float):
+    images = wf.node("VAEDecode", col, samples=samples, vae=vae)[0]
+    wf.node("SaveAnimatedWEBP", col, images=images, filename_prefix=f"LongAnim/{prefix}", fps=fps, quality=90)
+    return images
+
+
+# ------------------------------------------------------------------------------------------------ the workflows
+def zero_shot_sd15(wf: Workflow, tiny: bool) -> None:
+    wf.note("Zero-shot video from an IMAGE model (Free-Bloom/ZS² idea): no motion module. Dependency noise "
+            "(ZS² Algorithm 1) makes neighbouring frames' noise similar; temporal momentum attention (ZS² Eq. 2) "
+            "lets every frame look back at the previous ones. Raise lam for more change between frames, lower "
+            "momentum for more motion.\n" + MODELS_NOTE + "- checkpoints/v1-5-pruned-emaonly.safetensors")
+    model, _, vae, pos, neg, latent = sd_base(wf, tiny, 16, "a red fox walking through fresh snow, forest, "
+                                              "golden hour, highly detailed")
+    recipe = wf.node("LongAnimDependencyNoise", 1, seed=7, lam=0.01)
+    model = wf.node("LongAnimApplyNoiseToModel", 2, model=model, recipe=recipe[1])[0]
+    model = wf.node("LongAnimTemporalMomentumAttention", 2, model=model, momentum=0.98)[0]
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "zero_shot_sd15", 25, 7.0, 8)
+
+
+def animatediff_zola_256(wf: Workflow, tiny: bool) -> None:
+    wf.note(third_party_note("ComfyUI-AnimateDiff-Evolved") +
+            "256 frames with an AnimateDiff motion module (16-frame windows). ZoLA repeat-mask noise (Eq. 8) keeps "
+            "the scene, ZoLA windows (Eqs. 4-7) are re-drawn every step so seams wash out, and noise travel "
+            "(Eq. 9) re-noises the early steps so windows agree. Do NOT add ADE context options: LongAnim owns "
+            "the window loop.\n" + MODELS_NOTE + "- checkpoints/v1-5-pruned-emaonly.safetensors\n"
+            "- animatediff_models/mm_sd_v15_v2.ckpt")
+    model, _, vae, pos, neg, latent = sd_base(wf, tiny, 256, "a koi pond seen from above, koi fish swimming, "
+                                              "lily pads, ripples, photorealistic")
+    if not tiny:
+        model = wf.node("ADE_AnimateDiffLoaderGen1", 1, model=model, model_name="mm_sd_v15_v2.ckpt")[0]
+    recipe = wf.node("LongAnimRepeatMaskNoise", 1, seed=7, ratio=0.5, base_length=16)
+    model = wf.node("LongAnimApplyNoiseToModel", 2, model=model, recipe=recipe[1])[0]
+    model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=8 if tiny else 16,
+                    stride=8 if tiny else 12, max_skip=2, seed=0)[0]
+    model = wf.node("LongAnimNoiseTravelModel", 2, model=model, jump=0, start=0.0, end=0.3, repeats=1, seed=0,
+                    recipe=recipe[1])[0]
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "animatediff_zola_256", 25, 7.5, 8)
+
+
+def wan_t2v_long(wf: Workflow, tiny: bool) -> None:
+    wf.note("Native Wan 2.1 text-to-video LONGER than the model's 81-frame window: 241 frames, sampled in "
+            "81-frame ZoLA windows re-drawn every step. Lengths on the window node are VIDEO frames.\n" +
+            MODELS_NOTE + "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
+            "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
+    model, _, vae, pos, neg, latent = wan_base(wf, tiny, 241, "a paper boat drifting down a rainy street, "
+                                               "cinematic, reflections")
+    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+                    stride=13 if tiny else 61, max_skip=2, seed=0)[0]
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan_t2v_long", 30, 6.0, 16, sampler="uni_pc",
+                    scheduler="simple")
+
+
+def controlnet_long(wf: Workflow, tiny: bool) -> None:
+    wf.note(third_party_note("ComfyUI-AnimateDiff-Evolved") +
+            "ControlNet-guided long video: load a pose video (already rendered as OpenPose skeletons, one frame "
+            "per latent frame; the latent batch must equal the number of hint frames). Core ControlNet objects get "
+            "each window's hint frames from LongAnim's window loop.\n" + MODELS_NOTE +
+            "- checkpoints/v1-5-pruned-emaonly.safetensors\n- animatediff_models/mm_sd_v15_v2.ckpt\n"
+            "- controlnet/control_v11p_sd15_openpose.pth\n- input/pose_video.mp4 (your pose video, 96 frames)")
+    model, _, vae, pos, neg, latent = sd_base(wf, tiny, 96, "an astronaut dancing on the moon, earth in the sky, "
+                                              "cinematic lighting")
+    if tiny:
+        hint = wf.node("EmptyImage", 0, width=32, height=32, batch_size=16, color=0)[0]
+        cn = wf.node("ControlNetLoader", 0, control_net_name="longanim_tiny_controlnet_sd15.safetensors")[0]
+    else:
+        video = wf.node("LoadVideo", 0, file="pose_video.mp4")[0]
+        hint = wf.node("GetVideoComponents", 0, video=video)[0]
+        hint = wf.node("ImageScale", 0, image=hint, upscale_method="bilinear", width=512, height=512,
+                       crop="center")[0]
+        cn = wf.node("ControlNetLoader", 0, control_net_name="control_v11p_sd15_openpose.pth")[0]
+        model = wf.node("ADE_AnimateDiffLoaderGen1", 1, model=model, model_name="mm_sd_v15_v2.ckpt")[0]
+    applied = wf.node("ControlNetApplyAdvanced", 2, positive=pos, negative=neg, control_net=cn, image=hint,
+                      strength=0.9, start_percent=0.0, end_percent=1.0)
+    model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=8 if tiny else 16,
+                    stride=8 if tiny else 12, max_skip=1, seed=0)[0]
+    sample_and_save(wf, tiny, model, applied[0], applied[1], latent, vae, "controlnet_long", 25, 7.0, 12)
+
+
+def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
+    wf.note("Multi-prompt long video: one prompt per frame range (LATENT frames: Wan packs 4 video frames into one, "
+            "241 video frames = 61 latent frames). Each window uses the prompt covering most of its frames "
+            "(ZoLA rule) or blends them (genl rule, set on the window node).\n" + MODELS_NOTE +
+            "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
+            "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
+    model, clip, vae, pos, neg, latent = wan_base(wf, tiny, 241, None)
+    if tiny:
+        a = wf.node("LongAnimConditioningFrames", 2, conditioning=pos, start_frame=0, end_frame=5)[0]
+        pos = wf.node("ConditioningCombine", 2, conditioning_1=a, conditioning_2=wf.node(
+            "LongAnimConditioningFrames", 2, conditioning=pos, start_frame=6, end_frame=10)[0])[0]
+    else:
+        pos = wf.node("LongAnimPromptSchedule", 1, clip=clip, frames=61, schedule=(
+            "# latent frames: 0-60 (241 video frames)\n0-20: a hot air balloon rising over green hills at dawn\n"
+            "21-40: a hot air balloon floating above the clouds, bright sun\n"
+            "41-: a hot air balloon drifting over a city at sunset"))[0]
+    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+                    stride=13 if tiny else 61, max_skip=2, seed=0, prompt_rule="zola")[0]
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "multi_prompt_long", 30, 6.0, 16, sampler="uni_pc",
+                    scheduler="simple")
+
+
+def randomized_blend_refine(wf: Workflow, tiny: bool) -> None:
+    wf.note("StreamingT2V-style refinement: a long low-resolution Wan video (ZoLA windows) is upscaled, VAE-encoded "
+            "and refined in overlapping 24-frame chunks with randomized blending (Eq. 8) and shared noise on the "
+            "overlaps (Eq. 7): sharper frames, no fixed seam.\n" + MODELS_NOTE +
+            "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
+            "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
+    model, _, vae, pos, neg, latent = wan_base(wf, tiny, 161, "a lighthouse on a cliff in a storm, waves crashing")
+    if not tiny:  # low-resolution base pass
+        latent = wf.node("EmptyHunyuanLatentVideo", 1, title="low-res latent", width=416, height=240, length=161)[0]
+    windowed = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+                       stride=13 if tiny else 61, max_skip=2, seed=0)[0]
+    low = wf.node("KSampler", 3, seed=42, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else
+                  "uni_pc", scheduler="simple", denoise=1.0, model=windowed, positive=pos, negative=neg,
+                  latent_image=latent)[0]
+    images = wf.node("VAEDecode", 4, samples=low, vae=vae)[0]
+    up = wf.node("LongAnimUpscaleEncode", 4, images=images, vae=vae, scale=1.0 if tiny else 2.0)[0]
+    refined = wf.node("LongAnimRandomizedBlendRefine", 5, model=model, positive=pos, negative=neg, latent=up,
+                      denoise=0.5, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else "uni_pc",
+                      scheduler="simple", chunk_length=6 if tiny else 6, overlap=2, seed=7)[0]
+    save_video(wf, refined, vae, "randomized_blend_refine", 16, 6)
+
+
+def phased_image_animation(wf: Workflow, tiny: bool) -> None:
+    wf.note("Phased image animation (Controllable Long Image Animation, Eqs. 9-12): clip 1 is sampled fully; later "
+            "clips reuse its first gamma x steps and only re-sample the rest, so the look stays and ~1/(1-gamma) "
+            "fewer model calls are spent.\n" + MODELS_NOTE +
+            "- diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors\n"
+            "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors\n"
+            "- clip_vision/clip_vision_h.safetensors\n- input/example.png (your image)")
+    if tiny:
+        model, _, vae, pos, neg, latent = wan_base(wf, tiny, 17, "a fox")
+    else:
+        model = wf.node("UNETLoader", 0, unet_name="wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")[0]
+        model = wf.node("ModelSamplingSD3", 0, model=model, shift=8.0)[0]
+        clip = wf.node("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")[0]
+        vae = wf.node("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")[0]
+        image = wf.node("LoadImage", 0, image="example.png")[0]
+        vision = wf.node("CLIPVisionLoader", 1, clip_name="clip_vision_h.safetensors")[0]
+        vision_out = wf.node("CLIPVisionEncode", 1, clip_vision=vision, image=image, crop="none")[0]
+        pos = wf.node("CLIPTextEncode", 1, title="positive prompt", clip=clip,
+                      text="the girl turns her head and smiles, hair moving in the wind")[0]
+        neg = wf.node("CLIPTextEncode", 1, title="negative prompt", text=NEG, clip=clip)[0]
+        i2v = wf.node("WanImageToVideo", 2, positive=pos, negative=neg, vae=vae, width=832, height=480,
+                      length=81, clip_vision_output=vision_out, start_image=image)
+        pos, neg, latent = i2v[0], i2v[1], i2v[2]
+    phased = wf.node("LongAnimPhasedAnimation", 3, model=model, positive=pos, negative=neg, latent=latent,
+                     num_clips=2 if tiny else 4, steps=2 if tiny else 25, cfg=5.0, scheduler="simple",
+                     gamma=0.5 if tiny else 0.8, omega=0.2, seed=7)
+    save_video(wf, phased[0], vae, "phased_image_animation", 16, 4)
+
+
+BUILDERS = {
+    "longanim_zero_shot_sd15": zero_shot_sd15,
+    "longanim_animatediff_zola_256": animatediff_zola_256,
+    "longanim_wan_t2v_long": wan_t2v_long,
+    "longanim_controlnet_long": controlnet_long,
+    "longanim_multi_prompt_long": multi_prompt_long,
+    "longanim_randomized_blend_refine": randomized_blend_refine,
+    "longanim_phased_image_animation": phased_image_animation,
+}
+
+
+def build_workflows(object_info: dict, tiny: bool = False, names=None) -> dict[str, dict]:
+    """``{name: UI-format workflow}`` for every builder (``tiny``: test-host models, 2 steps, few frames)."""
+    out = {}
+    for name, build in BUILDERS.items():
+        if names and name not in names:
+            continue
+        wf = Workflow(object_info, name)
+        build(wf, tiny)
+        out[name] = wf.to_json()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", help="a running ComfyUI with LongAnim (default: start the host in .host/ComfyUI)")
+    ap.add_argument("--thumbnails", action="store_true", help="also screenshot each workflow (headless chromium)")
+    ap.add_argument("--out", default=str(WORKFLOWS))
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "tests" / "tools"))
+    from comfy_client import ComfyServer
+
+    server = None
+    if args.url:
+        import urllib.request
+
+        with urllib.request.urlopen(args.url.rstrip("/") + "/object_info", timeout=60) as r:
+            object_info = json.loads(r.read())
+        url = args.url.rstrip("/")
+    else:
+        server = ComfyServer(ROOT / ".host" / "ComfyUI", ROOT / ".host" / "venv" / "bin" / "python").start()
+        object_info, url = server.get("/object_info"), server.url
+    try:
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        workflows = build_workflows(object_info)
+        for name, data in workflows.items():
+            (out / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
+            print(f"wrote {out / name}.json ({len(data['nodes'])} nodes)")
+        if args.thumbnails:
+            import browser
+
+            with browser.Frontend(url) as fe:
+                for name, data in workflows.items():
+                    fe.load(data)
+                    fe.screenshot_jpg(out / f"{name}.jpg")
+                    print(f"wrote {out / name}.jpg")
+    finally:
+        if server:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

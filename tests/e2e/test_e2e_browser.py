@@ -125,7 +125,15 @@ def _preview(frontend, nid, previous=None):
     return frontend.evaluate(PREVIEW_STATE, nid)
 
 
-def test_schedule_preview_redraws_and_greys_unused_inputs(frontend):
+def test_schedule_preview_redraws_and_greys_unused_inputs(frontend, server):
+    import urllib.error
+
+    try:
+        png = server.get_bytes("/longanim/schedule_preview?node=LongAnimZoLAWindows&frames=32&steps=2")
+    except urllib.error.HTTPError as e:
+        pytest.fail(f"GET /longanim/schedule_preview -> HTTP {e.code}: the route is registered by the node family "
+                    "'ui_nodes' (nodes/ui_nodes.py); is it listed in nodes/registry.py FAMILIES?")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
     frontend.evaluate("() => window.comfyAPI.app.app.graph.clear()")
     nid = frontend.evaluate("""() => {
         const app = window.comfyAPI.app.app, node = window.LiteGraph.createNode('LongAnimContextWindows');

@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -26,13 +25,15 @@ OUT = ROOT / "bench_out"
 
 
 def setup(device: str):
+    import importlib.util
+
     sys.path.insert(0, str(COMFY))
-    sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "tests" / "comfy"))
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = device == "cpu"
-    import conftest  # noqa: F401  (``longanim`` alias)
+    spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers the ``longanim`` alias
 
 
 def timed_sampling(model, latent, steps, h):
@@ -77,7 +78,6 @@ def memory_child(frames: int, device: str) -> dict:
     setup(device)
     import comfyhelpers as h
     import torch
-
     from longanim.nodes import comfy_adapter as ca
 
     model = h.wan()
@@ -97,7 +97,6 @@ def memory_child(frames: int, device: str) -> dict:
 
 def core_vs_pack(h, frames: int, steps: int, repeats: int):
     import comfy.context_windows as cw
-
     from longanim.nodes import comfy_adapter as ca
     from longanim.nodes.algorithms import context_schedule as cs
 
@@ -157,8 +156,8 @@ def main() -> None:
     lines += ["## (a) window-loop overhead over the model calls it requests (target <= 3 %)", "",
               "| latent frames | model calls | time in model calls (s) | total (s) | loop overhead |",
               "|---|---|---|---|---|"]
-    lines += [f"| {r['frames']} | {r['calls']} | {r['model_s']:.2f} | {r['total_s']:.2f} | {100 * r['overhead']:.1f} % |"
-              for r in ov]
+    lines += [f"| {r['frames']} | {r['calls']} | {r['model_s']:.2f} | {r['total_s']:.2f} | "
+              f"{100 * r['overhead']:.1f} % |" for r in ov]
     mem = []
     for frames in (64, 256, 1024):
         res = subprocess.run([sys.executable, __file__, "--memory-child", str(frames), "--device", args.device],

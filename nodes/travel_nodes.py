@@ -24,6 +24,50 @@ RECIPE_TIP = ("Optional noise recipe for the re-noising noise (default: i.i.d. G
               "the same recipe as the initial noise (e.g. Repeat-Mask Noise, Eq. 8).")
 
 
+DOC_COMMON = """## What it does (ZoLA section 4.4, Eq. 9, Fig. 3)
+
+With overlapping context windows, neighbouring windows pull a shared frame toward different results, mostly in the
+first, high-noise steps where layout and motion are decided. Noise travel runs a block of `jump` = L steps, re-noises
+the result back to the noise level where the block started and runs the block again, so the second pass starts from
+a state in which the windows have already seen each other's result. Eq. 9 is written for a DDPM schedule,
+`v_t = sqrt(prod alpha) v_(t-L) + sqrt(1 - prod alpha) eps`; the pack uses the same forward transition in the
+sampler's space: `x += sqrt(sigma_hi^2 - sigma_lo^2) eps` for epsilon / v-prediction models (SD1.5, SDXL,
+AnimateDiff, SVD) and `x = c x + sqrt(sigma_hi^2 - (c sigma_lo)^2) eps`, `c = (1 - sigma_hi) / (1 - sigma_lo)` for
+rectified-flow models (Wan, Hunyuan, LTX, Flux). Other model types are refused with an error.
+
+## Plan and cost
+
+Steps `i` with `start * steps <= i < end * steps` form the travel range. Blocks of L steps are laid from its first
+step; a block travels only if it fits in the range, and is repeated `repeats` times. Model calls = steps + blocks x
+L x repeats for one-call samplers (euler, euler_ancestral, dpmpp_2m, ...; two-call samplers such as heun count
+twice). Example: 30 steps with the defaults (L = 3, range [0, 0.3) = steps 0-8, 3 blocks) = 30 + 9 = 39 calls.
+The progress bar counts every call. `jump = 0` picks L = max(1, round(0.1 x steps)), capped to the range; an
+explicit L larger than the steps in the range is an error (sampling does not start). `start = end` or
+`repeats = 0` turns travel off: the result is then bit-identical to the plain sampler.
+
+## Typical values
+
+- `start = 0`, `end = 0.2-0.4`, `jump = 0` (auto) or 2-5 for 20-50 steps, `repeats = 1` (the paper's single second
+  chance; 2-3 for hard scenes at proportional cost).
+- `recipe`: the paper re-noises with the same structured noise as the initial noise (ZoLA Eq. 8): connect the
+  `recipe` output of the noise node you sample with (e.g. Repeat-Mask Noise, ratio 0.5). Empty = i.i.d. noise.
+  Each jump draws its own noise from `seed` and the jump number.
+
+## Combining
+
+- With LongAnim context windows (ZoLA / Gen-L / Context Windows nodes) every travel pass publishes its number to the
+  window loop, so the repeated steps see freshly drawn windows (other offsets and skips): this is what makes travel
+  useful. Without windows it still works (plain re-noise / re-denoise), with less benefit.
+- Multistep samplers (dpmpp_2m, deis, ipndm, uni_pc, ...) restart their history after each jump (the first step of a
+  segment is first-order), which is correct because the re-noised state is off the old trajectory. Ancestral / SDE
+  samplers use a different seed for their per-step noise after each jump, so a repeated block does not replay the
+  same noise.
+- Only ComfyUI's k-diffusion samplers (KSamplerSelect, SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ... and other
+  packs' KSAMPLER objects) can be travelled; a SAMPLER without a `sampler_function` (another pack's own loop) is
+  refused with an error naming the input.
+"""
+
+
 def _travel_inputs() -> dict:
     return {
         "jump": int_input(0, 0, 10000, JUMP_TIP),
@@ -52,6 +96,10 @@ class LongAnimNoiseTravel(LongAnimNode):
         "resolved. Wraps any ComfyUI sampler for SamplerCustom / SamplerCustomAdvanced. Cost: the extra model "
         "calls (about +30 % with the defaults). Multistep samplers restart their history at each jump."
     )
+    DOC_EXTRA = DOC_COMMON + """
+Workflow: KSamplerSelect -> **Noise Travel (sampler)** -> SamplerCustomAdvanced `sampler`; the model (with LongAnim
+windows) goes to the guider as usual. For plain KSampler use **Noise Travel (model)** instead.
+"""
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
     OUTPUT_TOOLTIPS = ("The sampler with noise travel; connect it to SamplerCustomAdvanced's sampler input.",)
@@ -81,6 +129,13 @@ class LongAnimNoiseTravelModel(LongAnimNode):
         "steps). Only the returned MODEL is affected. The range is a fraction of the steps that sampler runs: "
         "with several KSamplerAdvanced passes, patch only the model of the first (high-noise) pass."
     )
+    DOC_EXTRA = DOC_COMMON + """
+Workflow: model loader -> LongAnim windows -> **Noise Travel (model)** -> KSampler / KSamplerAdvanced; the sampler
+chosen by `sampler_name` runs with travel. Only the returned MODEL is affected. The range is a fraction of the steps
+that sampler call runs (KSamplerAdvanced: its start/end step slice), so with several KSamplerAdvanced passes patch
+only the model of the first, high-noise pass. If the sampler is already a Noise Travel (sampler), the MODEL's travel
+is skipped for that run (no double travel).
+"""
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("The model whose KSampler runs use noise travel.",)

@@ -55,3 +55,8 @@ def is_pack_defect(block: str) -> bool:
     last = block.strip().splitlines()[-1]
     deliberate = last.startswith(("ValueError", "comfy.model_management.InterruptProcessingException"))
     return from_pack and not deliberate
+
+
+@pytest.fixture(scope="session")
+def object_info(server):
+    return server.get("/object_info")

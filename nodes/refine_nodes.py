@@ -34,6 +34,45 @@ class LongAnimRandomizedBlendRefine(LongAnimNode):
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The refined long video latent (same shape as the input).",)
+    DOC_EXTRA = """
+## What it does (StreamingT2V section 4.3, Eqs. 7-8)
+
+The long latent is cut into chunks of `chunk_length` = F frames starting every F - O frames (`overlap` = O); the
+last chunk is shifted left to end at the last frame, so any frame count works (it then overlaps its neighbour by more
+than O). A video no longer than one chunk is refined as one chunk (plain SDEdit). The video is re-noised ONCE to the
+start noise level of `denoise` (SDEdit, like KSampler's denoise), and the whole video is sampled by ComfyUI's own
+KSampler on a model clone carrying LongAnim's window loop (the same loop as Gen-L Windows, schedule `uniform`):
+
+- **Shared noise (Eq. 7).** The paper builds each chunk's noise from the previous chunk's last O frames plus
+  F - O fresh frames. Slicing one noise tensor for the whole video gives exactly that, for the SDEdit noise and for
+  the per-step noise of stochastic samplers (euler_ancestral, dpmpp_sde, ...), which is drawn for the whole latent.
+- **Randomized blending (Eq. 8).** After every step each overlap is cut at a random frame f_thr ~ U{0..O}: overlap
+  frame f comes from the left chunk with probability 1 - f/(O+1). The pack cuts the chunks' *denoised predictions*
+  (x0) at every model evaluation instead of the chunk latents after the step. For one-evaluation samplers whose step
+  is a fixed linear combination of the current latent, the prediction and fresh noise (euler, euler_ancestral, ddim,
+  ddpm, lcm) this is the same thing: all chunks start the step from the same (blended) latent, so cutting
+  `a x + b x0_chunk + c noise` equals `a x + b cut(x0) + c noise`. Multistep samplers (dpmpp_2m, lms, ...) and
+  two-evaluation samplers (heun, dpmpp_2s, ...) keep the blended prediction in their history, which differs slightly
+  from blending per-chunk states; they work, but euler / euler_ancestral are the paper-exact choice.
+
+## Modes (the paper's ablation, sec. 9.3: flow-std 8.72 naive, 6.01 shared noise, 3.32 randomized blending)
+
+- `randomized_blend`: the method.
+- `shared_noise_only` (B+S): the same chunks and shared noise, overlaps averaged with equal weights every step (the
+  paper does not say how B+S merges the overlap; plain averaging is the neutral deterministic choice).
+- `naive` (B): each chunk is refined by its own KSampler run with its own noise (seed + chunk index), and the
+  chunks are concatenated: every frame comes from the first chunk that holds it (later chunks' overlaps are
+  dropped). Per-frame conditioning (prompt schedules, per-frame ControlNet hints) is not sliced per chunk in this
+  mode; use it as an ablation baseline.
+
+## Typical values and combining
+
+Chunk 24 / overlap 8 / denoise 0.6 (T' = 600 of 1000) are the paper's; set chunk_length to your refiner's native
+clip length in latent frames (16 for AnimateDiff, 21 for Wan 2.1 81-frame clips) and overlap to about a third of it.
+Workflow: long low-res video -> VAE Decode -> **Upscale + Encode** (refiner VAE, scale 2-3) -> **Randomized-Blend
+Refine** (refiner model) -> VAE Decode. The refiner MODEL may carry other LongAnim patches (noise, attention); it must
+not carry context windows of its own (the refine node installs them). Progress and Cancel work as in KSampler.
+"""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -89,6 +128,15 @@ class LongAnimUpscaleEncode(LongAnimNode):
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The upscaled video encoded by the refiner's VAE.",)
+    DOC_EXTRA = """
+## Why (StreamingT2V section 4.3)
+
+The paper's refiner works at a higher resolution than the base video: each low-resolution frame is upscaled with
+bilinear interpolation, encoded with the refiner's image encoder, then re-noised and denoised (SDEdit). This node
+does the first two steps for any VAE: ComfyUI's bilinear `common_upscale` on every frame (width and height rounded to
+multiples of 8) and `vae.encode`. For Wan-style video VAEs the frame count becomes (N - 1) / 4 + 1 latent frames.
+Connect its LATENT to **Randomized-Blend Refine**.
+"""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -121,6 +169,31 @@ class LongAnimPhasedAnimation(LongAnimNode):
         "Model evaluations saved versus sampling every clip fully (K x steps).",
         "A one-line summary: model calls used / full sampling, saved, the split step M.",
     )
+    DOC_EXTRA = """
+## What it does (Controllable Long Image Animation, section 3.4, Eqs. 9-12)
+
+A long animation is K clips of the latent's length. Early, high-noise steps fix appearance and layout; late steps
+form the detailed motion. **Phased inference (Eq. 9):** clip 1 is sampled fully (T = `steps`); clips 2..K take clip
+1's trajectory for the first M = ceil(gamma T) steps and re-sample only the last T - M steps. **Shared noise
+reschedule (Eqs. 10-12):** in those steps each clip's noise is its predicted noise plus omega x fresh noise, and the
+noise of clips 2..K is concatenated and frame-shuffled, so the clips differ while staying correlated. Model calls:
+T + (K - 1)(T - M) instead of K T (T = 25, gamma 0.8, K = 16: 100 instead of 400, the paper's "about 4x").
+
+Built from ComfyUI parts: core's CFGGuider (your positive/negative and cfg) with a KSAMPLER whose sampling function is
+the pack's `phased_sample`; the step rule is DDIM / Euler (deterministic), in sigma space for eps / v models and in
+flow space for rectified-flow models (Wan, Hunyuan, LTX). Every model call sees ONE clip (temporal layers never see K
+clips at once), and the conditioning is prepared for one clip, so image-to-video conditioning (e.g. WanImageToVideo)
+applies to every clip. Clip k starts from KSampler noise of seed + k - 1: clip 1 equals a plain Euler KSampler run
+with `seed`, and gamma = 0 gives K independent clips (gamma = 1: K copies of clip 1). With T - M = 1 the last step
+lands on the shared prediction, so all clips are equal: keep at least 2 re-sampled steps.
+
+## Typical values and combining
+
+gamma 0.8, omega 0.2, 25 steps (paper). Lower gamma (0.5-0.7) for more different clips. Empty latent of one clip
+(e.g. 16 AnimateDiff frames, or 21 Wan latent frames) -> **Phased Animation** -> VAE Decode. The output LATENT has K
+times the frames. A noise mask on the input latent is ignored. The `report` output can be shown with any text
+display node.
+"""
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -395,7 +395,7 @@ def draw_plot(rows: list[dict], path: pathlib.Path) -> None:
                     _, y = px(xmin, v)
                     draw.line([x0, y, x0 + pw, y], fill=(225, 225, 225))
                     draw.text((x0 - 40, y - 6), f"{v:g}", fill=(0, 0, 0), font=font)
-        for c in range(0, math.ceil(xmax) + 1):
+        for c in range(0, math.floor(xmax) + 1):
             x, _ = px(c, 10**lo)
             draw.line([x, y0 + ph, x, y0 + ph + 5], fill=(0, 0, 0))
             draw.text((x - 3, y0 + ph + 8), str(c), fill=(0, 0, 0), font=font)

@@ -197,6 +197,9 @@ class TravelFunction:
     def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None, **kwargs):
         extra_args = {} if extra_args is None else extra_args
         options = {**self.inner_options, **kwargs}
+        if int(sigmas.shape[-1]) < 2:  # no step to run (e.g. a 1-entry SplitSigmas): the inner sampler decides
+            return self.inner_function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                                       **options)
         plan = self.settings.plan(int(sigmas.shape[-1]) - 1)
         kind, scale = travel_parameterization(model_sampling_of(model))
         recipe = self.settings.recipe
@@ -274,7 +277,7 @@ class TravelKSampler(comfy.samplers.KSAMPLER):
                          extra_options={}, inpaint_options=dict(getattr(inner, "inpaint_options", None) or {}))
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
-        if callback is not None:
+        if callback is not None and int(sigmas.shape[-1]) >= 2:
             total = int(math.ceil(nt.count_model_calls(self.settings.plan(int(sigmas.shape[-1]) - 1))))
             callback = _TotalCallback(callback, total)
         return super().sample(model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs)

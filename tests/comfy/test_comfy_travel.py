@@ -123,16 +123,16 @@ def test_other_inner_samplers(host, name):
 
 def test_model_patch_with_windows_does_not_leak(host):
     base = wn.LongAnimZoLAWindows().run(host.sd15(), context_length=5, stride=3, max_skip=2, fusion="zola",
-                                        seed=0)[0]
+                                        seed=0, max_windows_per_batch=2)[0]
     latent = host.sd_latent(6)
     (patched,) = tn.LongAnimNoiseTravelModel().run(base, jump=0, start=0.0, end=0.3, repeats=1, seed=3)
     patched, rec = recorded(patched)
-    plain_before = host.ksample(base, latent, seed=5, steps=2)
-    with_patch = host.ksample(patched, latent, seed=5, steps=2)
-    # auto L = max(1, round(0.2)) = 1; range [0, 0.3) of 2 steps = step 0 -> one block: 2 + 1 * 1 * 1 calls
-    assert [p for _, p in rec.calls] == [0, 1, 1]
+    plain_before = host.ksample(base, latent, seed=5, steps=1)
+    with_patch = host.ksample(patched, latent, seed=5, steps=1)
+    # auto L = max(1, round(0.1)) = 1; range [0, 0.3) of 1 step = step 0 -> one block: 1 + 1 * 1 * 1 calls
+    assert [p for _, p in rec.calls] == [0, 1]
     assert {p for _, p, _ in rec.windows} == {0, 1}, "windows ran in both passes"
-    plain_after = host.ksample(base, latent, seed=5, steps=2)
+    plain_after = host.ksample(base, latent, seed=5, steps=1)
     assert torch.equal(plain_before, plain_after), "the patch leaked into the original MODEL"
     assert not torch.equal(with_patch, plain_before)
     assert cat.WRAPPER_TRAVEL not in str(base.model_options.get("transformer_options", {}).get("wrappers", {}))
@@ -240,3 +240,31 @@ def test_settings_plan_rules():
     assert cat.steps_in_range(10, 0.0, 0.3) == 3 and cat.steps_in_range(10, 0.3, 0.3) == 0
     with pytest.raises(ValueError, match="^jump must be <="):
         cat.TravelSettings(jump=4, end=0.3).plan(10)
+
+
+class _NullModel:
+    """k-diffusion model chain (KSamplerX0Inpaint -> guider -> BaseModel) that costs nothing: x0 = x / 2."""
+
+    def __init__(self, model_sampling):
+        import types
+
+        self.inner_model = types.SimpleNamespace(inner_model=types.SimpleNamespace(model_sampling=model_sampling))
+        self.sigmas = []
+
+    def __call__(self, x, sigma, **kwargs):
+        self.sigmas.append(float(sigma.reshape(-1)[0]))
+        return x * 0.5
+
+
+def test_travel_function_without_a_model(host):
+    ms = host.wan().get_model_object("model_sampling")
+    fn = travel(jump=1, end=0.5).sampler_function
+    x = torch.randn(1, 16, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 4).cpu()
+    null = _NullModel(ms)
+    extra = {"seed": 1, "model_options": {"transformer_options": {ca.RUN_STATE_KEY: {"seed": 9, "pass": 0}}}}
+    out = fn(null, x, sigmas, extra_args=extra)
+    assert len(null.sigmas) == 4 + 2 and torch.isfinite(out).all()
+    assert extra["model_options"]["transformer_options"][ca.RUN_STATE_KEY] == {"seed": 9, "pass": 0}, "restored"
+    one = sigmas[:1]
+    assert torch.equal(fn(null, x, one, extra_args={}), x)  # no step: the inner sampler returns x unchanged

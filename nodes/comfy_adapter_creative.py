@@ -17,7 +17,8 @@ ways to do it were implemented and timed:
 - ``"patch"``: before a window, ``W <- calculate_weight(W, patches at w)`` in place (core's own maths, so exact
   for every adapter type incl. DoRA/OFT/BOFT/GLoRA whose effect is not linear in the strength), restored after.
   Used automatically when an adapter is not linear in the strength.
-Adapter-free windows (all weights 0) install nothing.
+Adapter-free windows (all weights 0) install nothing. Measured (tiny SD UNet, CPU, 1 thread, 4 frames 4x4, best of
+5): plain window 168 ms; forward: switch 2.0 ms, window 175 ms; patch: switch 34 ms, window 231 ms.
 """
 from __future__ import annotations
 

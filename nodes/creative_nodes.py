@@ -46,9 +46,10 @@ class LongAnimWindowLoRA(LongAnimNode):
 - **Frames** are latent frames (SD/AnimateDiff: the batch index; Wan: `(video_frame - 1) // 4 + 1`). An interval
   whose end is past the last frame is clamped (`64-` = to the end); one that starts past the end is an error.
 - **How it is applied**: a forward hook on each LoRA layer adds `w · up(down(x))` while a window is evaluated
-  (exact: equal to core's Load LoRA at strength w). A window switch costs ~2 ms of hook bookkeeping instead of
-  re-writing the weights (~120 ms per switch on the tiny test UNet on CPU). Adapters whose effect is not linear in
-  the strength (DoRA, OFT) fall back to exact per-window weight patching.
+  (exact: equal to core's Load LoRA at strength w). Measured on the tiny test UNet (CPU, 1 thread, 4 frames): a
+  window switch costs 2 ms of hook bookkeeping and a window +4% (175 vs 168 ms), against 34 ms and +37% (231 ms)
+  for re-writing the weights every window. Adapters whose effect is not linear in the strength (DoRA, OFT) fall
+  back to that exact per-window weight patching.
 - **Combine**: `UNETLoader → LongAnim ZoLA Windows → Window LoRA (left, 0-31) → Window LoRA (up, 32-) → KSampler`.
   The windows must come from LongAnim (any window node) or core Context Windows; both work. Typical strength:
   the LoRA's usual strength (0.6-1.0).

@@ -44,8 +44,9 @@ def test_window_lora_bad_file_is_a_clear_error(server):
     model = _sd_model(g, lora=tiny_lora.WAN)
     pos = g.out(g.node("TinyTestConditioning", text="a fox", family="sd15"))
     lat = g.node("EmptyLatentImage", width=32, height=32, batch_size=4)
-    g.node("KSampler", model=model, seed=1, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple", positive=pos,
-           negative=pos, latent_image=g.out(lat), denoise=1.0)
+    out = g.node("KSampler", model=model, seed=1, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+                 positive=pos, negative=pos, latent_image=g.out(lat), denoise=1.0)
+    g.node("SaveLatent", samples=g.out(out), filename_prefix="e2e_bad_lora")
     entry = server.run(g.prompt())
     err = execution_error(entry)
     assert err is not None and err["node_type"] == "LongAnimWindowLoRA"

@@ -250,8 +250,9 @@ def ensure_host(args) -> dict:
 
 def build_models(state: dict) -> None:
     env = dict(os.environ, LONGANIM_COMFYUI=state["comfyui"])
-    run([state["python"], str(ROOT / "tests" / "tools" / "tiny_models.py"), "--comfyui", state["comfyui"]],
-        "building the tiny test models", env=env)
+    for script in ("tiny_models.py", "tiny_lora.py"):
+        run([state["python"], str(ROOT / "tests" / "tools" / script), "--comfyui", state["comfyui"]],
+            f"building the tiny test models ({script})", env=env)
 
 
 # --------------------------------------------------------------------------------------------- commands

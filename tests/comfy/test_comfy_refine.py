@@ -117,7 +117,7 @@ def _clips(t, K):
     return list(t.chunk(K, dim=0 if t.ndim == 4 else 2))
 
 
-@pytest.mark.parametrize("family", ["sd15", "wan21"])
+@pytest.mark.parametrize("family", [pytest.param("sd15", marks=pytest.mark.slow), "wan21"])  # tiny SD is slow
 def test_phased_shares_clip_one_and_saves_calls(host, family):
     # M = ceil(gamma * steps); at least 2 re-sampled steps (a single last step lands on the shared prediction)
     K, steps, gamma, M = (2, 3, 0.3, 1) if family == "sd15" else (3, 4, 0.5, 2)

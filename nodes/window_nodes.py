@@ -173,8 +173,8 @@ class LongAnimPreviewSchedule(LongAnimNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "frames": int_input(64, 1, MAX_FRAMES, "Latent frames of the video."),
-            "steps": int_input(6, 1, 200, "Sampling steps to draw."),
+            "frames": int_input(64, 1, 2048, "Latent frames of the video (the picture is capped at 2048 frames)."),
+            "steps": int_input(6, 1, 50, "Sampling steps to draw."),
             **_schedule_inputs(),
             "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP),
         }, "optional": {

@@ -2,11 +2,11 @@
 
 Each node returns a MODEL clone; the input MODEL is never changed, so the patch disappears as soon as the
 original model is used again. The math lives in ``nodes/algorithms/attention.py``; the ComfyUI hooks in
-``nodes/comfy_adapter_attention.py``.
+``nodes/comfy_adapter.py``.
 """
 from __future__ import annotations
 
-from . import comfy_adapter_attention as caa
+from . import comfy_adapter as caa
 from .algorithms import attention as att
 from .base import LongAnimNode, combo_input, float_input, int_input, parse_float_list, string_input
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import comfy.samplers
 import folder_paths
 
-from . import comfy_adapter_creative as cac
+from . import comfy_adapter as cac
 from .base import LongAnimNode, combo_input, float_input, int_input, seed_input, string_input
 
 CATEGORY = "LongAnim/creative"

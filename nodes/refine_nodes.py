@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import comfy.samplers
 
-from . import comfy_adapter_refine as car
+from . import comfy_adapter as car
 from .algorithms import context_schedule as cs
 from .algorithms import phased as ph
 from .base import LongAnimNode, combo_input, float_input, int_input, seed_input

@@ -2,11 +2,11 @@
 
 Noise travel denoises a block of ``jump`` early steps, re-noises the result back to the noise level the block
 started from and denoises the block again, so overlapping context windows get a second chance to agree. The
-algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/comfy_adapter_travel.py``.
+algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/comfy_adapter.py``.
 """
 from __future__ import annotations
 
-from . import comfy_adapter_travel as cat
+from . import comfy_adapter as cat
 from .base import LongAnimNode, float_input, int_input, seed_input
 
 CATEGORY = "LongAnim/noise travel"

@@ -38,7 +38,7 @@ def _host():  # noqa: ANN202
 
     sys.path.append(str(ROOT / "tests" / "comfy"))
     import comfyhelpers
-    from longanim.nodes import comfy_adapter_attention as caa
+    from longanim.nodes import comfy_adapter as caa
 
     return comfyhelpers, caa
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from longanim.nodes import attention_nodes as an
 from longanim.nodes import comfy_adapter as ca
-from longanim.nodes import comfy_adapter_attention as caa
+from longanim.nodes import comfy_adapter as caa
 from longanim.nodes.algorithms import attention as att
 
 FRAMES = 6

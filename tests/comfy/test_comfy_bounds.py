@@ -4,10 +4,9 @@ ValueError that names an input of that node — never a stack trace from deep in
 Cheap nodes (patches, noise, previews) run in the default suite; nodes that sample (refinement, phased inference,
 inversion, metrics) run their bound sweep behind ``-m slow``.
 """
+import comfy.samplers
 import pytest
 import torch
-
-import comfy.samplers
 from longanim.nodes.algorithms.noise import NoiseRecipe
 from longanim.nodes.registry import NODE_CLASS_MAPPINGS
 

@@ -7,7 +7,7 @@ import comfy.utils
 import folder_paths
 import pytest
 import torch
-from longanim.nodes import comfy_adapter_creative as cac
+from longanim.nodes import comfy_adapter as cac
 from longanim.nodes import creative_nodes as cn
 from longanim.nodes import window_nodes as wn
 from longanim.nodes.algorithms import inversion as inv

@@ -2,7 +2,7 @@
 models, through the nodes and ComfyUI's own samplers."""
 import pytest
 import torch
-from longanim.nodes import comfy_adapter_refine as car
+from longanim.nodes import comfy_adapter as car
 from longanim.nodes import refine_nodes as rn
 
 

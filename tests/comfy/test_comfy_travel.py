@@ -6,7 +6,7 @@ import pytest
 import torch
 from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 from longanim.nodes import comfy_adapter as ca
-from longanim.nodes import comfy_adapter_travel as cat
+from longanim.nodes import comfy_adapter as cat
 from longanim.nodes import travel_nodes as tn
 from longanim.nodes import window_nodes as wn
 from longanim.nodes.algorithms import noise_travel as nt

@@ -1,11 +1,10 @@
 """Tier 2: LongAnim context windows on the real sampler, both tiny model families."""
-import pytest
-import torch
-
 import comfy.controlnet
 import comfy.patcher_extension
 import comfy.samplers
 import folder_paths
+import pytest
+import torch
 from longanim.nodes import comfy_adapter as ca
 from longanim.nodes import noise_nodes as nn
 from longanim.nodes import window_nodes as wn

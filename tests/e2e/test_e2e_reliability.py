@@ -1,0 +1,133 @@
+"""e2e, issue 11 (reliability) through the real server: cancel leaves nothing behind, determinism, isolation of
+patched and plain models in one prompt, bad inputs rejected with the input named and the server still serving.
+
+ComfyUI caches node outputs between prompts with the same inputs, so every comparison below checks (through the
+``execution_cached`` status message) that the sampler really ran again; the classic cache drops results of nodes
+missing from the newest prompt, so running another prompt in between forces a re-run. Prompts and helpers live in
+tests/tools/reliability_sweep.py (also the script that measured tests/reliability.md).
+"""
+import json
+import math
+
+import pytest
+import torch
+from comfy_client import ServerError, execution_error
+from reliability_sweep import cancel, cancel_sweep, latents, rss_curve, run_ok, sd_prompt, wan_prompt
+
+
+def bits(t: torch.Tensor) -> bytes:
+    return t.contiguous().numpy().tobytes()
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bits(a) == bits(b)
+
+
+def wan_latent(server, prefix, seed=3, **kw):
+    prompt, sampler = wan_prompt(prefix=prefix, seed=seed, **kw)
+    return latents(server, run_ok(server, prompt, must_run=[sampler]))[prefix][0]
+
+
+def test_cancel_leaves_no_state_behind(server):
+    ref = wan_latent(server, "rel_c_ref")
+    long_prompt, _ = wan_prompt(steps=40, length=97, seed=11, prefix="rel_c_long")  # ~3 min if not cancelled
+    res = cancel(server, long_prompt, delay=0.5, timeout=60)
+    assert res["interrupted"] and res["status"] == "error", res["entry"].get("status")
+    assert execution_error(res["entry"]) is None  # an interrupt, not a crash
+    assert not res["entry"].get("outputs")
+    first = wan_latent(server, "rel_c_1")
+    other = wan_latent(server, "rel_c_seed", seed=4)  # also evicts the cached sampler result
+    second = wan_latent(server, "rel_c_2")
+    assert same(first, ref) and same(second, ref), "a run after the cancel differs from the run before it"
+    assert torch.isfinite(ref).all() and not torch.equal(other, ref)
+
+
+def test_sd_windows_travel_momentum_is_deterministic(server):
+    prompt, (sampler,) = sd_prompt(("a",), seed=3, prefix="rel_det1")
+    one = latents(server, run_ok(server, prompt, must_run=[sampler]))["rel_det1_a"][0]
+    prompt, (sampler,) = sd_prompt(("a",), seed=4, prefix="rel_det_seed")
+    other = latents(server, run_ok(server, prompt, must_run=[sampler]))["rel_det_seed_a"][0]
+    prompt, (sampler,) = sd_prompt(("a",), seed=3, prefix="rel_det2")
+    two = latents(server, run_ok(server, prompt, must_run=[sampler]))["rel_det2_a"][0]
+    assert one.shape == (12, 4, 4, 4) and torch.isfinite(one).all()
+    assert same(one, two), "same prompt, same seed, different latent"
+    assert not torch.equal(one, other), "a different seed gave the same latent"
+
+
+def test_patched_and_plain_branches_do_not_affect_each_other(server):
+    single = {}
+    for kind in ("plain", "a", "b"):
+        prompt, (sampler,) = sd_prompt((kind,), prefix=f"rel_iso1_{kind}")
+        single[kind] = latents(server, run_ok(server, prompt, must_run=[sampler]))[f"rel_iso1_{kind}_{kind}"][0]
+    prompt, _ = sd_prompt(("plain",), seed=9, prefix="rel_iso_evict")  # drops the cached single-branch results
+    run_ok(server, prompt)
+    for order in (("plain", "a", "b"), ("b", "a", "plain")):  # the branches run in both orders
+        prompt, samplers = sd_prompt(order, prefix="rel_iso3")
+        got = latents(server, run_ok(server, prompt, must_run=samplers))
+        for kind in order:
+            assert same(got[f"rel_iso3_{kind}"][0], single[kind]), f"branch {kind} changed by its neighbours"
+        prompt, _ = sd_prompt(("plain",), seed=9, prefix="rel_iso_evict")
+        run_ok(server, prompt)
+    assert not torch.equal(single["plain"], single["a"]) and not torch.equal(single["a"], single["b"])
+
+
+def post_error(server, prompt) -> dict:
+    with pytest.raises(ServerError) as info:
+        server.queue(prompt)
+    text = str(info.value)
+    assert "HTTP 400" in text, text
+    return json.loads(text.split(": ", 1)[1])
+
+
+def test_values_beyond_max_are_rejected_naming_the_input(server, object_info):
+    prompt, _ = sd_prompt(("a",), prefix="rel_bad")
+    windows = next(k for k, v in prompt.items() if v["class_type"] == "LongAnimZoLAWindows")
+    top = object_info["LongAnimZoLAWindows"]["input"]["required"]["context_length"][1]["max"]
+    prompt[windows]["inputs"]["context_length"] = top + 1
+    body = post_error(server, prompt)
+    errors = body["node_errors"][windows]["errors"]
+    assert any(e["extra_info"].get("input_name") == "context_length" and e["type"] == "value_bigger_than_max"
+               for e in errors), errors
+    prompt, (sampler,) = sd_prompt(("a",), prefix="rel_bad")
+    momentum = next(k for k, v in prompt.items() if v["class_type"] == "LongAnimTemporalMomentumAttention")
+    prompt[momentum]["inputs"]["end_percent"] = 1.5
+    body = post_error(server, prompt)
+    assert any(e["extra_info"].get("input_name") == "end_percent"
+               for e in body["node_errors"][momentum]["errors"]), body
+    prompt, (sampler,) = sd_prompt(("a",), seed=21, prefix="rel_bad_ok")
+    assert run_ok(server, prompt, must_run=[sampler])
+
+
+def test_nan_latent_does_not_take_the_server_down(server):
+    """A NaN multiplier (JSON NaN passes ComfyUI's min/max checks) turns the empty latent into NaN."""
+    prompt, (sampler,) = sd_prompt(("a",), prefix="rel_nan")
+    empty = next(k for k, v in prompt.items() if v["class_type"] == "EmptyLatentImage")
+    prompt["nan"] = {"class_type": "LatentMultiply", "inputs": {"samples": [empty, 0], "multiplier": math.nan}}
+    prompt[sampler]["inputs"]["latent_image"] = ["nan", 0]
+    prompt[sampler]["inputs"]["denoise"] = 0.5  # keep the NaN input in the mix
+    entry = server.run(prompt, timeout=120)
+    err = execution_error(entry)
+    if err is None:  # ran through: the output says so by being non-finite, never silently finite garbage
+        out = latents(server, entry)["rel_nan_a"][0]
+        assert not torch.isfinite(out).all()
+    else:
+        assert err["exception_type"] == "ValueError", err
+    prompt, (sampler,) = sd_prompt(("a",), seed=22, prefix="rel_nan_ok")
+    out = latents(server, run_ok(server, prompt, must_run=[sampler]))["rel_nan_ok_a"][0]
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_rss_flat_over_20_runs(server):
+    rows = rss_curve(server, 20)
+    first = rows[0]["rss_mb"]
+    growth = max(r["rss_mb"] for r in rows[1:]) / first - 1
+    assert growth < 0.05, rows
+
+
+@pytest.mark.slow
+def test_cancel_sweep(server):
+    rows = cancel_sweep(server)
+    for r in rows:
+        assert r["interrupted"] and r["after_equals_ref"], rows
+        assert r["stop_latency_s"] < 30, rows

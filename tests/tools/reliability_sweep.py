@@ -1,0 +1,229 @@
+"""Issue 11 (reliability) through the real ComfyUI server: prompts on the tiny models, a cancel helper, an RSS
+curve over consecutive runs and a cancel sweep at several interrupt delays. Used by tests/e2e/test_e2e_reliability.py;
+as a script it starts its own server and writes tests/reliability.md:
+
+    .host/venv/bin/python tests/tools/reliability_sweep.py [--runs 20] [--out tests/reliability.md]
+
+Every prompt saves its result with SaveLatent (the tiny VAEs cost more CPU than sampling), so outputs compare as
+tensors and as file bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from comfy_client import ComfyServer, Graph, execution_error, status_messages  # noqa: E402
+
+WAN = "longanim_tiny_wan21.safetensors"
+SD = "longanim_tiny_sd15.safetensors"
+
+
+# ---------------------------------------------------------------------------------------------------- prompts
+def wan_prompt(steps: int = 2, length: int = 21, seed: int = 3, prefix: str = "rel_wan", travel: bool = True,
+               size: int = 32) -> tuple[dict, str]:
+    """Tiny Wan: LongAnim ZoLA windows + repeat-mask noise (+ noise travel sampler); returns (prompt, sampler id).
+
+    ``seed`` seeds the noise and the travel: with a flow model, travel from ``start=0`` re-noises to sigma = 1,
+    pure noise, so the result then depends on the travel seed only (by design, not a leak).
+    """
+    g = Graph()
+    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
+    pos = g.node("TinyTestConditioning", text="a fox", family="wan21")
+    neg = g.node("TinyTestConditioning", text="", family="wan21")
+    model = g.out(g.node("LongAnimWanZoLAWindows", model=model, context_length=9, stride=5, max_skip=2,
+                         fusion="zola", seed=0))
+    noise = g.node("LongAnimRepeatMaskNoise", seed=seed, ratio=0.5, base_length=3)
+    guider = g.node("CFGGuider", model=model, positive=g.out(pos), negative=g.out(neg), cfg=5.0)
+    sampler = g.node("KSamplerSelect", sampler_name="euler")
+    if travel:
+        sampler = g.node("LongAnimNoiseTravel", sampler=g.out(sampler), jump=1, start=0.0, end=0.5, repeats=1,
+                         seed=seed, recipe=g.out(noise, 1))
+    sigmas = g.node("BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)
+    latent = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
+    sampled = g.node("SamplerCustomAdvanced", noise=g.out(noise), guider=g.out(guider), sampler=g.out(sampler),
+                     sigmas=g.out(sigmas), latent_image=g.out(latent))
+    g.node("SaveLatent", samples=g.out(sampled), filename_prefix=prefix)
+    return g.prompt(), sampled
+
+
+def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 12, steps: int = 2,
+              prefix: str = "rel_sd", latent: list | None = None) -> str:
+    """One SD KSampler branch from the loaded ``base`` model; returns the KSampler node id.
+
+    kind: "plain" (the model as loaded), "a" (momentum 0.9 + ZoLA windows 6/3 + travel model patch),
+    "b" (momentum 0.5 on the output blocks + flat uniform context windows 4/2).
+    """
+    pos = g.node("TinyTestConditioning", text="a fox", family="sd15")
+    neg = g.node("TinyTestConditioning", text="", family="sd15")
+    model = base
+    if kind == "a":
+        model = g.out(g.node("LongAnimTemporalMomentumAttention", model=model, momentum=0.9, start_percent=0.0,
+                             end_percent=1.0, blocks="all"))
+        model = g.out(g.node("LongAnimZoLAWindows", model=model, context_length=6, stride=3, max_skip=2,
+                             fusion="zola", seed=0))
+        model = g.out(g.node("LongAnimNoiseTravelModel", model=model, jump=1, start=0.0, end=0.5, repeats=1,
+                             seed=0))
+    elif kind == "b":
+        model = g.out(g.node("LongAnimTemporalMomentumAttention", model=model, momentum=0.5, start_percent=0.0,
+                             end_percent=1.0, blocks="output"))
+        model = g.out(g.node("LongAnimContextWindows", model=model, context_schedule="uniform", context_length=4,
+                             stride=2, overlap=2, max_skip=1, closed_loop=False, seed=0, fusion="flat"))
+    elif kind != "plain":
+        raise ValueError(kind)
+    if latent is None:
+        latent = g.out(g.node("EmptyLatentImage", width=32, height=32, batch_size=frames))
+    sampled = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=5.0, sampler_name="euler",
+                     scheduler="normal", positive=g.out(pos), negative=g.out(neg), latent_image=latent, denoise=1.0)
+    g.node("SaveLatent", samples=g.out(sampled), filename_prefix=prefix)
+    return sampled
+
+
+def sd_prompt(kinds=("a",), seed: int = 3, prefix: str = "rel_sd", steps: int = 2) -> tuple[dict, list[str]]:
+    """SD prompt with one branch per kind, all from ONE loader; returns (prompt, KSampler ids in kinds order)."""
+    g = Graph()
+    base = g.out(g.node("UNETLoader", unet_name=SD, weight_dtype="default"))
+    ids = [sd_branch(g, base, k, seed=seed, steps=steps, prefix=f"{prefix}_{k}") for k in kinds]
+    return g.prompt(), ids
+
+
+# ---------------------------------------------------------------------------------------------------- running
+def cached_nodes(entry: dict) -> set[str]:
+    out = set()
+    for kind, data in status_messages(entry):
+        if kind == "execution_cached":
+            out |= set(data.get("nodes", []))
+    return out
+
+
+def latents(server: ComfyServer, entry: dict) -> dict[str, tuple]:
+    """{SaveLatent filename_prefix stem: (tensor, file bytes)} for one finished prompt."""
+    import safetensors.torch
+
+    out = {}
+    for path in server.output_files(entry, kind="latents"):
+        data = path.read_bytes()
+        out[path.name.rsplit("_", 2)[0]] = (safetensors.torch.load(data)["latent_tensor"], data)
+    return out
+
+
+def run_ok(server: ComfyServer, prompt: dict, must_run: list[str] = (), timeout: float = 300) -> dict:
+    """Run a prompt that must succeed; ``must_run`` node ids must have executed (not come from ComfyUI's cache)."""
+    entry = server.run(prompt, timeout=timeout)
+    err = execution_error(entry)
+    assert err is None, err
+    hit = cached_nodes(entry) & set(must_run)
+    assert not hit, f"nodes {sorted(hit)} came from the cache; the test would compare a result with itself"
+    return entry
+
+
+def wait_running(server: ComfyServer, prompt_id: str, timeout: float = 60) -> float:
+    """Block until ``prompt_id`` is the running prompt; returns the time it was seen running."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        q = server.get("/queue")
+        if any(item[1] == prompt_id for item in q.get("queue_running", [])):
+            return time.time()
+        hist = server.get(f"/history/{prompt_id}")
+        if hist and prompt_id in hist:
+            raise AssertionError(f"{prompt_id} finished before it could be interrupted")
+        time.sleep(0.02)
+    raise AssertionError(f"{prompt_id} never started")
+
+
+def cancel(server: ComfyServer, prompt: dict, delay: float, timeout: float = 300) -> dict:
+    """Queue ``prompt``, interrupt it ``delay`` s after it starts running; returns a summary with the entry."""
+    pid = server.queue(prompt)
+    t_run = wait_running(server, pid)
+    time.sleep(delay)
+    t_int = time.time()
+    server.post("/interrupt", {"prompt_id": pid})
+    entry = server.wait(pid, timeout=timeout)
+    t_done = time.time()
+    kinds = [k for k, _ in status_messages(entry)]
+    return {"entry": entry, "interrupted": "execution_interrupted" in kinds,
+            "status": entry.get("status", {}).get("status_str"), "stop_latency_s": t_done - t_int,
+            "ran_s": t_int - t_run}
+
+
+def rss_mb(server: ComfyServer) -> float:
+    import psutil
+
+    return psutil.Process(server.proc.pid).memory_info().rss / 2**20
+
+
+def rss_curve(server: ComfyServer, runs: int = 20) -> list[dict]:
+    """Run the longest tiny workflow ``runs`` times (a new seed each time, so nothing is cached); RSS after each."""
+    rows = []
+    for i in range(runs):
+        prompt, sampler = wan_prompt(steps=4, length=49, seed=100 + i, prefix=f"rel_rss{i}", size=48)
+        t0 = time.time()
+        run_ok(server, prompt, must_run=[sampler])
+        rows.append({"run": i + 1, "seconds": time.time() - t0, "rss_mb": rss_mb(server)})
+    return rows
+
+
+def cancel_sweep(server: ComfyServer, delays=(0.0, 0.05, 0.2, 0.5, 1.0, 2.0)) -> list[dict]:
+    """Interrupt a long Wan run after each delay, then check a short reference prompt is unchanged."""
+    ref_prompt, ref_sampler = wan_prompt(prefix="rel_sweep_ref")
+    ref = latents(server, run_ok(server, ref_prompt, must_run=[ref_sampler]))["rel_sweep_ref"][0]
+    rows = []
+    for i, delay in enumerate(delays):
+        long_prompt, _ = wan_prompt(steps=40, length=97, seed=50 + i, prefix=f"rel_sweep_long{i}")
+        res = cancel(server, long_prompt, delay)
+        prompt, sampler = wan_prompt(prefix=f"rel_sweep_after{i}")
+        after = latents(server, run_ok(server, prompt, must_run=[sampler]))[f"rel_sweep_after{i}"][0]
+        rows.append({"delay_s": delay, "interrupted": res["interrupted"], "status": res["status"],
+                     "stop_latency_s": res["stop_latency_s"], "after_equals_ref": bool((after == ref).all())})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def markdown(rss: list[dict], sweep: list[dict], machine: str) -> str:
+    first = rss[0]["rss_mb"]
+    lines = ["# Reliability (issue 11): measured numbers", "",
+             f"Measured with `tests/tools/reliability_sweep.py` on {machine}; ComfyUI started with `--cpu`.", "",
+             "## Server RSS over consecutive runs", "",
+             "Workflow: tiny Wan 2.1, 49 frames (13 latent frames) at 48x48, LongAnim ZoLA windows 9/5, repeat-mask "
+             "noise, noise travel sampler, 4 steps, SaveLatent; a new seed per run so every run samples.", "",
+             "| run | seconds | RSS (MiB) | growth vs run 1 |", "|---:|---:|---:|---:|"]
+    for r in rss:
+        lines.append(f"| {r['run']} | {r['seconds']:.2f} | {r['rss_mb']:.1f} | "
+                     f"{100 * (r['rss_mb'] - first) / first:+.2f} % |")
+    peak = max(r["rss_mb"] for r in rss)
+    lines += ["", f"Max growth after run 1: {100 * (peak - first) / first:+.2f} % (test limit: < 5 %).", "",
+              "## Cancel sweep", "",
+              "Workflow: tiny Wan, 97 frames, 40 steps, windows + noise travel; POST /interrupt {prompt_id} the given "
+              "delay after the prompt shows up in /queue as running; then a short reference prompt must give the "
+              "same latent as before any cancel.", "",
+              "| delay (s) | interrupted | status | stop latency (s) | next run == reference |",
+              "|---:|:---:|:---:|---:|:---:|"]
+    for r in sweep:
+        lines.append(f"| {r['delay_s']:.2f} | {r['interrupted']} | {r['status']} | {r['stop_latency_s']:.2f} | "
+                     f"{r['after_equals_ref']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    import os
+    import platform
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--out", default=str(ROOT / "tests" / "reliability.md"))
+    ap.add_argument("--comfyui", default=os.environ.get("LONGANIM_COMFYUI") or str(ROOT / ".host" / "ComfyUI"))
+    args = ap.parse_args(argv)
+    with ComfyServer(args.comfyui, sys.executable) as server:
+        rss = rss_curve(server, args.runs)
+        sweep = cancel_sweep(server)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch CPU"
+    pathlib.Path(args.out).write_text(markdown(rss, sweep, machine))
+    print(markdown(rss, sweep, machine))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,12 +50,12 @@ def wan_prompt(steps: int = 2, length: int = 21, seed: int = 3, prefix: str = "r
     return g.prompt(), sampled
 
 
-def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 12, steps: int = 2,
+def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 8, steps: int = 2,
               prefix: str = "rel_sd", latent: list | None = None) -> str:
     """One SD KSampler branch from the loaded ``base`` model; returns the KSampler node id.
 
-    kind: "plain" (the model as loaded), "a" (momentum 0.9 + ZoLA windows 6/3 + travel model patch),
-    "b" (momentum 0.5 on the output blocks + flat uniform context windows 4/2).
+    kind: "plain" (the model as loaded), "a" (momentum 0.9 + ZoLA windows 5/3 + travel model patch),
+    "b" (momentum 0.5 on the output blocks + flat uniform context windows 4/2). cfg 1 (one model call a step).
     """
     pos = g.node("TinyTestConditioning", text="a fox", family="sd15")
     neg = g.node("TinyTestConditioning", text="", family="sd15")
@@ -63,8 +63,8 @@ def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 12, 
     if kind == "a":
         model = g.out(g.node("LongAnimTemporalMomentumAttention", model=model, momentum=0.9, start_percent=0.0,
                              end_percent=1.0, blocks="all"))
-        model = g.out(g.node("LongAnimZoLAWindows", model=model, context_length=6, stride=3, max_skip=2,
-                             fusion="zola", seed=0))
+        model = g.out(g.node("LongAnimZoLAWindows", model=model, context_length=5, stride=3, max_skip=2,
+                             fusion="zola", seed=0, max_windows_per_batch=2))
         model = g.out(g.node("LongAnimNoiseTravelModel", model=model, jump=1, start=0.0, end=0.5, repeats=1,
                              seed=0))
     elif kind == "b":
@@ -76,7 +76,7 @@ def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 12, 
         raise ValueError(kind)
     if latent is None:
         latent = g.out(g.node("EmptyLatentImage", width=32, height=32, batch_size=frames))
-    sampled = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=5.0, sampler_name="euler",
+    sampled = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=1.0, sampler_name="euler",
                      scheduler="normal", positive=g.out(pos), negative=g.out(neg), latent_image=latent, denoise=1.0)
     g.node("SaveLatent", samples=g.out(sampled), filename_prefix=prefix)
     return sampled
@@ -88,6 +88,15 @@ def sd_prompt(kinds=("a",), seed: int = 3, prefix: str = "rel_sd", steps: int = 
     base = g.out(g.node("UNETLoader", unet_name=SD, weight_dtype="default"))
     ids = [sd_branch(g, base, k, seed=seed, steps=steps, prefix=f"{prefix}_{k}") for k in kinds]
     return g.prompt(), ids
+
+
+def evict_prompt() -> dict:
+    """A prompt that samples nothing: running it drops every cached sampler result (ComfyUI's classic cache keeps
+    only the nodes of the newest prompt)."""
+    g = Graph()
+    g.node("SaveLatent", samples=g.out(g.node("EmptyLatentImage", width=16, height=16, batch_size=1)),
+           filename_prefix="rel_evict")
+    return g.prompt()
 
 
 # ---------------------------------------------------------------------------------------------------- running

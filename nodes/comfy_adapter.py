@@ -459,6 +459,10 @@ class _RunStateWrapper:
         if self.check_handler and not isinstance(mo.get("context_handler"), LongAnimContextHandler):
             raise ValueError("model: another context-window node (core Context Windows or AnimateDiff context "
                              "options) replaced LongAnim's windows on this MODEL; use only one of them")
+        patcher = getattr(guider, "model_patcher", None)
+        other = foreign_context(patcher) if self.check_handler and patcher is not None else None
+        if other and "core Context Windows" not in other:
+            raise ValueError(f"model: LongAnim windows cannot run together with {other}; remove one of them")
         conds = getattr(guider, "conds", {}) or {}
         if noise is not None and noise.ndim == 4:
             check_control_hints(list(conds.values()), noise.shape[0])
@@ -482,11 +486,26 @@ class _PrepareSamplingWrapper:
         return executor(model, shape, *args, **kwargs)
 
 
+ADE_KEY = "ADE"  # AnimateDiff-Evolved's wrapper / additional-models key
+
+
 def foreign_context(model) -> str | None:
-    """Name of a context-window mechanism already on ``model`` that is not LongAnim's, else None."""
+    """Name of a window mechanism on ``model`` that LongAnim's window loop cannot share the model with, else None.
+
+    Core Context Windows sit in the same ``context_handler`` slot. AnimateDiff-Evolved installs a sliding-window
+    CALC_COND_BATCH wrapper (key "ADE") when it has context options, and its motion module (additional models
+    "ADE") only follows ADE's own window loop: a hand check (tests/tools/ade_interop_notes.md) showed both fail under
+    LongAnim windows, so they are refused with a message instead of a shape error deep inside the motion module.
+    """
     handler = model.model_options.get("context_handler")
     if handler is not None and not isinstance(handler, LongAnimContextHandler):
         return f"{type(handler).__name__} (core Context Windows)"
+    wrappers = getattr(model, "wrappers", {}) or {}
+    if wrappers.get(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, {}).get(ADE_KEY):
+        return "AnimateDiff-Evolved context options"
+    if (getattr(model, "additional_models", {}) or {}).get(ADE_KEY):
+        return ("an AnimateDiff-Evolved motion model (its motion module follows only ADE's own windows: use ADE "
+                "context options for AnimateDiff)")
     return None
 
 

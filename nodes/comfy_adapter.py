@@ -96,6 +96,14 @@ class LongAnimNoise:
         return noise.to(dtype=samples.dtype if samples.dtype.is_floating_point else torch.float32)
 
 
+def check_finite_latent(latent_image) -> None:
+    """A latent with NaN/inf would silently give an all-NaN video: refuse it before sampling."""
+    if isinstance(latent_image, torch.Tensor) and latent_image.is_floating_point() \
+            and not bool(torch.isfinite(latent_image).all()):
+        raise ValueError("latent_image: it contains NaN or infinite values; check the node that made the latent "
+                         "(e.g. a multiply by NaN) before sampling")
+
+
 class _NoiseReplaceWrapper:
     """SAMPLER_SAMPLE wrapper: replace the sampler's initial noise by a recipe seeded from the sampler's seed.
 
@@ -106,6 +114,7 @@ class _NoiseReplaceWrapper:
         self.recipe = recipe
 
     def __call__(self, executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        check_finite_latent(args[0] if args else kwargs.get("latent_image"))
         if noise is not None and torch.count_nonzero(noise) > 0:
             axis = frame_axis_of(noise)
             seed = int(extra_args.get("seed") or 0)
@@ -450,6 +459,7 @@ class _RunStateWrapper:
         self.check_handler = check_handler
 
     def __call__(self, executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        check_finite_latent(args[0] if args else kwargs.get("latent_image"))
         mo = extra_args["model_options"]
         t_opts = mo.setdefault("transformer_options", {})
         state = dict(t_opts.get(RUN_STATE_KEY, {}))

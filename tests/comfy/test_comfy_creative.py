@@ -166,3 +166,12 @@ def test_invert_short_latent_and_cfg_needs_negative(host):
     assert out["samples"].shape == lat["samples"].shape and torch.isfinite(out["samples"]).all()
     with pytest.raises(ValueError, match="negative"):
         cn.LongAnimInvert().run(host.sd15(), host.cond("a", "sd15"), lat, 1, "normal", 0, cfg=3.0)
+
+
+def test_zero_strength_equals_the_plain_model(host):
+    """ZoLA 4.5 weights are strength × tagged fraction: strength 0 must give the adapter-free model exactly."""
+    base = host.wan()
+    lat = wan_video(12)
+    plain = sample(host, windows(base, 8, 4), lat)
+    (zero,) = cn.LongAnimWindowLoRA().run(windows(base, 8, 4), WAN_LORA, 0.0, "0-5")
+    torch.testing.assert_close(sample(host, zero, lat), plain, atol=1e-6, rtol=0)

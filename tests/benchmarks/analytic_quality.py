@@ -60,12 +60,8 @@ logger = logging.getLogger("analytic_quality")
 def _load_pack():
     """Import the pack under the alias ``longanim`` (as tests/conftest.py does) without sys.path edits."""
     if "longanim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "longanim", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["longanim"] = module
-        spec.loader.exec_module(module)
+        spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
     from longanim.nodes.algorithms import analytic, metrics, noise, noise_travel
     from longanim.nodes.algorithms import context_schedule as cs
 

@@ -27,12 +27,8 @@ logger = logging.getLogger("bench_noise")
 def _load_noise_module():
     """Import the pack under the alias ``longanim`` (as tests/conftest.py does) without sys.path edits."""
     if "longanim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "longanim", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["longanim"] = module
-        spec.loader.exec_module(module)
+        spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
     from longanim.nodes.algorithms import noise
 
     return noise

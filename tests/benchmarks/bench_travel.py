@@ -37,11 +37,8 @@ def _setup():
 
     comfy.cli_args.args.cpu = True
     if "longanim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("longanim", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["longanim"] = module
-        spec.loader.exec_module(module)
+        spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
     sys.path.insert(0, str(ROOT / "tests" / "comfy"))
 
 

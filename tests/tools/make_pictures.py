@@ -6,17 +6,13 @@ Uses the pack's pure algorithms (the same code the preview nodes call); writes P
 """
 import importlib.util
 import pathlib
-import sys
 
 import numpy as np
 from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("longanim", ROOT / "__init__.py",
-                                              submodule_search_locations=[str(ROOT)])
-module = importlib.util.module_from_spec(spec)
-sys.modules["longanim"] = module
-spec.loader.exec_module(module)
+spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
+spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
 
 from longanim.nodes.algorithms import context_schedule as cs  # noqa: E402
 from longanim.nodes.algorithms import noise as na  # noqa: E402

@@ -18,6 +18,9 @@ import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import is_fresh, save_model  # noqa: E402  (same folder; shared atomic, recipe-stamped writes)
+
 RECIPE = "longanim-tiny-lora-v1"
 SD15 = "longanim_tiny_lora_sd15.safetensors"
 SD15_B = "longanim_tiny_lora_sd15_b.safetensors"
@@ -66,22 +69,8 @@ def _build(model_file: Path, family: str, seed: int) -> dict:
     return sd
 
 
-def _fresh(path: Path) -> bool:
-    from safetensors import safe_open
-
-    if not path.exists():
-        return False
-    try:
-        with safe_open(str(path), "pt") as f:
-            return (f.metadata() or {}).get("longanim_recipe") == RECIPE
-    except Exception:
-        return False
-
-
 def ensure(comfyui: str | Path) -> dict[str, Path]:
     """Write the tiny LoRAs under ``<comfyui>/models/loras`` when missing or stale; return their paths."""
-    from safetensors.torch import save_file
-
     comfyui = Path(comfyui)
     models = comfyui / "models" / "diffusion_models"
     loras = comfyui / "models" / "loras"
@@ -93,12 +82,9 @@ def ensure(comfyui: str | Path) -> dict[str, Path]:
     for name, (model, family, seed) in jobs.items():
         path = loras / name
         paths[name] = path
-        if _fresh(path):
+        if is_fresh(path, RECIPE):
             continue
-        sd = _build(models / model, family, seed)
-        tmp = path.with_name(path.name + f".{os.getpid()}.partial")
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"longanim_recipe": RECIPE})
-        os.replace(tmp, path)
+        save_model(_build(models / model, family, seed), path, RECIPE)
     return paths
 
 

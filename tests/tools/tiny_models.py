@@ -49,24 +49,26 @@ def _randomize(module, seed: int) -> dict:
     return sd
 
 
-def _fresh(path: Path) -> bool:
+def is_fresh(path: Path, recipe: str = RECIPE) -> bool:
+    """True when ``path`` exists and was written by ``recipe`` (shared with tiny_lora.py)."""
     if not path.exists():
         return False
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
-            return (f.metadata() or {}).get("longanim_recipe") == RECIPE
+            return (f.metadata() or {}).get("longanim_recipe") == recipe
     except Exception:  # a broken file is rebuilt
         return False
 
 
-def _save(sd: dict, path: Path) -> None:
+def save_model(sd: dict, path: Path, recipe: str = RECIPE) -> None:
+    """Write atomically (per-process temp file, then rename), stamped with ``recipe``."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"longanim_recipe": RECIPE})
+    tmp = path.with_name(path.name + f".{os.getpid()}.partial")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"longanim_recipe": recipe})
     os.replace(tmp, path)
     print(f"[tiny_models] wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)", flush=True)
 
@@ -115,23 +117,23 @@ def main() -> None:
         (models / "controlnet" / "longanim_tiny_controlnet_sd15.safetensors", build_controlnet, 5, ""),
     ]
     for path, fn, seed, prefix in jobs:
-        if _fresh(path):
+        if is_fresh(path):
             continue
         sd = _randomize(fn(), seed)
         if prefix:
             sd = {prefix + k: v for k, v in sd.items()}
-        _save(sd, path)
+        save_model(sd, path)
 
     vae_sd15 = models / "vae" / "longanim_tiny_taesd.safetensors"
-    if not _fresh(vae_sd15):
+    if not is_fresh(vae_sd15):
         from comfy.taesd.taesd import TAESD
 
-        _save(_randomize(TAESD(latent_channels=4), 3), vae_sd15)
+        save_model(_randomize(TAESD(latent_channels=4), 3), vae_sd15)
     vae_wan = models / "vae" / "longanim_tiny_taew21.safetensors"
-    if not _fresh(vae_wan):
+    if not is_fresh(vae_wan):
         from comfy.taesd.taehv import TAEHV
 
-        _save(_randomize(TAEHV(latent_channels=16), 4), vae_wan)
+        save_model(_randomize(TAEHV(latent_channels=16), 4), vae_wan)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Keys the pack writes into ``model_options`` / ``transformer_options`` and wrappe
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import logging
@@ -391,9 +392,15 @@ class LongAnimContextHandler(_HandlerBase):
         seed = opts.step_seed(state.get("seed", 0), state.get("pass", 0))
         windows = opts.windows(num_frames, step, seed)
         masks = opts.blend_masks(windows, num_frames, step, seed)
-        t_opts = model_options.setdefault("transformer_options", {})
-        # windows with their own prompts or their own adapter weights are evaluated one per call
-        max_batch = 1 if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) else opts.max_batch
+        # a private copy of the options: the window keys published below never outlive this call
+        model_options = dict(model_options)
+        t_opts = model_options["transformer_options"] = dict(model_options.get("transformer_options", {}))
+        ade = ade_run_state(t_opts)
+        if ade is not None:  # ADE's own sliding loop must not run inside LongAnim's windows
+            _drop_ade_sliding_loop(t_opts)
+        # windows with their own prompts, their own adapter weights or an ADE motion module (one video length per
+        # call) are evaluated one per call
+        max_batch = 1 if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or ade is not None else opts.max_batch
         slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
 
@@ -411,6 +418,8 @@ class LongAnimContextHandler(_HandlerBase):
             if slicer is not None:
                 slicer.set(batch)
             cleanups = [cb(batch, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
+            if ade is not None:
+                cleanups.append(_ade_set_window(ade, batch[0], num_frames))
             try:
                 outs = calc_cond_batch(model, sub_conds, x_b, t_b, model_options)
             finally:
@@ -424,12 +433,8 @@ class LongAnimContextHandler(_HandlerBase):
 
         stacked = x_in.unsqueeze(0).expand(len(conds), *x_in.shape)
         weights = None if masks is not None else opts.fusion
-        try:
-            fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, weights=weights, blend_masks=masks,
-                                  max_batch=max_batch, check_interrupt=check_interrupt)
-        finally:
-            t_opts.pop("context_window", None)
-            t_opts.pop("ad_params", None)
+        fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, weights=weights, blend_masks=masks,
+                              max_batch=max_batch, check_interrupt=check_interrupt)
         return [fused[i] for i in range(len(conds))]
 
 
@@ -497,26 +502,143 @@ class _PrepareSamplingWrapper:
 
 
 ADE_KEY = "ADE"  # AnimateDiff-Evolved's wrapper / additional-models key
+ADE_PARAMS = "ADE_params"  # AnimateDiff-Evolved's InjectionParams attachment on the ModelPatcher
+ADE_STATE = "ADGS"  # AnimateDiff-Evolved's per-run global state in transformer_options
+WRAPPER_ADE_BRIDGE = "LongAnim.ade_bridge"
+
+
+# ---------------------------------------------------------------------------------------------- AnimateDiff-Evolved
+# LongAnim windows drive AnimateDiff-Evolved's motion module (ADE >= 1.5, wrapper-based; checked by hand with ADE
+# 1.5.7, tests/tools/ade_interop_notes.md). ADE is never imported: everything below is duck-typed on the objects ADE
+# leaves on the ModelPatcher, and every branch is a no-op when ADE is absent.
+#
+# * Outside sampling, ADE refuses more frames than the motion module's positional encoding (24/32) unless its own
+#   context options give a context length. LongAnim's OUTER_SAMPLE wrapper (first in the chain, so it runs before
+#   ADE's) hands ADE, for this run only, a copy of its params whose context length is LongAnim's window length. ADE
+#   then sizes the motion module, its group-norm hack and its memory estimate for one window, as it does for its
+#   own windows.
+# * Inside sampling, LongAnim's window loop drops ADE's sliding-window CALC_COND_BATCH wrapper from its private copy of
+#   the options (one window loop only) and, per window, does what ADE's own loop does: motion models'
+#   ``set_sub_idxs`` / ``set_video_length`` and ``ADGS.params.sub_idxs``; ``ad_params`` is published as always.
+def _ade_params(model):
+    get = getattr(model, "get_attachment", None)
+    return get(ADE_PARAMS) if get is not None else None
+
+
+def _ade_context_length(params) -> int | None:
+    try:
+        return params.context_options.context_length
+    except AttributeError:
+        return None
+
+
+def _has_ade_motion(model) -> bool:
+    return bool((getattr(model, "additional_models", {}) or {}).get(ADE_KEY))
+
+
+_BRIDGED: set[int] = set()  # ids of ADE params copies LongAnim made for a running sample (not the user's options)
+
+
+def _ade_params_for_windows(params, length: int):
+    """A copy of ADE's InjectionParams whose (single, default) context has LongAnim's window length."""
+    clone = params.clone()
+    group = clone.context_options
+    if len(group.contexts) != 1:
+        return None
+    first = group.contexts[0]
+    ctx = first.clone() if hasattr(first, "clone") else copy.copy(first)
+    ctx.context_length = length
+    new_group = type(group)()
+    new_group.extras = group.extras
+    new_group.add(ctx)
+    clone.set_context(new_group)
+    return clone
+
+
+class _AdeBridgeWrapper:
+    """OUTER_SAMPLE wrapper: ADE sees LongAnim's window length as its context length for this run only."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        patcher = getattr(executor.class_obj, "model_patcher", None)
+        params = _ade_params(patcher) if patcher is not None else None
+        frames = latent_image.shape[frame_axis_of(latent_image)] if latent_image is not None else 0
+        if params is None or not _has_ade_motion(patcher) or _ade_context_length(params) is not None \
+                or frames <= self.length:
+            return executor(noise, latent_image, *args, **kwargs)
+        bridged = _ade_params_for_windows(params, self.length)
+        if bridged is None:
+            return executor(noise, latent_image, *args, **kwargs)
+        patcher.set_attachments(ADE_PARAMS, bridged)
+        _BRIDGED.add(id(bridged))
+        try:
+            return executor(noise, latent_image, *args, **kwargs)
+        finally:
+            _BRIDGED.discard(id(bridged))
+            patcher.set_attachments(ADE_PARAMS, params)
+
+
+def ade_run_state(t_opts: dict):
+    """ADE's per-run state when an ADE motion module takes part in this sampling run, else None."""
+    state = t_opts.get(ADE_STATE)
+    if state is None or getattr(state, "motion_models", None) is None:
+        return None
+    return state
+
+
+def _drop_ade_sliding_loop(t_opts: dict) -> None:
+    wrappers = t_opts.get("wrappers")
+    ccb = comfy.patcher_extension.WrappersMP.CALC_COND_BATCH
+    if wrappers and ADE_KEY in wrappers.get(ccb, {}):
+        t_opts["wrappers"] = dict(wrappers)
+        t_opts["wrappers"][ccb] = {k: v for k, v in wrappers[ccb].items() if k != ADE_KEY}
+
+
+def _ade_set_window(state, window: list[int], num_frames: int) -> Callable[[], None]:
+    """What ADE's own window loop does per window: motion modules see this window's frames and length."""
+    groups = list((getattr(state, "motion_models_devices", None) or {}).values()) or [state.motion_models]
+    idxs = list(window)
+    for g in groups:
+        g.set_sub_idxs(idxs)
+        g.set_video_length(len(idxs), num_frames)
+    params = getattr(state, "params", None)
+    if params is not None:
+        params.sub_idxs = idxs
+
+    def undo() -> None:
+        length = _ade_context_length(params) or num_frames
+        for g in groups:
+            g.set_sub_idxs(None)
+            g.set_video_length(length, num_frames)
+        if params is not None:
+            params.sub_idxs = None
+
+    return undo
 
 
 def foreign_context(model) -> str | None:
     """Name of a window mechanism on ``model`` that LongAnim's window loop cannot share the model with, else None.
 
-    Core Context Windows sit in the same ``context_handler`` slot. AnimateDiff-Evolved installs a sliding-window
-    CALC_COND_BATCH wrapper (key "ADE") when it has context options, and its motion module (additional models
-    "ADE") only follows ADE's own window loop: a hand check (tests/tools/ade_interop_notes.md) showed both fail under
-    LongAnim windows, so they are refused with a message instead of a shape error deep inside the motion module.
+    Core Context Windows sit in the same ``context_handler`` slot; AnimateDiff-Evolved's context options run ADE's
+    own window loop (a hand check, tests/tools/ade_interop_notes.md, showed it fails inside LongAnim's windows).
+    Only one window loop can own a model, so both are refused with a message. An ADE motion module *without* ADE
+    context options is fine: LongAnim drives it (see the AnimateDiff-Evolved section above).
     """
     handler = model.model_options.get("context_handler")
     if handler is not None and not isinstance(handler, LongAnimContextHandler):
         return f"{type(handler).__name__} (core Context Windows)"
-    wrappers = getattr(model, "wrappers", {}) or {}
-    if wrappers.get(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, {}).get(ADE_KEY):
+    params = _ade_params(model)
+    if params is not None and id(params) not in _BRIDGED and _ade_context_length(params) is not None:
         return "AnimateDiff-Evolved context options"
-    if (getattr(model, "additional_models", {}) or {}).get(ADE_KEY):
-        return ("an AnimateDiff-Evolved motion model (its motion module follows only ADE's own windows: use ADE "
-                "context options for AnimateDiff)")
     return None
+
+
+def _first_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
+    """Install ``wrapper`` as the outermost of its type on ``model`` (a fresh clone's own dict)."""
+    current = {k: v for k, v in model.wrappers.get(wrapper_type, {}).items() if k != key}
+    model.wrappers[wrapper_type] = {key: [wrapper], **current}
 
 
 def patch_model_windows(model, options: WindowOptions):
@@ -534,6 +656,7 @@ def patch_model_windows(model, options: WindowOptions):
     m.remove_wrappers_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE)
     m.add_wrapper_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE, _PrepareSamplingWrapper(options.length,
                                                                                            options.max_batch))
+    _first_wrapper(m, WP.OUTER_SAMPLE, WRAPPER_ADE_BRIDGE, _AdeBridgeWrapper(options.length))
     return m
 
 

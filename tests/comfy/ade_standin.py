@@ -1,0 +1,201 @@
+"""A stand-in for AnimateDiff-Evolved's contract with other packs, for the tests (ADE itself cannot be installed in CI).
+
+It reproduces, on a real ComfyUI ModelPatcher and a real tiny SD1.5 UNet, exactly the pieces of AnimateDiff-Evolved
+1.5.7 (Kosinkadink/ComfyUI-AnimateDiff-Evolved d8d163c, read and hand-checked: tests/tools/ade_interop_notes.md)
+that LongAnim's window loop meets:
+
+* the ``ADE_params`` attachment (``InjectionParams``: ``context_options`` group with ``contexts``, ``add``, ``clone``,
+  ``context_length``; ``clone``, ``set_context``, ``sub_idxs``, ``full_length``), motion models under the additional
+  models key ``"ADE"``;
+* ADE's OUTER_SAMPLE wrapper (key ``"ADE"``): clones the params, refuses more frames than the motion module's
+  positional encoding (32) without a context length, sets the motion modules' video length, and publishes its
+  per-run state as ``transformer_options["ADGS"]``;
+* ADE's CALC_COND_BATCH wrapper (key ``"ADE"``): its own sliding-window loop over ``full_length`` when a context
+  length is set (so it indexes past the end when it runs inside a shorter LongAnim window, as ADE does);
+* the motion module: it reshapes ``(b f) c h w -> b f c h w`` with its *own* ``video_length`` (an einops error when the
+  batch does not divide, as ADE's does) and mixes the frames of each clip, so any window mix-up changes the output.
+
+Nothing here is ADE's code; it is the behaviour, written from the notes.
+"""
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.patcher_extension
+import torch
+
+ENCODING_MAX_LEN = 32  # AnimateDiff v2 / v3 positional encoding length
+
+
+class Context:
+    def __init__(self, context_length: int | None = None):
+        self.context_length = context_length
+
+    def clone(self) -> Context:
+        return Context(self.context_length)
+
+
+class ContextGroup:
+    def __init__(self):
+        self.contexts: list[Context] = []
+        self.extras = None
+        self._current: Context | None = None
+
+    @classmethod
+    def default(cls) -> ContextGroup:
+        g = cls()
+        g.add(Context())
+        return g
+
+    def add(self, context: Context) -> None:
+        self.contexts.append(context)
+        self._current = self.contexts[0]
+
+    def clone(self) -> ContextGroup:  # shallow in the contexts, like ADE's
+        g = ContextGroup()
+        g.extras = self.extras
+        g.contexts = list(self.contexts)
+        g._current = g.contexts[0] if g.contexts else None
+        return g
+
+    @property
+    def context_length(self) -> int | None:
+        return self._current.context_length
+
+
+class Params:
+    def __init__(self, context_length: int | None = None):
+        self.context_options = ContextGroup.default()
+        if context_length is not None:
+            g = ContextGroup()
+            g.add(Context(context_length))
+            self.context_options = g
+        self.full_length: int | None = None
+        self.sub_idxs: list[int] | None = None
+
+    def clone(self) -> Params:
+        p = Params()
+        p.set_context(self.context_options)
+        return p
+
+    def set_context(self, group: ContextGroup | None) -> None:
+        self.context_options = group.clone() if group else ContextGroup.default()
+
+    def on_model_patcher_clone(self) -> Params:
+        return self.clone()
+
+
+class MotionGroup:
+    """ADE's MotionModelGroup: what the window loop tells the motion modules."""
+
+    def __init__(self):
+        self.video_length = 0
+        self.full_length = 0
+        self.sub_idxs: list[int] | None = None
+        self.seen: list[tuple[int, int, list[int] | None]] = []  # (batch, video_length, sub_idxs) per motion call
+
+    def set_sub_idxs(self, sub_idxs):
+        self.sub_idxs = None if sub_idxs is None else list(sub_idxs)
+
+    def set_video_length(self, video_length: int, full_length: int):
+        self.video_length, self.full_length = video_length, full_length
+
+
+def mix_frames(h: torch.Tensor, f: int) -> torch.Tensor:
+    """The stand-in temporal layer: pull every frame of a clip of ``f`` frames halfway to the clip's mean."""
+    if h.shape[0] % f:
+        raise RuntimeError(f"Shape mismatch, can't divide axis of length {h.shape[0]} in chunks of {f}")
+    clips = h.reshape(h.shape[0] // f, f, *h.shape[1:])
+    return (0.5 * clips + 0.5 * clips.mean(dim=1, keepdim=True)).reshape(h.shape)
+
+
+class State:  # ADGS
+    def __init__(self, params: Params, group: MotionGroup):
+        self.params = params
+        self.motion_models = group
+        self.motion_models_devices: dict = {}
+
+
+def _hook_target(model_patcher):
+    return model_patcher.model.diffusion_model.input_blocks[1][0]  # a ResBlock: called as a module
+
+
+def outer_sample(executor, *args, **kwargs):
+    guider = executor.class_obj
+    patcher = guider.model_patcher
+    latents = args[1]
+    params = patcher.get_attachment("ADE_params").clone()
+    params.full_length = latents.shape[0]
+    length = params.context_options.context_length
+    if length is not None and params.full_length <= length:
+        params.set_context(None)  # ADE: "regular sampling activated"
+        length = None
+    if length is None and params.full_length > ENCODING_MAX_LEN:
+        raise ValueError(f"Without a context window, AnimateDiff model has upper limit of {ENCODING_MAX_LEN} frames, "
+                         f"but received {params.full_length} latents.")
+    group: MotionGroup = patcher.additional_models["ADE"][0].model.group
+    group.set_video_length(length or params.full_length, params.full_length)
+    state = State(params, group)
+    orig = guider.model_options
+    guider.model_options = comfy.model_patcher.create_model_options_clone(orig)
+    guider.model_options["transformer_options"]["ADGS"] = state
+
+    def motion(module, inputs, output):
+        group.seen.append((output.shape[0], group.video_length, group.sub_idxs))
+        return mix_frames(output, group.video_length)
+
+    handle = _hook_target(patcher).register_forward_hook(motion)
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        handle.remove()
+        guider.model_options = orig
+        group.set_video_length(0, 0)
+
+
+def sliding_calc_cond_batch(executor, model, conds, x_in, timestep, model_options):
+    state: State = model_options["transformer_options"]["ADGS"]
+    length = state.params.context_options.context_length
+    if length is None:
+        return executor(model, conds, x_in, timestep, model_options)
+    full = state.params.full_length
+    starts = list(range(0, full - length + 1, max(1, length // 2)))
+    if starts[-1] != full - length:
+        starts.append(full - length)
+    out = [torch.zeros_like(x_in) for _ in conds]
+    count = torch.zeros(x_in.shape[0], 1, 1, 1, dtype=x_in.dtype, device=x_in.device)
+    for s in starts:
+        idx = list(range(s, s + length))
+        sub = x_in[idx]  # IndexError when x_in is shorter than full_length (inside another pack's window)
+        state.motion_models.set_sub_idxs(idx)
+        res = executor(model, conds, sub, timestep, model_options)
+        for o, r in zip(out, res):
+            o[idx] += r
+        count[idx] += 1
+    return [o / count for o in out]
+
+
+class _MotionHolder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.group = MotionGroup()
+
+
+def apply_ade(model, context_length: int | None = None):
+    """What ADE's loader (Gen1 or Gen2 'Use Evolved Sampling') leaves on a clone of ``model``."""
+    m = model.clone()
+    dev = comfy.model_management.get_torch_device()
+    holder = comfy.model_patcher.ModelPatcher(_MotionHolder(), load_device=dev, offload_device=dev)
+    m.set_additional_models("ADE", [holder])
+    m.set_attachments("ADE_params", Params(context_length))
+    WP = comfy.patcher_extension.WrappersMP
+    m.remove_wrappers_with_key(WP.OUTER_SAMPLE, "ADE")
+    m.add_wrapper_with_key(WP.OUTER_SAMPLE, "ADE", outer_sample)
+    m.remove_wrappers_with_key(WP.CALC_COND_BATCH, "ADE")
+    m.add_wrapper_with_key(WP.CALC_COND_BATCH, "ADE", sliding_calc_cond_batch)
+    return m
+
+
+def motion_group(model) -> MotionGroup:
+    return model.additional_models["ADE"][0].model.group

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import io
 import logging
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -318,6 +320,47 @@ def _slice_value(value, axis: int, num_frames: int, idx_list: list[torch.Tensor]
     return None
 
 
+WINDOWS_KEY = "longanim_windows"  # LATENT key: windows (index lists) of the last step that produced it
+RECORD_KEY = "LongAnim.schedule_record"  # transformer_options: the ScheduleRecord of the running sample
+
+
+class ScheduleRecord:
+    """The windows of the last sampling step of one run (a few kB whatever the step count)."""
+
+    def __init__(self):
+        self.step = -1
+        self.num_frames = 0
+        self.windows: list[list[int]] | None = None
+
+    def note(self, step: int, num_frames: int, windows: list[list[int]]) -> None:
+        if step >= self.step or self.windows is None:  # noise travel repeats steps: keep the latest evaluation
+            self.step, self.num_frames, self.windows = step, num_frames, [list(w) for w in windows]
+
+    def file_under(self, samples) -> None:
+        if self.windows is not None and isinstance(samples, torch.Tensor):
+            _RECORDS[_fingerprint(samples)] = self.windows
+            while len(_RECORDS) > _MAX_RECORDS:
+                _RECORDS.popitem(last=False)
+
+
+_RECORDS: OrderedDict[tuple, list[list[int]]] = OrderedDict()
+_MAX_RECORDS = 16  # the last sampling runs of this server; a record is a few kB
+
+
+def _fingerprint(samples: torch.Tensor) -> tuple:
+    data = samples.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return tuple(samples.shape), hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def recorded_windows(samples) -> list[list[int]] | None:
+    """The last step's windows of the LongAnim sampling run whose output is ``samples`` (same values), if this
+    server ran it. Core KSampler / SamplerCustomAdvanced copy their input LATENT dict, so the pack cannot put the
+    schedule into their output; the window loop files it under the output's content instead (bounded, newest 16)."""
+    if not isinstance(samples, torch.Tensor):
+        return None
+    return _RECORDS.get(_fingerprint(samples))
+
+
 class LongAnimContextHandler(_HandlerBase):
     """Context-window handler in ComfyUI's ``model_options["context_handler"]`` slot.
 
@@ -392,6 +435,9 @@ class LongAnimContextHandler(_HandlerBase):
         seed = opts.step_seed(state.get("seed", 0), state.get("pass", 0))
         windows = opts.windows(num_frames, step, seed)
         masks = opts.blend_masks(windows, num_frames, step, seed)
+        record = model_options.get("transformer_options", {}).get(RECORD_KEY)
+        if isinstance(record, ScheduleRecord):
+            record.note(step, num_frames, windows)
         # a private copy of the options: the window keys published below never outlive this call
         model_options = dict(model_options)
         t_opts = model_options["transformer_options"] = dict(model_options.get("transformer_options", {}))
@@ -504,7 +550,7 @@ class _PrepareSamplingWrapper:
 ADE_KEY = "ADE"  # AnimateDiff-Evolved's wrapper / additional-models key
 ADE_PARAMS = "ADE_params"  # AnimateDiff-Evolved's InjectionParams attachment on the ModelPatcher
 ADE_STATE = "ADGS"  # AnimateDiff-Evolved's per-run global state in transformer_options
-WRAPPER_ADE_BRIDGE = "LongAnim.ade_bridge"
+WRAPPER_OUTER = "LongAnim.outer_sample"
 
 
 # ---------------------------------------------------------------------------------------------- AnimateDiff-Evolved
@@ -555,29 +601,43 @@ def _ade_params_for_windows(params, length: int):
     return clone
 
 
-class _AdeBridgeWrapper:
-    """OUTER_SAMPLE wrapper: ADE sees LongAnim's window length as its context length for this run only."""
+class _OuterSampleWrapper:
+    """OUTER_SAMPLE wrapper, first in the chain: the run's window record, and ADE's context length for this run.
+
+    * Records the windows of the run's last step and files them under the output latent (:func:`recorded_windows`),
+      so the Video Metrics node marks the borders the run really had.
+    * AnimateDiff-Evolved: see the section above; ADE sees LongAnim's window length for this run only.
+    """
 
     def __init__(self, length: int):
         self.length = length
 
     def __call__(self, executor, noise, latent_image, *args, **kwargs):
-        patcher = getattr(executor.class_obj, "model_patcher", None)
+        guider = executor.class_obj
+        patcher = getattr(guider, "model_patcher", None)
+        record = ScheduleRecord()
+        orig_options = guider.model_options
+        guider.model_options = dict(orig_options)
+        guider.model_options["transformer_options"] = dict(orig_options.get("transformer_options", {}))
+        guider.model_options["transformer_options"][RECORD_KEY] = record
         params = _ade_params(patcher) if patcher is not None else None
         frames = latent_image.shape[frame_axis_of(latent_image)] if latent_image is not None else 0
-        if params is None or not _has_ade_motion(patcher) or _ade_context_length(params) is not None \
-                or frames <= self.length:
-            return executor(noise, latent_image, *args, **kwargs)
-        bridged = _ade_params_for_windows(params, self.length)
-        if bridged is None:
-            return executor(noise, latent_image, *args, **kwargs)
-        patcher.set_attachments(ADE_PARAMS, bridged)
-        _BRIDGED.add(id(bridged))
+        bridged = None
+        if params is not None and _has_ade_motion(patcher) and _ade_context_length(params) is None \
+                and frames > self.length:
+            bridged = _ade_params_for_windows(params, self.length)
+        if bridged is not None:
+            patcher.set_attachments(ADE_PARAMS, bridged)
+            _BRIDGED.add(id(bridged))
         try:
-            return executor(noise, latent_image, *args, **kwargs)
+            out = executor(noise, latent_image, *args, **kwargs)
         finally:
-            _BRIDGED.discard(id(bridged))
-            patcher.set_attachments(ADE_PARAMS, params)
+            guider.model_options = orig_options
+            if bridged is not None:
+                _BRIDGED.discard(id(bridged))
+                patcher.set_attachments(ADE_PARAMS, params)
+        record.file_under(out)
+        return out
 
 
 def ade_run_state(t_opts: dict):
@@ -656,7 +716,7 @@ def patch_model_windows(model, options: WindowOptions):
     m.remove_wrappers_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE)
     m.add_wrapper_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE, _PrepareSamplingWrapper(options.length,
                                                                                            options.max_batch))
-    _first_wrapper(m, WP.OUTER_SAMPLE, WRAPPER_ADE_BRIDGE, _AdeBridgeWrapper(options.length))
+    _first_wrapper(m, WP.OUTER_SAMPLE, WRAPPER_OUTER, _OuterSampleWrapper(options.length))
     return m
 
 
@@ -1487,8 +1547,9 @@ def refine_video(model, positive, negative, latent: dict, *, denoise: float, ste
                             _slice_frames(refined.detach().cpu().float(), axis, pos))
         out = out.to(device=comfy.model_management.intermediate_device(),
                      dtype=samples.dtype if samples.dtype.is_floating_point else torch.float32)
-    result = {k: v for k, v in latent.items() if k not in ("samples",)}
+    result = {k: v for k, v in latent.items() if k not in ("samples", WINDOWS_KEY)}
     result["samples"] = out
+    result[WINDOWS_KEY] = refine_chunks(num_frames, chunk_length, overlap)
     return result
 
 

@@ -17,7 +17,7 @@ from .base import LongAnimNode, int_input
 log = logging.getLogger("LongAnim")
 
 CATEGORY = "LongAnim/evidence"
-WINDOWS_KEY = "longanim_windows"  # LATENT key: the window schedule of the last sampling step (list of index lists)
+WINDOWS_KEY = ca.WINDOWS_KEY  # LATENT key: the window schedule of the last sampling step (list of index lists)
 MAWE_DEFAULT_SIDE = 128
 MAWE_EPS = 1e-2  # = metrics.mawe's default eps (OFS floor, px^2); kept equal by a test
 MAWE_PAIRS_PER_CALL = 8  # frame pairs per flow batch: bounds memory, lets Cancel and the progress bar work
@@ -49,13 +49,17 @@ def _check_latent(latent) -> tuple[torch.Tensor, int]:
 
 
 def carried_windows(latent) -> list[list[int]] | None:
-    """The window schedule a LongAnim sampler left in the LATENT (``latent["longanim_windows"]``), if any.
+    """The window schedule of the run that produced this LATENT, if any: ``latent["longanim_windows"]`` (the pack's
+    own samplers, e.g. refinement chunks, put it there), else the record the window loop filed under the output of
+    core KSampler / SamplerCustomAdvanced (``comfy_adapter.recorded_windows``).
 
     Accepts a list of windows (index lists); a list of per-step schedules is read as its last step.
     """
     if not isinstance(latent, dict):
         return None
     wins = latent.get(WINDOWS_KEY)
+    if not wins:  # core samplers copy their input dict: look up the run by its output (filed by the window loop)
+        wins = ca.recorded_windows(latent.get("samples"))
     if not wins:
         return None
     try:
@@ -177,9 +181,12 @@ class LongAnimVideoMetrics(LongAnimNode):
 
 - **seam_ratio** = mean |x_(b) - x_(b-1)| over window borders b / the same mean over all other transitions
   (every pixel and channel). Not a paper equation: it measures directly the chunk inconsistency StreamingT2V
-  (section 4.3, Fig. 12) and Gen-L-Video (section 3.2) describe. Borders: the schedule recorded in the LATENT under
-  `longanim_windows` (the window starts and ends of the last sampling step, moved to video frames for temporally
-  compressed VAEs such as Wan's 4x), else every `window_length` frames, else none (then 1.0).
+  (section 4.3, Fig. 12) and Gen-L-Video (section 3.2) describe. Borders: the windows of the last sampling step
+  of the run that produced the LATENT (the window starts and ends, moved to video frames for temporally
+  compressed VAEs such as Wan's 4x). LongAnim's window loop records them for core KSampler /
+  SamplerCustomAdvanced runs (filed under the output latent's content on this server, newest 16 runs: connect
+  the sampler's LATENT directly or through nodes that keep its values), and the refinement node writes its chunks
+  into the LATENT (`longanim_windows`). Else every `window_length` frames, else none (then 1.0).
   Typical: plain non-overlapping windows 2-20; Gen-L overlapping windows or ZoLA re-drawn windows close to 1.
 - **mawe** = W(V) / OFS(V), StreamingT2V appendix 12, Eq. 13: mean squared warp error between consecutive frames
   (8-bit pixel units) over the mean squared optical-flow magnitude. Flow: a classical pyramidal Lucas-Kanade flow
@@ -253,7 +260,8 @@ measure on an exact analytic video model for every window technique of the pack.
             borders = mt.window_borders(wins, lat_frames)
             if on == "images":
                 borders = map_borders(borders, lat_frames, num_frames)
-            src = f"the window schedule recorded in the LATENT ({len(wins)} windows of the last step)"
+            src = (f"the window schedule recorded by the LongAnim window loop ({len(wins)} windows of the run's last "
+                   "step)")
         elif window_length > 0:
             borders = list(range(window_length, num_frames, window_length))
             src = f"uniform, every {window_length} frames (window_length; the LATENT carried no schedule)"

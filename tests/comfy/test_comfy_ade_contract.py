@@ -84,10 +84,10 @@ def test_ade_context_options_with_longanim_windows_are_refused(host, order):
 def test_bridge_is_outermost_and_inert_without_ade(host):
     model = zola(apply_ade(host.sd15()))
     keys = list(model.wrappers[comfy.patcher_extension.WrappersMP.OUTER_SAMPLE])
-    assert keys[0] == ca.WRAPPER_ADE_BRIDGE and "ADE" in keys
+    assert keys[0] == ca.WRAPPER_OUTER and "ADE" in keys
     plain = host.sd15()
     latent = host.sd_latent(20)
     a = host.ksample(zola(plain), latent, steps=1)
     b = zola(plain)
-    del b.wrappers[comfy.patcher_extension.WrappersMP.OUTER_SAMPLE][ca.WRAPPER_ADE_BRIDGE]
+    del b.wrappers[comfy.patcher_extension.WrappersMP.OUTER_SAMPLE][ca.WRAPPER_OUTER]
     assert torch.equal(a, host.ksample(b, latent, steps=1))

@@ -73,7 +73,7 @@ def test_latent_input_and_carried_windows(layout):
     wins = [list(range(0, 16)), list(range(12, 28)), list(range(24, 40))]
     carried = dict(latent, longanim_windows=wins)
     report2 = NODE().run(latent=carried, window_length=8, mawe_max_side=0)[4]
-    assert "recorded in the LATENT (3 windows" in report2 and "[12, 16, 24, 28]" in report2
+    assert "recorded by the LongAnim window loop (3 windows" in report2 and "[12, 16, 24, 28]" in report2
 
 
 def test_carried_windows_map_to_decoded_frames():
@@ -103,4 +103,24 @@ def test_sampled_wan_latent_with_zola_windows(host):
     samples = host.ksample(model, latent, seed=2, steps=2)
     seam, mawe, cuts, drift, report, plot = NODE().run(latent={"samples": samples}, window_length=6)
     assert all(math.isfinite(v) for v in (seam, mawe, drift)) and cuts >= 0
-    assert "every 6 frames" in report and plot.shape[0] == 1
+    assert "recorded by the LongAnim window loop" in report and plot.shape[0] == 1
+    # the same values from elsewhere (no record): window_length marks the borders
+    report = NODE().run(latent={"samples": samples.clone() * 1.0001}, window_length=6)[4]
+    assert "every 6 frames" in report
+
+
+def test_core_ksampler_output_carries_the_runs_last_windows(host):
+    """The window loop files the last step's windows under the output, so metrics mark the borders the run had."""
+    from longanim.nodes import window_nodes as wn
+
+    model = wn.LongAnimZoLAWindows().run(host.wan(), 5, 3, 2, "zola", 11)[0]
+    latent = host.wan_latent(11)
+    out = host.ksample(model, latent, seed=4, steps=3)
+    assert out.shape[2] == 11
+    handler = model.model_options["context_handler"]
+    expected = handler.options.windows(11, 2, handler.options.step_seed(4, 0))  # last step = 2
+    assert mn.carried_windows({"samples": out}) == expected
+    report = NODE().run(latent={"samples": out}, window_length=0, mawe_max_side=0)[4]
+    assert "recorded by the LongAnim window loop" in report
+    # a latent the window loop never produced has no record: window_length decides
+    assert mn.carried_windows({"samples": out + 1}) is None

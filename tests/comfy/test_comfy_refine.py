@@ -47,6 +47,10 @@ def test_refine_through_the_node_is_deterministic_and_windowed(host, family):
     assert not torch.equal(a, _refine(host, family, lat, seed=2))
     assert not torch.equal(a, _refine(host, family, lat, mode="shared_noise_only"))
     assert torch.equal(lat["samples"], _video(family, 11)["samples"]), "the input latent was changed"
+    out = rn.LongAnimRandomizedBlendRefine().run(
+        _model(host, family), host.cond("a fox", family), host.cond("", family), lat, 0.5, 1, 5.0, "euler", "normal",
+        6, 2, 1, "naive")[0]
+    assert out["longanim_windows"] == [list(range(0, 6)), list(range(4, 10)), list(range(5, 11))]  # for the metrics
 
 
 def test_chunk_longer_than_video_is_plain_sdedit_of_the_whole_video(host):

@@ -25,6 +25,8 @@ def test_metrics_node_after_windowed_sampling(server):
     assert any(out.get("images") for out in outputs.values()), "the plot was not previewed"
     text = "".join(outputs[report]["text"])
     assert "seam_ratio:" in text and "mawe:" in text and "scene_cuts:" in text and "Measured on: IMAGE" in text
+    # borders of the run's own last step (the window loop filed them under the KSampler's output), not window_length
+    assert "recorded by the LongAnim window loop" in text, text
 
 
 def test_metrics_node_error_without_inputs(server):

@@ -12,7 +12,20 @@ import math
 import pytest
 import torch
 from comfy_client import ServerError, execution_error
-from reliability_sweep import cancel, cancel_sweep, evict_prompt, latents, rss_curve, run_ok, sd_prompt, wan_prompt
+from reliability_sweep import (
+    cancel,
+    cancel_same_prompt,
+    cancel_sweep,
+    evict_prompt,
+    latents,
+    phased_prompt,
+    refine_phased_cancel_sweep,
+    refine_prompt,
+    rss_curve,
+    run_ok,
+    sd_prompt,
+    wan_prompt,
+)
 
 
 def bits(t: torch.Tensor) -> bytes:
@@ -40,6 +53,30 @@ def test_cancel_leaves_no_state_behind(server):
     second = wan_latent(server, "rel_c_2")
     assert same(first, ref) and same(second, ref), "a run after the cancel differs from the run before it"
     assert torch.isfinite(ref).all() and not torch.equal(other, ref)
+
+
+def check_cancel_rows(rows):
+    """Every cancel point (a progress fraction of the refine/phased node) stops that node, is reported as an
+    interrupt and leaves the next run of the same prompt equal to the uninterrupted reference."""
+    print(*rows, sep="\n")
+    for r in rows:
+        assert r["interrupted"] and r["stopped_in"] == r["node"] and r["status"] == "error", rows
+        assert r["error"] is None and not r["outputs"], rows  # an interrupt, not a crash; nothing saved
+        assert r["after_equals_ref"] and r["finite"], rows  # the same prompt again == uninterrupted reference
+        assert r["stop_latency_s"] < 30, rows
+
+
+def test_cancel_refine_and_phased_leaves_no_state_behind(server):
+    """Cancel half-way through a refinement and a phased-inference run, then run the same prompt to the end."""
+    check_cancel_rows(cancel_same_prompt(server, refine_prompt, fractions=(0.5,)))
+    check_cancel_rows(cancel_same_prompt(server, phased_prompt, fractions=(0.5,)))
+
+
+@pytest.mark.slow
+def test_cancel_sweep_refine_and_phased(server):
+    sweep = refine_phased_cancel_sweep(server)
+    for rows in sweep.values():
+        check_cancel_rows(rows)
 
 
 def test_sd_windows_travel_momentum_is_deterministic(server):

@@ -90,6 +90,38 @@ def sd_prompt(kinds=("a",), seed: int = 3, prefix: str = "rel_sd", steps: int = 
     return g.prompt(), ids
 
 
+def refine_prompt(steps: int = 12, length: int = 49, seed: int = 5, prefix: str = "rel_refine",
+                  size: int = 32) -> tuple[dict, str]:
+    """Tiny Wan: a sampled low-quality video refined by LongAnim Randomized-Blend Refine (chunks 5 / overlap 2,
+    denoise 0.6, euler); returns (prompt, refine node id). The source latent comes from a 1-step KSampler."""
+    g = Graph()
+    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
+    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
+    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
+    empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
+    low = g.node("KSampler", model=model, seed=1, steps=1, cfg=5.0, sampler_name="euler", scheduler="normal",
+                 positive=pos, negative=neg, latent_image=g.out(empty), denoise=1.0)
+    refined = g.node("LongAnimRandomizedBlendRefine", model=model, positive=pos, negative=neg, latent=g.out(low),
+                     denoise=0.6, steps=steps, cfg=5.0, sampler_name="euler", scheduler="normal", chunk_length=5,
+                     overlap=2, seed=seed, mode="randomized_blend")
+    g.node("SaveLatent", samples=g.out(refined), filename_prefix=prefix)
+    return g.prompt(), refined
+
+
+def phased_prompt(steps: int = 20, num_clips: int = 4, length: int = 21, seed: int = 5, prefix: str = "rel_phased",
+                  size: int = 32) -> tuple[dict, str]:
+    """Tiny Wan: LongAnim Phased Animation (gamma 0.5, omega 0.2, cfg 5); returns (prompt, phased node id)."""
+    g = Graph()
+    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
+    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
+    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
+    empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
+    phased = g.node("LongAnimPhasedAnimation", model=model, positive=pos, negative=neg, latent=g.out(empty),
+                    num_clips=num_clips, steps=steps, cfg=5.0, scheduler="simple", gamma=0.5, omega=0.2, seed=seed)
+    g.node("SaveLatent", samples=g.out(phased, 0), filename_prefix=prefix)
+    return g.prompt(), phased
+
+
 def evict_prompt() -> dict:
     """A prompt that samples nothing: running it drops every cached sampler result (ComfyUI's classic cache keeps
     only the nodes of the newest prompt)."""
@@ -188,6 +220,84 @@ def cancel_sweep(server: ComfyServer, delays=(0.0, 0.05, 0.2, 0.5, 1.0, 2.0)) ->
         rows.append({"delay_s": delay, "interrupted": res["interrupted"], "status": res["status"],
                      "stop_latency_s": res["stop_latency_s"], "after_equals_ref": bool((after == ref).all())})
     return rows
+
+
+def cancel_at_progress(server: ComfyServer, prompt: dict, node: str, fraction: float, timeout: float = 600) -> dict:
+    """Queue ``prompt`` and POST /interrupt when ``node`` reports progress >= ``fraction`` of its total over the
+    websocket (``fraction`` 0: as soon as ``node`` starts executing). Progress points, unlike delays, land at the
+    same place of the run however loaded the machine is. Returns the summary of :func:`cancel` plus the progress
+    value the interrupt was sent at."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"{server.url}/ws?clientId={server.client_id}")
+            pid = server.queue(prompt)
+            at = None
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                d = data.get("data", {})
+                if d.get("prompt_id") not in (None, pid):
+                    continue
+                started = data["type"] == "executing" and d.get("node") == node and fraction == 0
+                if data["type"] == "progress" and d.get("node") == node and d["value"] >= fraction * d["max"]:
+                    at = (d["value"], d["max"])
+                if started or at:
+                    at = at or (0, None)
+                    break
+                if data["type"] in ("execution_success", "execution_error"):
+                    break
+            t_int = time.time()
+            server.post("/interrupt", {"prompt_id": pid})
+            await ws.close()
+            return pid, at, t_int
+
+    pid, at, t_int = asyncio.run(go())
+    entry = server.wait(pid, timeout=timeout)
+    kinds = [k for k, _ in status_messages(entry)]
+    stopped = [d for k, d in status_messages(entry) if k == "execution_interrupted"]
+    return {"entry": entry, "interrupted": "execution_interrupted" in kinds, "at": at,
+            "stopped_in": stopped[0].get("node_id") if stopped else None,
+            "status": entry.get("status", {}).get("status_str"), "stop_latency_s": time.time() - t_int}
+
+
+def cancel_same_prompt(server: ComfyServer, make, fractions=(0.0, 0.25, 0.5, 0.75)) -> list[dict]:
+    """Cancel ``make()``'s prompt at each progress fraction of its node, then run the SAME prompt again to the
+    end: it must equal the uninterrupted reference bit for bit (no patch, wrapper, cached state or RNG state left
+    behind by the cancelled run). ``make`` returns (prompt, node id); the prompt's SaveLatent prefix names its
+    latent. Before each run an unrelated prompt evicts ComfyUI's cache, so every run really samples."""
+    prompt, node = make()
+    prefix = next(v["inputs"]["filename_prefix"] for v in prompt.values() if v["class_type"] == "SaveLatent")
+    run_ok(server, evict_prompt())
+    t0 = time.time()
+    ref = latents(server, run_ok(server, prompt, must_run=[node]))[prefix][0]
+    full_s = time.time() - t0
+    rows = []
+    for frac in fractions:
+        run_ok(server, evict_prompt())
+        res = cancel_at_progress(server, prompt, node, frac)
+        run_ok(server, evict_prompt())
+        after = latents(server, run_ok(server, prompt, must_run=[node]))[prefix][0]
+        rows.append({"fraction": frac, "at": res["at"], "full_s": full_s, "node": node,
+                     "stopped_in": res["stopped_in"], "interrupted": res["interrupted"], "status": res["status"],
+                     "error": execution_error(res["entry"]), "outputs": bool(res["entry"].get("outputs")),
+                     "stop_latency_s": res["stop_latency_s"],
+                     "after_equals_ref": after.shape == ref.shape and bool((after == ref).all()),
+                     "finite": bool(ref.isfinite().all())})
+    return rows
+
+
+def refine_phased_cancel_sweep(server: ComfyServer, fractions=(0.0, 0.1, 0.25, 0.5, 0.75, 0.95)) -> dict:
+    """The cancel sweep of refinement and phased inference."""
+    return {"refine": cancel_same_prompt(server, lambda: refine_prompt(steps=20, length=49, prefix="rel_cref"),
+                                         fractions),
+            "phased": cancel_same_prompt(server, lambda: phased_prompt(steps=20, num_clips=4, prefix="rel_cph"),
+                                         fractions)}
 
 
 # ---------------------------------------------------------------------------------------------------- report

@@ -13,7 +13,9 @@ from .base import MAX_FRAMES, LongAnimNode, combo_input, int_input, seed_input, 
 
 CATEGORY = "LongAnim/context windows"
 
-MODEL_IN = ("MODEL", {"tooltip": "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned."})
+MODEL_IN = ("MODEL", {"tooltip": "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned. With "
+                                 "AnimateDiff-Evolved: use its loader WITHOUT context options; LongAnim drives "
+                                 "the motion module window by window."})
 LENGTH_TIP = ("Frames the model sees at once (its native window): 16 for AnimateDiff, 21 latent frames "
               "(81 video frames) for Wan 2.1.")
 STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother seams but more model calls; "
@@ -22,7 +24,7 @@ FUSION_TIP = ("How overlapping windows are merged per frame: zola = exp(-0.5·|j
               "least_squares = squared pyramid weights (Gen-L); flat = plain average; pyramid / overlap_linear as "
               "in AnimateDiff-Evolved; randomized_blend = StreamingT2V Eq. 8 random cut per overlap per step.")
 BATCH_TIP = ("Windows evaluated in one model call. 1 = one at a time (least memory); more = faster on a big GPU. "
-             "Results are the same.")
+             "Results are the same. Ignored with an AnimateDiff-Evolved motion module (one window per call).")
 PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prompt covering most of its frames; "
               "genl = each window blends the prompts' embeddings by how many of its frames they cover.")
 OUT = (("MODEL",), ("model",), ("The model with LongAnim context windows; connect it to any sampler.",))

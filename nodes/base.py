@@ -55,3 +55,37 @@ class LongAnimNode:
     DESCRIPTION = ""
     DEPRECATED = False
     EXPERIMENTAL = False
+
+
+def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] | None = None, note: str = "") -> type:
+    """A node class that keeps a retired node id working: saved workflows load and run unchanged.
+
+    ``target`` is the node class that replaces it. ``renamed_inputs`` maps OLD input name -> current input name:
+    the alias shows the old names, so a saved prompt that uses them validates, and ``run`` passes them on under
+    the current names. The class carries ComfyUI's ``DEPRECATED = True`` (0.3.75 ``/object_info`` reports
+    ``"deprecated": true``; the frontend hides it from search and the node library but loads and runs workflows
+    that use it). Register it through a family module's ``DEPRECATED_NODES`` and list ``old_id`` under
+    ``"deprecated"`` in tests/node_api.json; the freeze test then accepts that it left the live node list.
+    """
+    renamed = dict(renamed_inputs or {})
+    back = {new: old for old, new in renamed.items()}
+    spec = target.INPUT_TYPES()
+    unknown = sorted(set(renamed.values()) - {n for inputs in spec.values() for n in inputs})
+    if unknown:
+        raise ValueError(f"renamed_inputs: {target.NODE_ID} has no inputs {unknown}")
+
+    def input_types(cls):
+        return {section: {back.get(name, name): entry for name, entry in inputs.items()}
+                for section, inputs in target.INPUT_TYPES().items()}
+
+    def run(self, **kwargs):
+        return getattr(target(), target.FUNCTION)(**{renamed.get(k, k): v for k, v in kwargs.items()})
+
+    name = target.DISPLAY_NAME.removeprefix("LongAnim: ")
+    description = f"Deprecated: kept so saved workflows still run; use {target.NODE_ID} in new workflows. {note}"
+    return type(old_id, (target,), {
+        "NODE_ID": old_id, "DEPRECATED": True, "FUNCTION": "run", "INPUT_TYPES": classmethod(input_types),
+        "run": run, "DEPRECATED_TARGET": target.NODE_ID, "RENAMED_INPUTS": renamed,
+        "DISPLAY_NAME": f"LongAnim: {name} (deprecated: use {target.NODE_ID})",
+        "DESCRIPTION": description.strip() + "\n\n" + (target.DESCRIPTION or ""),
+    })

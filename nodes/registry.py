@@ -3,6 +3,10 @@
 Each family module exposes ``NODES``; ids come from the classes' ``NODE_ID`` (frozen public API, see
 ``tests/node_api.json``). A family whose module fails to import is logged and skipped, so one broken optional
 piece does not take the whole pack down.
+
+Retired ids stay registered: a family module lists them in ``DEPRECATED_NODES`` (classes made by
+``base.deprecated_alias``, ``DEPRECATED = True``), and tests/node_api.json lists them under ``"deprecated"``.
+ComfyUI hides deprecated nodes from search and the node library but loads and runs saved workflows using them.
 """
 from __future__ import annotations
 
@@ -24,9 +28,11 @@ def _collect() -> list[type]:
             log.exception("LongAnim: node family %s could not be imported", name)
             continue
         classes.extend(module.NODES)
+        classes.extend(getattr(module, "DEPRECATED_NODES", []))
     return classes
 
 
 NODE_CLASSES = _collect()
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODE_CLASSES}
 NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in NODE_CLASSES}
+DEPRECATED_IDS = sorted(node_id for node_id, cls in NODE_CLASS_MAPPINGS.items() if getattr(cls, "DEPRECATED", False))

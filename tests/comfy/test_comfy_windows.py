@@ -166,22 +166,3 @@ def test_step_index_matches_schedule_and_substeps():
     assert ca.step_index(torch.tensor([7.0, 7.0]), mo) == 1
     assert ca.step_index(torch.tensor([5.0]), mo) == 1  # a midpoint belongs to the step above it
     assert ca.step_index(torch.tensor([14.6]), mo) == 0
-
-
-def test_animatediff_evolved_on_the_model_is_refused_with_a_message(host):
-    """ADE's motion module and context options cannot share a model with LongAnim windows (hand check in
-    tests/tools/ade_interop_notes.md); the keys ADE uses are simulated here."""
-    with_ctx = host.wan().clone()
-    with_ctx.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, ca.ADE_KEY,
-                                  lambda executor, *a, **k: executor(*a, **k))
-    with pytest.raises(ValueError, match="AnimateDiff-Evolved context options"):
-        zola(with_ctx)
-    with_mm = host.wan().clone()
-    with_mm.set_additional_models(ca.ADE_KEY, [host.wan().clone()])
-    with pytest.raises(ValueError, match="AnimateDiff-Evolved motion model"):
-        zola(with_mm)
-    late = zola(host.wan())  # ADE applied after LongAnim: caught when sampling starts
-    late.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, ca.ADE_KEY,
-                              lambda executor, *a, **k: executor(*a, **k))
-    with pytest.raises(ValueError, match="cannot run together with AnimateDiff-Evolved"):
-        host.ksample(late, host.wan_latent(20), steps=1)

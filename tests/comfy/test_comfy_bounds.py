@@ -6,7 +6,7 @@ inversion, metrics) run their bound sweep behind ``-m slow``, on the tiny Wan mo
 A case whose value makes the run too long to finish (steps = 1000, 256 clips, ...) is run until the diffusion model
 has been called ``CALL_BUDGET`` times and then interrupted through ComfyUI's own interrupt flag: validation passed
 and sampling started, which is what "the value is accepted" means. A case that ends by itself must give a finite
-result of the expected shape. Values beyond the bounds are refused by the server (tests/e2e/test_e2e_bounds.py).
+result of the expected shape. Values beyond the bounds are refused by the server (tests/e2e/test_e2e_reliability.py).
 """
 import re
 

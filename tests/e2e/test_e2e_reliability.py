@@ -163,3 +163,23 @@ def test_cancel_sweep(server):
     for r in rows:
         assert r["interrupted"] and r["after_equals_ref"], rows
         assert r["stop_latency_s"] < 30, rows
+
+
+@pytest.mark.parametrize("make", [refine_prompt, phased_prompt], ids=["refine", "phased"])
+@pytest.mark.parametrize("side", ["max", "min"])
+def test_sampling_node_values_beyond_bounds_are_rejected(server, object_info, make, side):
+    """Every numeric input of the refine / phased node (from /object_info) one step past its bound, all at once:
+    HTTP 400 naming each of them; the node never runs, the server keeps serving."""
+    prompt, node = make(prefix="rel_beyond")
+    spec = object_info[prompt[node]["class_type"]]["input"]
+    beyond = {}
+    for name, entry in {**spec.get("required", {}), **spec.get("optional", {})}.items():
+        if entry[0] in ("INT", "FLOAT") and side in entry[1] and name != "seed":
+            step = 1 if entry[0] == "INT" else 0.5
+            beyond[name] = entry[1][side] + (step if side == "max" else -step)
+    assert len(beyond) >= 4, beyond
+    prompt[node]["inputs"].update(beyond)
+    errors = post_error(server, prompt)["node_errors"][node]["errors"]
+    named = {e["extra_info"].get("input_name") for e in errors
+             if e["type"] == ("value_bigger_than_max" if side == "max" else "value_smaller_than_min")}
+    assert named == set(beyond), errors

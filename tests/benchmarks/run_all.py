@@ -1,9 +1,12 @@
-"""The performance report (issue 9C): run every benchmark, print all tables, collect them in bench_out/REPORT.md.
+"""The performance report (issue 9C): run every benchmark, print all tables, collect them in
+bench_out/REPORT.md.
 
     .host/venv/bin/python tests/benchmarks/run_all.py [--quick] [--only noise,windows,...]
 
-Each benchmark is its own script (see the table below) and writes its markdown (and plots) under bench_out/. The
-report names the machine (CPU model, GPU name when CUDA is available) next to the figures.
+Each benchmark is its own script (see the table below) and writes its markdown (and plots) under bench_out/.
+The report names the machine (CPU model, GPU name when CUDA is available) next to the figures.
+``fullsize`` (random-weight full-size SD1.5 / AnimateDiff-shaped / Wan 1.3B models) runs only when CUDA is
+available or when named in ``--only``; with ``--quick`` it is its CPU-feasible ``--smoke`` check.
 """
 from __future__ import annotations
 
@@ -25,7 +28,17 @@ BENCHES = {  # name: (script, extra args for --quick, markdown it writes)
     "travel": ("bench_travel.py", ["--repeats", "1"], "travel.md"),
     "refine": ("bench_refine.py", ["--quick"], "refine.md"),
     "analytic": ("analytic_quality.py", ["--quick"], "analytic_quality.md"),
+    "fullsize": ("bench_fullsize.py", ["--smoke"], "fullsize.md"),
 }
+NEEDS_CUDA = {"fullsize"}  # skipped unless CUDA is available or the name is given in --only
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def machine() -> str:
@@ -59,7 +72,14 @@ def main() -> int:
     failed = []
     for name in names:
         script, quick_args, md = BENCHES[name]
-        cmd = [sys.executable, str(ROOT / "tests" / "benchmarks" / script), *(quick_args if args.quick else [])]
+        if name in NEEDS_CUDA and name not in args.only.split(",") and not cuda_available():
+            note = (f"skipped: needs CUDA (full-size models); force it with --only {name} "
+                    f"(with --quick: the CPU smoke check {' '.join(quick_args)})")
+            print(f"== {name}: {note}", flush=True)
+            parts.append(f"\n## {name} ({script}, skipped)\n\n{note}\n")
+            continue
+        cmd = [sys.executable, str(ROOT / "tests" / "benchmarks" / script),
+               *(quick_args if args.quick else [])]
         t0 = time.time()
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
         rc = subprocess.call(cmd, cwd=ROOT)

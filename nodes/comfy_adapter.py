@@ -190,8 +190,8 @@ class WindowOptions:
             raise ValueError(f"blend_variant must be one of {list(cs.BLEND_VARIANTS)}, got {self.blend_variant!r}")
         if self.prompt_rule not in ("zola", "genl"):
             raise ValueError(f"prompt_rule must be 'zola' or 'genl', got {self.prompt_rule!r}")
-        if self.max_batch < 1:
-            raise ValueError(f"max_windows_per_batch must be >= 1, got {self.max_batch}")
+        if self.max_batch < 0:
+            raise ValueError(f"max_windows_per_batch must be >= 0 (0 = auto), got {self.max_batch}")
 
     def windows(self, num_frames: int, step: int, seed: int) -> list[list[int]]:
         return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, **self._params())
@@ -205,6 +205,35 @@ class WindowOptions:
     def step_seed(self, run_seed: int, travel_pass: int) -> int:
         """The seed of this run's window draws: the node's seed mixed with the sampler's seed and the pass."""
         return cs.mix_seed(self.seed, run_seed, 1000 + int(travel_pass))
+
+
+AUTO_BATCH_CAP = 16  # most windows per model call in auto mode (tiny Wan, CPU: 1 -> 16 windows per call = 2.2x)
+AUTO_BATCH_SHARE = 0.25  # auto mode lets one batch of windows use this share of the device's total memory
+
+
+def auto_windows_per_call(base_model, x_shape: Sequence[int], axis: int, length: int, device) -> int:
+    """Windows per model call for ``max_windows_per_batch = 0``.
+
+    As many windows as fit, by ComfyUI's own activation-memory estimate (``BaseModel.memory_required``, cond and
+    uncond together), in a quarter of the device's TOTAL memory, at most 16. Total, not free, memory: the choice must
+    not change between runs on one machine, or batched float sums would make a seed's output wobble in the last bits.
+    The sampler's memory estimate (``_PrepareSamplingWrapper``) reserves the same batch, so ComfyUI offloads weights
+    to make room on small GPUs.
+    """
+    shape = list(x_shape)
+    if axis == 0:
+        shape[0] = length * 2
+    else:
+        shape[axis] = min(shape[axis], length)
+        shape[0] = shape[0] * 2
+    try:
+        per_window = float(base_model.memory_required(shape))
+        total = float(comfy.model_management.get_total_memory(torch.device(device)))
+    except Exception:  # pragma: no cover - a model without an estimate: stay safe
+        return 1
+    if per_window <= 0:
+        return 1
+    return max(1, min(AUTO_BATCH_CAP, int(total * AUTO_BATCH_SHARE // per_window)))
 
 
 def step_index(timestep: torch.Tensor, model_options: dict) -> int:
@@ -446,7 +475,10 @@ class LongAnimContextHandler(_HandlerBase):
             _drop_ade_sliding_loop(t_opts)
         # windows with their own prompts, their own adapter weights or an ADE motion module (one video length per
         # call) are evaluated one per call
-        max_batch = 1 if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or ade is not None else opts.max_batch
+        if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or ade is not None:
+            max_batch = 1
+        else:
+            max_batch = opts.max_batch or auto_windows_per_call(model, x_in.shape, axis, opts.length, x_in.device)
         slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
 
@@ -541,9 +573,10 @@ class _PrepareSamplingWrapper:
         shape = list(noise_shape)
         if len(shape) in (4, 5):
             axis = 0 if len(shape) == 4 else 2
-            shape[axis] = min(shape[axis], self.length * (self.max_batch if axis == 0 else 1))
+            batch = self.max_batch or auto_windows_per_call(model.model, shape, axis, self.length, model.load_device)
+            shape[axis] = min(shape[axis], self.length * (batch if axis == 0 else 1))
             if axis == 2:
-                shape[0] = shape[0] * self.max_batch
+                shape[0] = shape[0] * batch
         return executor(model, shape, *args, **kwargs)
 
 

@@ -23,8 +23,10 @@ STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother s
 FUSION_TIP = ("How overlapping windows are merged per frame: zola = exp(-0.5·|j - f/2|) (ZoLA Eq. 4); "
               "least_squares = squared pyramid weights (Gen-L); flat = plain average; pyramid / overlap_linear as "
               "in AnimateDiff-Evolved; randomized_blend = StreamingT2V Eq. 8 random cut per overlap per step.")
-BATCH_TIP = ("Windows evaluated in one model call. 1 = one at a time (least memory); more = faster on a big GPU. "
-             "Results are the same. Ignored with an AnimateDiff-Evolved motion module (one window per call).")
+BATCH_TIP = ("Windows evaluated in one model call. 0 = auto: as many as ComfyUI's memory estimate fits in a quarter "
+             "of the device's memory, at most 16 (the same choice on every run of a machine); 1 = one at a time "
+             "(least memory). Results equal one at a time up to float rounding. With an AnimateDiff-Evolved motion "
+             "module, prompt schedules or Window LoRA: always one per call.")
 PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prompt covering most of its frames; "
               "genl = each window blends the prompts' embeddings by how many of its frames they cover.")
 OUT = (("MODEL",), ("model",), ("The model with LongAnim context windows; connect it to any sampler.",))
@@ -56,11 +58,11 @@ class LongAnimZoLAWindows(LongAnimNode):
             "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP),
             "seed": seed_input("Seed of the window offsets and skips (mixed with the sampler's seed)."),
         }, "optional": {
-            "max_windows_per_batch": int_input(1, 1, 64, BATCH_TIP),
+            "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
         }}
 
-    def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=1,
+    def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=0,
             prompt_rule="zola"):
         return _patch(model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
                       fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
@@ -104,12 +106,12 @@ class LongAnimGenLWindows(LongAnimNode):
             "stride": int_input(8, 1, 1024, STRIDE_TIP),
             "fusion": combo_input(ca.FUSIONS, "least_squares", FUSION_TIP),
         }, "optional": {
-            "max_windows_per_batch": int_input(1, 1, 64, BATCH_TIP),
+            "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "genl", PROMPT_TIP),
             "seed": seed_input("Seed of the randomized-blend cuts (only used with fusion = randomized_blend)."),
         }}
 
-    def run(self, model, context_length, stride, fusion, max_windows_per_batch=1, prompt_rule="genl", seed=0):
+    def run(self, model, context_length, stride, fusion, max_windows_per_batch=0, prompt_rule="genl", seed=0):
         return _patch(model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
                       max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
 
@@ -148,12 +150,12 @@ class LongAnimContextWindows(LongAnimNode):
             "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
                                          "randomized_blend: paper = cut f_thr ~ U{0..O} (Eq. 8); official = the "
                                          "authors' code (cut from O values)."),
-            "max_windows_per_batch": int_input(1, 1, 64, BATCH_TIP),
+            "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
         }}
 
     def run(self, model, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed, fusion,
-            blend_variant="paper", max_windows_per_batch=1, prompt_rule="zola"):
+            blend_variant="paper", max_windows_per_batch=0, prompt_rule="zola"):
         return _patch(model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                       max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
                       seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule)

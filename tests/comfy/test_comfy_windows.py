@@ -45,7 +45,7 @@ def test_long_video_runs_windowed_deterministic_and_seeded(host, family):
     frames = 24
     model = host.sd15() if family == "sd15" else host.wan()
     latent = host.sd_latent(frames) if family == "sd15" else host.wan_latent(frames)
-    patched, log = logged(zola(model))
+    patched, log = logged(zola(model, max_windows_per_batch=1))
     a = host.ksample(patched, latent, steps=2)
     assert a.shape == latent["samples"].shape and torch.isfinite(a).all()
     assert log.calls and all(w is not None and len(w) == 8 for _, w in log.calls), "every call is one window"
@@ -68,6 +68,26 @@ def test_windows_are_redrawn_every_step_and_mixed_with_the_sampler_seed(host):
     log.calls.clear()
     host.ksample(model, host.wan_latent(20), steps=3, seed=2)
     assert [tuple(w) for _, w in log.calls] != per_call
+
+
+def test_auto_batches_windows_by_memory_estimate_and_equals_one_by_one(host):
+    """max_windows_per_batch = 0 (the node default): several windows per call on this machine, the same choice every
+    run, the same result as one window per call up to float rounding, and the sampler's memory estimate reserves it."""
+    model, latent = host.wan(), host.wan_latent(40)
+    auto = ca.auto_windows_per_call(model.model, latent["samples"].shape, 2, 6, "cpu")
+    assert 1 < auto <= ca.AUTO_BATCH_CAP
+    assert auto == ca.auto_windows_per_call(model.model, latent["samples"].shape, 2, 6, "cpu")
+    patched, log = logged(zola(model, length=6, stride=4, skip=1))
+    many = host.ksample(patched, latent, steps=2)
+    # Wan: windows are stacked on the batch axis; every step's windows (fewer than `auto`) go in ONE call
+    assert len(log.calls) == 2 and all(1 < shape[0] <= auto for shape, _ in log.calls), log.calls
+    one = host.ksample(zola(model, length=6, stride=4, skip=1, max_windows_per_batch=1), latent, steps=2)
+    assert torch.allclose(one, many, atol=1e-4, rtol=1e-4)
+    assert torch.equal(many, host.ksample(patched, latent, steps=2))
+    seen = []
+    wrapper = ca._PrepareSamplingWrapper(6, 0)
+    wrapper(lambda m, shape, *a, **k: seen.append(shape), model, [1, 16, 40, 4, 4])
+    assert seen == [[auto, 16, 6, 4, 4]]
 
 
 def test_batched_windows_equal_one_by_one(host):
@@ -104,7 +124,7 @@ def test_multi_prompt_windows_use_their_prompt(host):
 
 def test_controlnet_hint_is_sliced_per_window(host):
     frames = 12
-    model = zola(host.sd15(), length=4, stride=4, skip=1)
+    model = zola(host.sd15(), length=4, stride=4, skip=1, max_windows_per_batch=1)
     control = comfy.controlnet.load_controlnet(
         folder_paths.get_full_path_or_raise("controlnet", "longanim_tiny_controlnet_sd15.safetensors"))
     hint = torch.arange(frames, dtype=torch.float32).view(frames, 1, 1, 1).expand(frames, 32, 32, 3) / frames

@@ -63,24 +63,14 @@ def cases(node_ids):
 
 
 def run_case(host, node_id, name, which):
-    cls = NODE_CLASS_MAPPINGS[node_id]
-    spec = cls.INPUT_TYPES()
-    kwargs = {}
-    for section in ("required", "optional"):
-        for key, entry in spec.get(section, {}).items():
-            value = value_for(entry[0], entry[1] if len(entry) > 1 else {}, node_id, host)
-            if value is None:
-                pytest.skip(f"{node_id}.{key}: no test value for type {entry[0]}")
-            kwargs[key] = value
+    cls, spec, kwargs = node_kwargs(host, node_id)
     opts = dict(spec.get("required", {}), **spec.get("optional", {}))[name][1]
     kwargs[name] = opts[which]
     names = set(kwargs) | {"ControlNet", "model", "latent"}
     try:
         getattr(cls(), cls.FUNCTION)(**kwargs)
     except ValueError as e:
-        assert any(n in str(e) for n in names), f"{node_id}.{name}={kwargs[name]}: error names no input: {e}"
-
-
+        assert error_names_input(str(e), names), f"{node_id}.{name}={kwargs[name]}: error names no input: {e}"
 
 
 def error_names_input(message: str, names) -> bool:

@@ -29,12 +29,10 @@ import pathlib
 import platform
 import resource
 import statistics
-import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-COMFY = pathlib.Path(os.environ.get("LONGANIM_COMFYUI") or ROOT / ".host" / "ComfyUI")
-OUT = ROOT / "bench_out"
+import benchcommon
+from benchcommon import OUT
 
 MODELS = ("sd15", "sd15_motion", "wan13b")
 SD15_UNET = dict(
@@ -54,14 +52,7 @@ CFG = 7.5
 
 
 def setup(device: str):
-    import importlib.util
-
-    sys.path.insert(0, str(COMFY))
-    import comfy.cli_args
-
-    comfy.cli_args.args.cpu = device == "cpu"
-    spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers the ``longanim`` alias
+    benchcommon.setup(device)
 
 
 def device_name(device: str) -> str:

@@ -11,26 +11,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import pathlib
-import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-COMFY = pathlib.Path(os.environ.get("LONGANIM_COMFYUI") or ROOT / ".host" / "ComfyUI")
-OUT = ROOT / "bench_out"
+import benchcommon
+from benchcommon import OUT
 
 
 def setup(device: str):
-    import importlib.util
-
-    sys.path.insert(0, str(COMFY))
-    sys.path.insert(0, str(ROOT / "tests" / "comfy"))
-    import comfy.cli_args
-
-    comfy.cli_args.args.cpu = device == "cpu"
-    spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers the ``longanim`` alias
+    benchcommon.setup(device)
 
 
 def counting(model):

@@ -15,31 +15,23 @@ to wall time because wall time on a shared CPU is noisy. A second table times th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import pathlib
 import statistics
-import sys
 import time
 import types
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-COMFY = pathlib.Path(os.environ.get("LONGANIM_COMFYUI") or ROOT / ".host" / "ComfyUI")
+import benchcommon
+from benchcommon import ROOT
+
 logger = logging.getLogger("bench_travel")
 TARGET = 0.02
 
 
 def _setup():
     """Import ComfyUI (CPU) and the pack under the alias ``longanim``, as the tier-2 tests do."""
-    sys.path.insert(0, str(COMFY))
-    import comfy.cli_args
-
-    comfy.cli_args.args.cpu = True
-    if "longanim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
-    sys.path.insert(0, str(ROOT / "tests" / "comfy"))
+    benchcommon.setup("cpu")
 
 
 class Timer:

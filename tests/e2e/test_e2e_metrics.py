@@ -4,16 +4,11 @@ from comfy_client import Graph, execution_error
 
 def test_metrics_node_after_windowed_sampling(server):
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name="longanim_tiny_sd15.safetensors", weight_dtype="default"))
-    vae = g.out(g.node("VAELoader", vae_name="longanim_tiny_taesd.safetensors"))
-    pos = g.node("TinyTestConditioning", text="a fox", family="sd15")
-    neg = g.node("TinyTestConditioning", text="", family="sd15")
+    model, vae, pos, neg = g.tiny_model("sd15")
     model = g.out(g.node("LongAnimZoLAWindows", model=model, context_length=8, stride=6, max_skip=2,
                          fusion="zola", seed=0))
     latent = g.node("EmptyLatentImage", width=32, height=32, batch_size=16)
-    sampled = g.node("KSampler", model=model, seed=3, steps=2, cfg=5.0, sampler_name="euler", scheduler="normal",
-                     positive=g.out(pos), negative=g.out(neg), latent_image=g.out(latent), denoise=1.0)
-    images = g.node("VAEDecode", samples=g.out(sampled), vae=vae)
+    sampled, images = g.ksample_decode(model, pos, neg, g.out(latent), vae, seed=3, steps=2)
     metrics = g.node("LongAnimVideoMetrics", images=g.out(images), latent=g.out(sampled), window_length=8,
                      mawe_max_side=64)
     g.node("PreviewImage", images=g.out(metrics, 5))

@@ -3,11 +3,7 @@ from comfy_client import Graph, execution_error
 
 
 def _wan(g):
-    model = g.out(g.node("UNETLoader", unet_name="longanim_tiny_wan21.safetensors", weight_dtype="default"))
-    vae = g.out(g.node("VAELoader", vae_name="longanim_tiny_taew21.safetensors"))
-    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
-    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
-    return model, vae, pos, neg
+    return g.tiny_model("wan21")
 
 
 def test_refine_prompt_upscale_encode_then_blend(server):

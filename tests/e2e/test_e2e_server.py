@@ -48,10 +48,7 @@ def test_workflow_files_use_known_node_types(object_info):
 
 def sd_graph(frames=24, windows=True, size=32, steps=2, seed=7, extra_model=None):
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name="longanim_tiny_sd15.safetensors", weight_dtype="default"))
-    vae = g.out(g.node("VAELoader", vae_name="longanim_tiny_taesd.safetensors"))
-    pos = g.node("TinyTestConditioning", text="a fox", family="sd15")
-    neg = g.node("TinyTestConditioning", text="", family="sd15")
+    model, vae, pos, neg = g.tiny_model("sd15")
     recipe = g.node("LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=8)
     model = g.out(g.node("LongAnimApplyNoiseToModel", model=model, recipe=g.out(recipe, 1)))
     if windows:
@@ -60,11 +57,7 @@ def sd_graph(frames=24, windows=True, size=32, steps=2, seed=7, extra_model=None
     if extra_model:
         model = extra_model(g, model)
     latent = g.node("EmptyLatentImage", width=size, height=size, batch_size=frames)
-    sampled = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=5.0, sampler_name="euler",
-                     scheduler="normal", positive=g.out(pos), negative=g.out(neg), latent_image=g.out(latent),
-                     denoise=1.0)
-    images = g.node("VAEDecode", samples=g.out(sampled), vae=vae)
-    g.node("SaveImage", images=g.out(images), filename_prefix="e2e_sd")
+    g.ksample_decode(model, pos, neg, g.out(latent), vae, seed=seed, steps=steps, save="e2e_sd")
     return g
 
 
@@ -77,14 +70,11 @@ def test_sd_long_video_through_prompt(server):
 
 def test_wan_long_video_through_sampler_custom_advanced(server):
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name="longanim_tiny_wan21.safetensors", weight_dtype="default"))
-    vae = g.out(g.node("VAELoader", vae_name="longanim_tiny_taew21.safetensors"))
-    pos = g.node("TinyTestConditioning", text="a fox", family="wan21")
-    neg = g.node("TinyTestConditioning", text="", family="wan21")
+    model, vae, pos, neg = g.tiny_model("wan21")
     model = g.out(g.node("LongAnimWanZoLAWindows", model=model, context_length=33, stride=25, max_skip=2,
                          fusion="zola", seed=0))
     noise = g.node("LongAnimProgressiveNoise", seed=3, alpha=0.6)
-    guider = g.node("CFGGuider", model=model, positive=g.out(pos), negative=g.out(neg), cfg=5.0)
+    guider = g.node("CFGGuider", model=model, positive=pos, negative=neg, cfg=5.0)
     sampler = g.node("KSamplerSelect", sampler_name="euler")
     sigmas = g.node("BasicScheduler", model=model, scheduler="simple", steps=3, denoise=1.0)
     latent = g.node("EmptyHunyuanLatentVideo", width=64, height=64, length=93, batch_size=1)

@@ -5,14 +5,11 @@ from comfy_client import Graph, execution_error
 
 def wan_travel_graph(start=0.0, end=0.5, jump=1, steps=2):
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name="longanim_tiny_wan21.safetensors", weight_dtype="default"))
-    vae = g.out(g.node("VAELoader", vae_name="longanim_tiny_taew21.safetensors"))
-    pos = g.node("TinyTestConditioning", text="a fox", family="wan21")
-    neg = g.node("TinyTestConditioning", text="", family="wan21")
+    model, vae, pos, neg = g.tiny_model("wan21")
     model = g.out(g.node("LongAnimWanZoLAWindows", model=model, context_length=9, stride=5, max_skip=2,
                          fusion="zola", seed=0))
     noise = g.node("LongAnimRepeatMaskNoise", seed=3, ratio=0.5, base_length=3)
-    guider = g.node("CFGGuider", model=model, positive=g.out(pos), negative=g.out(neg), cfg=5.0)
+    guider = g.node("CFGGuider", model=model, positive=pos, negative=neg, cfg=5.0)
     inner = g.node("KSamplerSelect", sampler_name="euler")
     sampler = g.node("LongAnimNoiseTravel", sampler=g.out(inner), jump=jump, start=start, end=end, repeats=1,
                      seed=0, recipe=g.out(noise, 1))
@@ -27,17 +24,10 @@ def wan_travel_graph(start=0.0, end=0.5, jump=1, steps=2):
 
 def sd_ksampler_travel_graph(jump=0, frames=4, steps=1):
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name="longanim_tiny_sd15.safetensors", weight_dtype="default"))
-    vae = g.out(g.node("VAELoader", vae_name="longanim_tiny_taesd.safetensors"))
-    pos = g.node("TinyTestConditioning", text="a fox", family="sd15")
-    neg = g.node("TinyTestConditioning", text="", family="sd15")
+    model, vae, pos, neg = g.tiny_model("sd15")
     model = g.out(g.node("LongAnimNoiseTravelModel", model=model, jump=jump, start=0.0, end=0.3, repeats=1, seed=0))
     latent = g.node("EmptyLatentImage", width=32, height=32, batch_size=frames)
-    sampled = g.node("KSampler", model=model, seed=1, steps=steps, cfg=5.0, sampler_name="euler",
-                     scheduler="normal", positive=g.out(pos), negative=g.out(neg), latent_image=g.out(latent),
-                     denoise=1.0)
-    images = g.node("VAEDecode", samples=g.out(sampled), vae=vae)
-    g.node("SaveImage", images=g.out(images), filename_prefix="e2e_travel_sd")
+    g.ksample_decode(model, pos, neg, g.out(latent), vae, seed=1, steps=steps, save="e2e_travel_sd")
     return g
 
 

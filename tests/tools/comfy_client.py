@@ -50,6 +50,30 @@ class Graph:
     def prompt(self) -> dict:
         return json.loads(json.dumps(self.nodes))
 
+    TINY = {"sd15": ("longanim_tiny_sd15.safetensors", "longanim_tiny_taesd.safetensors"),
+            "wan21": ("longanim_tiny_wan21.safetensors", "longanim_tiny_taew21.safetensors")}
+
+    def tiny_model(self, family: str = "sd15", text: str = "a fox", negative: str = "") -> tuple:
+        """The project's tiny random model of ``family``, its tiny VAE and test conditionings (built by
+        tests/tools/tiny_models.py): ``(model, vae, positive, negative)`` as links."""
+        unet, vae = self.TINY[family]
+        model = self.out(self.node("UNETLoader", unet_name=unet, weight_dtype="default"))
+        vae = self.out(self.node("VAELoader", vae_name=vae))
+        pos = self.out(self.node("TinyTestConditioning", text=text, family=family))
+        neg = self.out(self.node("TinyTestConditioning", text=negative, family=family))
+        return model, vae, pos, neg
+
+    def ksample_decode(self, model, positive, negative, latent, vae, *, seed: int = 7, steps: int = 2,
+                       cfg: float = 5.0, save: str | None = None) -> tuple[str, str]:
+        """KSampler (euler / normal) -> VAEDecode [-> SaveImage]; returns the sampler and decode node ids."""
+        sampled = self.node("KSampler", model=model, seed=seed, steps=steps, cfg=cfg, sampler_name="euler",
+                            scheduler="normal", positive=positive, negative=negative, latent_image=latent,
+                            denoise=1.0)
+        images = self.node("VAEDecode", samples=self.out(sampled), vae=vae)
+        if save:
+            self.node("SaveImage", images=self.out(images), filename_prefix=save)
+        return sampled, images
+
 
 class ComfyServer:
     def __init__(self, comfyui: str | Path, python: str | Path | None = None, port: int | None = None,

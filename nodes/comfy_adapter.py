@@ -654,10 +654,10 @@ class _OuterSampleWrapper:
         guider.model_options["transformer_options"] = dict(orig_options.get("transformer_options", {}))
         guider.model_options["transformer_options"][RECORD_KEY] = record
         params = _ade_params(patcher) if patcher is not None else None
-        frames = latent_image.shape[frame_axis_of(latent_image)] if latent_image is not None else 0
         bridged = None
         if params is not None and _has_ade_motion(patcher) and _ade_context_length(params) is None \
-                and frames > self.length:
+                and isinstance(latent_image, torch.Tensor) and latent_image.ndim == 4 \
+                and latent_image.shape[0] > self.length:  # ADE: SD-family frames in the batch
             bridged = _ade_params_for_windows(params, self.length)
         if bridged is not None:
             patcher.set_attachments(ADE_PARAMS, bridged)

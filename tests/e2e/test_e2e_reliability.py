@@ -17,6 +17,7 @@ from reliability_sweep import (
     cancel_same_prompt,
     cancel_sweep,
     evict_prompt,
+    invert_prompt,
     latents,
     phased_prompt,
     refine_phased_cancel_sweep,
@@ -67,9 +68,11 @@ def check_cancel_rows(rows):
 
 
 def test_cancel_refine_and_phased_leaves_no_state_behind(server):
-    """Cancel half-way through a refinement and a phased-inference run, then run the same prompt to the end."""
+    """Cancel half-way through a refinement, a phased-inference and an inversion run, then run the same prompt to
+    the end."""
     check_cancel_rows(cancel_same_prompt(server, refine_prompt, fractions=(0.5,)))
     check_cancel_rows(cancel_same_prompt(server, phased_prompt, fractions=(0.5,)))
+    check_cancel_rows(cancel_same_prompt(server, invert_prompt, fractions=(0.5,)))
 
 
 @pytest.mark.slow

@@ -122,6 +122,25 @@ def phased_prompt(steps: int = 20, num_clips: int = 4, length: int = 21, seed: i
     return g.prompt(), phased
 
 
+def invert_prompt(steps: int = 20, length: int = 21, seed: int = 5, prefix: str = "rel_invert",
+                  size: int = 32) -> tuple[dict, str]:
+    """Tiny Wan: a sampled video inverted by LongAnim Invert Video through LongAnim windows (cfg 1, one
+    fixed-point iteration); returns (prompt, invert node id). Its LATENT output is saved."""
+    g = Graph()
+    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
+    model = g.out(g.node("LongAnimWanZoLAWindows", model=model, context_length=3, stride=2, max_skip=2,
+                         fusion="zola", seed=0))
+    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
+    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
+    empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
+    src = g.node("KSampler", model=model, seed=1, steps=1, cfg=5.0, sampler_name="euler", scheduler="normal",
+                 positive=pos, negative=neg, latent_image=g.out(empty), denoise=1.0)
+    inverted = g.node("LongAnimInvert", model=model, positive=pos, latent=g.out(src), steps=steps,
+                      scheduler="normal", seed=seed, fixed_point_iterations=1)
+    g.node("SaveLatent", samples=g.out(inverted, 0), filename_prefix=prefix)
+    return g.prompt(), inverted
+
+
 def evict_prompt() -> dict:
     """A prompt that samples nothing: running it drops every cached sampler result (ComfyUI's classic cache keeps
     only the nodes of the newest prompt)."""
@@ -293,11 +312,12 @@ def cancel_same_prompt(server: ComfyServer, make, fractions=(0.0, 0.25, 0.5, 0.7
 
 
 def refine_phased_cancel_sweep(server: ComfyServer, fractions=(0.0, 0.1, 0.25, 0.5, 0.75, 0.95)) -> dict:
-    """The cancel sweep of refinement and phased inference."""
+    """The cancel sweep of refinement, phased inference and video inversion."""
     return {"refine": cancel_same_prompt(server, lambda: refine_prompt(steps=20, length=49, prefix="rel_cref"),
                                          fractions),
             "phased": cancel_same_prompt(server, lambda: phased_prompt(steps=20, num_clips=4, prefix="rel_cph"),
-                                         fractions)}
+                                         fractions),
+            "invert": cancel_same_prompt(server, lambda: invert_prompt(steps=20, prefix="rel_cinv"), fractions)}
 
 
 # ---------------------------------------------------------------------------------------------------- report

@@ -626,7 +626,9 @@ class _Accumulator:
             )
         shape = list(self.view)
         shape[self.axis] = self.den.numel()
-        return (self.num / self.den.view(shape)).to(self.dtype)
+        # in place: the fused result reuses the numerator's memory (one latent-sized buffer less per call);
+        # the accumulator is spent afterwards
+        return self.num.div_(self.den.view(shape)).to(self.dtype)
 
 
 def _check_windows(windows: Sequence[Sequence[int]], num_frames: int) -> None:

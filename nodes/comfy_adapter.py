@@ -358,12 +358,11 @@ class ScheduleRecord:
 
     def __init__(self):
         self.step = -1
-        self.num_frames = 0
         self.windows: list[list[int]] | None = None
 
-    def note(self, step: int, num_frames: int, windows: list[list[int]]) -> None:
-        if step >= self.step or self.windows is None:  # noise travel repeats steps: keep the latest evaluation
-            self.step, self.num_frames, self.windows = step, num_frames, [list(w) for w in windows]
+    def note(self, step: int, windows: list[list[int]]) -> None:
+        if step >= self.step:  # noise travel repeats steps: keep the latest evaluation of the last step
+            self.step, self.windows = step, [list(w) for w in windows]
 
     def file_under(self, samples) -> None:
         if self.windows is not None and isinstance(samples, torch.Tensor):
@@ -466,7 +465,7 @@ class LongAnimContextHandler(_HandlerBase):
         masks = opts.blend_masks(windows, num_frames, step, seed)
         record = model_options.get("transformer_options", {}).get(RECORD_KEY)
         if isinstance(record, ScheduleRecord):
-            record.note(step, num_frames, windows)
+            record.note(step, windows)
         # a private copy of the options: the window keys published below never outlive this call
         model_options = dict(model_options)
         t_opts = model_options["transformer_options"] = dict(model_options.get("transformer_options", {}))

@@ -403,6 +403,7 @@ class LongAnimContextHandler(_HandlerBase):
         # attributes core's helpers read (create_prepare_sampling_wrapper): set per call
         self.context_length = options.length
         self.dim = 0
+        self._auto_batch: dict[tuple, int] = {}  # (latent shape, device) -> windows per call, for max_batch = 0
 
     # -- ContextHandlerABC ---------------------------------------------------------------------
     def should_use_context(self, model, conds, x_in, timestep, model_options) -> bool:
@@ -412,6 +413,13 @@ class LongAnimContextHandler(_HandlerBase):
     def get_resized_cond(self, cond_in, x_in, window, device=None):
         axis = frame_axis_of(x_in)
         return self._resize_cond(cond_in, [list(window.index_list)], x_in.shape[axis], axis)
+
+    def _auto_windows(self, model, x_in: torch.Tensor, axis: int) -> int:
+        """Auto batch size, computed once per latent shape (the same answer every step of a run)."""
+        key = (tuple(x_in.shape), str(x_in.device))
+        if key not in self._auto_batch:
+            self._auto_batch[key] = auto_windows_per_call(model, x_in.shape, axis, self.options.length, x_in.device)
+        return self._auto_batch[key]
 
     # -- per-window conditioning ---------------------------------------------------------------
     def _select_prompts(self, cond_in: list[dict], window: list[int]) -> list[dict]:
@@ -477,7 +485,7 @@ class LongAnimContextHandler(_HandlerBase):
         if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or ade is not None:
             max_batch = 1
         else:
-            max_batch = opts.max_batch or auto_windows_per_call(model, x_in.shape, axis, opts.length, x_in.device)
+            max_batch = opts.max_batch or self._auto_windows(model, x_in, axis)
         slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
 

@@ -95,9 +95,7 @@ def refine_prompt(steps: int = 12, length: int = 49, seed: int = 5, prefix: str 
     """Tiny Wan: a sampled low-quality video refined by LongAnim Randomized-Blend Refine (chunks 5 / overlap 2,
     denoise 0.6, euler); returns (prompt, refine node id). The source latent comes from a 1-step KSampler."""
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
-    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
-    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
+    model, _, pos, neg = g.tiny_model("wan21")
     empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
     low = g.node("KSampler", model=model, seed=1, steps=1, cfg=5.0, sampler_name="euler", scheduler="normal",
                  positive=pos, negative=neg, latent_image=g.out(empty), denoise=1.0)
@@ -112,9 +110,7 @@ def phased_prompt(steps: int = 20, num_clips: int = 4, length: int = 21, seed: i
                   size: int = 32) -> tuple[dict, str]:
     """Tiny Wan: LongAnim Phased Animation (gamma 0.5, omega 0.2, cfg 5); returns (prompt, phased node id)."""
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
-    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
-    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
+    model, _, pos, neg = g.tiny_model("wan21")
     empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
     phased = g.node("LongAnimPhasedAnimation", model=model, positive=pos, negative=neg, latent=g.out(empty),
                     num_clips=num_clips, steps=steps, cfg=5.0, scheduler="simple", gamma=0.5, omega=0.2, seed=seed)
@@ -127,11 +123,9 @@ def invert_prompt(steps: int = 20, length: int = 21, seed: int = 5, prefix: str 
     """Tiny Wan: a sampled video inverted by LongAnim Invert Video through LongAnim windows (cfg 1, one
     fixed-point iteration); returns (prompt, invert node id). Its LATENT output is saved."""
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
+    model, _, pos, neg = g.tiny_model("wan21")
     model = g.out(g.node("LongAnimWanZoLAWindows", model=model, context_length=3, stride=2, max_skip=2,
                          fusion="zola", seed=0))
-    pos = g.out(g.node("TinyTestConditioning", text="a fox", family="wan21"))
-    neg = g.out(g.node("TinyTestConditioning", text="", family="wan21"))
     empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
     src = g.node("KSampler", model=model, seed=1, steps=1, cfg=5.0, sampler_name="euler", scheduler="normal",
                  positive=pos, negative=neg, latent_image=g.out(empty), denoise=1.0)

@@ -258,28 +258,36 @@ def _has_tags(conds) -> bool:
 
 
 class _WindowView:
-    """What other packs read from ``transformer_options["context_window"]`` (core's IndexListContextWindow API)."""
+    """What other packs read from ``transformer_options["context_window"]``.
+
+    An own object with the attributes core's ``IndexListContextWindow`` documents (``index_list``,
+    ``context_length``, ``context_overlap``, ``dim``, ``total_frames``, ``center_ratio``, ``get_tensor``), so no
+    core constructor signature is assumed.
+    """
 
     def __init__(self, index_list: list[int], dim: int, total: int):
         self.index_list = index_list
         self.context_length = len(index_list)
+        self.context_overlap = 0
         self.dim = dim
         self.total_frames = total
+        self.center_ratio = (min(index_list) + max(index_list)) / (2 * max(total, 1))
+        self.modality_windows = None
 
-    def get_tensor(self, full: torch.Tensor, device=None, dim=None) -> torch.Tensor:
+    def get_tensor(self, full: torch.Tensor, device=None, dim=None, retain_index_list=()) -> torch.Tensor:
         dim = self.dim if dim is None else dim
+        if dim == 0 and full.shape[dim] == 1:
+            return full if device is None else full.to(device)
         out = full.index_select(dim, torch.tensor(self.index_list, device=full.device))
         return out if device is None else out.to(device)
 
+    def add_window(self, full: torch.Tensor, to_add: torch.Tensor, dim=None) -> torch.Tensor:
+        dim = self.dim if dim is None else dim
+        full.index_add_(dim, torch.tensor(self.index_list, device=full.device), to_add)
+        return full
 
-def _window_view(index_list: list[int], dim: int, total: int):
-    if _core_cw is not None:
-        try:
-            view = _core_cw.IndexListContextWindow(index_list, dim=dim)
-            view.total_frames = total
-            return view
-        except TypeError:  # pragma: no cover - signature drift
-            pass
+
+def _window_view(index_list: list[int], dim: int, total: int) -> _WindowView:
     return _WindowView(index_list, dim, total)
 
 

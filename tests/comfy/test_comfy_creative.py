@@ -28,8 +28,9 @@ def core_lora(model, name, strength):
     return comfy.sd.load_lora_for_models(model, None, lora, strength, 0)[0]
 
 
-def windows(model, length, stride):
-    return wn.LongAnimGenLWindows().run(model, context_length=length, stride=stride, fusion="flat")[0]
+def windows(model, length, stride, per_call=0):
+    return wn.LongAnimGenLWindows().run(model, context_length=length, stride=stride, fusion="flat",
+                                        max_windows_per_batch=per_call)[0]
 
 
 def sd_video(frames=8, seed=0):
@@ -169,9 +170,14 @@ def test_invert_short_latent_and_cfg_needs_negative(host):
 
 
 def test_zero_strength_equals_the_plain_model(host):
-    """ZoLA 4.5 weights are strength × tagged fraction: strength 0 must give the adapter-free model exactly."""
+    """ZoLA 4.5 weights are strength × tagged fraction: strength 0 must give the adapter-free model exactly.
+
+    Window LoRA evaluates one window per model call; the plain model is run the same way (max_windows_per_batch
+    1), so both sides do the same float operations and must agree bit for bit. Batching windows changes the
+    kernels' reduction order, which is a different computation, not the one under test.
+    """
     base = host.wan()
     lat = wan_video(12)
-    plain = sample(host, windows(base, 8, 4), lat)
+    plain = sample(host, windows(base, 8, 4, per_call=1), lat)
     (zero,) = cn.LongAnimWindowLoRA().run(windows(base, 8, 4), WAN_LORA, 0.0, "0-5")
-    torch.testing.assert_close(sample(host, zero, lat), plain, atol=1e-6, rtol=0)
+    assert torch.equal(sample(host, zero, lat), plain)

@@ -2,13 +2,15 @@
 
 Each node returns a MODEL clone; the input MODEL is never changed, so the patch disappears as soon as the
 original model is used again. The math lives in ``nodes/algorithms/attention.py``; the ComfyUI hooks in
-``nodes/comfy_adapter.py``.
+``nodes/comfy/unet_attention.py`` and ``nodes/comfy/wan_attention.py``.
 """
 from __future__ import annotations
 
-from . import comfy_adapter as caa
 from .algorithms import attention as att
 from .base import LongAnimNode, combo_input, float_input, int_input, parse_float_list, string_input
+from .comfy import basics
+from .comfy import unet_attention as cua
+from .comfy import wan_attention as cwa
 
 CATEGORY = "LongAnim/attention"
 
@@ -26,7 +28,7 @@ def _unet_inputs() -> dict:
     return {
         "start_percent": float_input(0.0, 0.0, 1.0, START_TIP, step=0.01),
         "end_percent": float_input(1.0, 0.0, 1.0, END_TIP, step=0.01),
-        "blocks": combo_input(list(caa.BLOCK_CHOICES), "all", BLOCKS_TIP),
+        "blocks": combo_input(list(cua.BLOCK_CHOICES), "all", BLOCKS_TIP),
     }
 
 
@@ -95,14 +97,14 @@ recurrence on K and V) with an O(F) scan: no frames × frames tensor is ever bui
             except ValueError as e:
                 raise ValueError(f"momentum_per_frame: {e}") from e
         blocks_sel = _blocks(blocks)
-        sigma_high, sigma_low = caa.sigma_range(model, start_percent, end_percent)
-        caa.require_unet(model, self.DISPLAY_NAME)
+        sigma_high, sigma_low = basics.sigma_range(model, start_percent, end_percent)
+        basics.require_unet(model, self.DISPLAY_NAME)
         # μ = 0 is plain self-attention: no patch at all (also a per-frame list of zeros after its first value)
         if (mu_list is None and mu == 0.0) or (mu_list is not None and all(v == 0.0 for v in mu_list[1:])):
-            return (caa.patch_frame_attention(model, None),)
-        patch = caa.FrameAttentionPatch("momentum", mu=mu, mu_list=mu_list, sigma_high=sigma_high,
+            return (cua.patch_frame_attention(model, None),)
+        patch = cua.FrameAttentionPatch("momentum", mu=mu, mu_list=mu_list, sigma_high=sigma_high,
                                         sigma_low=sigma_low, blocks=blocks_sel)
-        return (caa.patch_frame_attention(model, patch),)
+        return (cua.patch_frame_attention(model, patch),)
 
 
 class LongAnimCrossFrameAttention(LongAnimNode):
@@ -150,10 +152,10 @@ running. The two nodes replace each other (the last one applied wins). SD1.5/SDX
     def run(self, model, mode, start_percent, end_percent, blocks):
         att.validate_cross_frame(mode)
         blocks_sel = _blocks(blocks)
-        sigma_high, sigma_low = caa.sigma_range(model, start_percent, end_percent)
-        caa.require_unet(model, self.DISPLAY_NAME)
-        patch = caa.FrameAttentionPatch(mode, sigma_high=sigma_high, sigma_low=sigma_low, blocks=blocks_sel)
-        return (caa.patch_frame_attention(model, patch),)
+        sigma_high, sigma_low = basics.sigma_range(model, start_percent, end_percent)
+        basics.require_unet(model, self.DISPLAY_NAME)
+        patch = cua.FrameAttentionPatch(mode, sigma_high=sigma_high, sigma_low=sigma_low, blocks=blocks_sel)
+        return (cua.patch_frame_attention(model, patch),)
 
 
 class LongAnimAttentionExpansion(LongAnimNode):
@@ -219,15 +221,15 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
             raise ValueError(f"base_length / stride: {e}") from e
         if int(max_windows_per_batch) < 0:
             raise ValueError(f"max_windows_per_batch must be >= 0 (0 = all at once), got {max_windows_per_batch}")
-        caa.require_video_dit(model, self.DISPLAY_NAME)
+        basics.require_video_dit(model, self.DISPLAY_NAME)
         per_call = int(max_windows_per_batch) or None
-        return (caa.patch_attention_expansion(model, base, stride, per_call),)
+        return (cwa.patch_attention_expansion(model, base, stride, per_call),)
 
 
 def _blocks(name: str) -> tuple[str, ...]:
-    if name not in caa.BLOCK_CHOICES:
-        raise ValueError(f"blocks must be one of {list(caa.BLOCK_CHOICES)}, got {name!r}")
-    return caa.BLOCK_CHOICES[name]
+    if name not in cua.BLOCK_CHOICES:
+        raise ValueError(f"blocks must be one of {list(cua.BLOCK_CHOICES)}, got {name!r}")
+    return cua.BLOCK_CHOICES[name]
 
 
 NODES = [

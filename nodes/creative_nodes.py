@@ -5,18 +5,17 @@ SDEdit-style editing of a long video with a LongAnim noise recipe is done by the
 """
 from __future__ import annotations
 
-import comfy.samplers
-import folder_paths
-
-from . import comfy_adapter as cac
 from .base import LongAnimNode, combo_input, float_input, int_input, seed_input, string_input
+from .comfy import adapters as cad
+from .comfy import basics
+from .comfy import inversion as cinv
 
 CATEGORY = "LongAnim/creative"
 
 
 def _lora_names() -> list[str]:
     try:
-        return list(folder_paths.get_filename_list("loras"))
+        return cad.lora_names()
     except Exception:  # pragma: no cover - folder not configured
         return []
 
@@ -69,7 +68,7 @@ class LongAnimWindowLoRA(LongAnimNode):
         }}
 
     def run(self, model, lora_name, strength, frame_intervals):
-        return (cac.patch_model_window_lora(model, lora_name, strength, frame_intervals),)
+        return (cad.patch_model_window_lora(model, lora_name, strength, frame_intervals),)
 
 
 class LongAnimInvert(LongAnimNode):
@@ -125,7 +124,7 @@ class LongAnimInvert(LongAnimNode):
             "latent": ("LATENT", {"tooltip": "The long video's latent (VAE Encode of its frames)."}),
             "steps": int_input(25, 1, 1000, "Inversion steps: use the same number in the sampler. More steps = "
                                "closer reconstruction."),
-            "scheduler": combo_input(comfy.samplers.SCHEDULER_NAMES, "normal", "Noise schedule: use the same one "
+            "scheduler": combo_input(basics.scheduler_names(), "normal", "Noise schedule: use the same one "
                                      "in the sampler."),
             "seed": seed_input("The sampler seed the windows are drawn with: use the same seed in the sampler."),
         }, "optional": {
@@ -139,7 +138,7 @@ class LongAnimInvert(LongAnimNode):
     def run(self, model, positive, latent, steps, scheduler, seed, negative=None, cfg=1.0, fixed_point_iterations=0):
         if cfg != 1.0 and negative is None:
             raise ValueError("negative: cfg > 1 (or < 1) needs a negative conditioning; connect one or set cfg to 1")
-        out, noise, _ = cac.invert_latent(model, positive, negative, latent, steps, scheduler, cfg=cfg, seed=seed,
+        out, noise, _ = cinv.invert_latent(model, positive, negative, latent, steps, scheduler, cfg=cfg, seed=seed,
                                           fixed_point_iters=fixed_point_iterations)
         return (out, noise)
 

@@ -10,14 +10,15 @@ import math
 
 import torch
 
-from . import comfy_adapter as ca
 from .algorithms import metrics as mt
 from .base import LongAnimNode, int_input
+from .comfy import basics
+from .comfy import windows as cw
 
 log = logging.getLogger("LongAnim")
 
 CATEGORY = "LongAnim/evidence"
-WINDOWS_KEY = ca.WINDOWS_KEY  # LATENT key: the window schedule of the last sampling step (list of index lists)
+WINDOWS_KEY = cw.WINDOWS_KEY  # LATENT key: the window schedule of the last sampling step (list of index lists)
 MAWE_DEFAULT_SIDE = 128
 MAWE_EPS = 1e-2  # = metrics.mawe's default eps (OFS floor, px^2); kept equal by a test
 MAWE_PAIRS_PER_CALL = 8  # frame pairs per flow batch: bounds memory, lets Cancel and the progress bar work
@@ -41,7 +42,7 @@ def _check_latent(latent) -> tuple[torch.Tensor, int]:
     if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
         raise ValueError("latent: expected a LATENT (a dict with 'samples'), e.g. the output of a KSampler")
     samples = latent["samples"]
-    axis = ca.frame_axis_of(samples, "latent")
+    axis = basics.frame_axis_of(samples, "latent")
     if samples.shape[axis] < 2:
         raise ValueError(f"latent: need at least 2 frames to measure changes between frames, got "
                          f"{samples.shape[axis]}")
@@ -51,7 +52,7 @@ def _check_latent(latent) -> tuple[torch.Tensor, int]:
 def carried_windows(latent) -> list[list[int]] | None:
     """The window schedule of the run that produced this LATENT, if any: ``latent["longanim_windows"]`` (the pack's
     own samplers, e.g. refinement chunks, put it there), else the record the window loop filed under the output of
-    core KSampler / SamplerCustomAdvanced (``comfy_adapter.recorded_windows``).
+    core KSampler / SamplerCustomAdvanced (``nodes/comfy/windows.py: recorded_windows``).
 
     Accepts a list of windows (index lists); a list of per-step schedules is read as its last step.
     """
@@ -59,7 +60,7 @@ def carried_windows(latent) -> list[list[int]] | None:
         return None
     wins = latent.get(WINDOWS_KEY)
     if not wins:  # core samplers copy their input dict: look up the run by its output (filed by the window loop)
-        wins = ca.recorded_windows(latent.get("samples"))
+        wins = cw.recorded_windows(latent.get("samples"))
     if not wins:
         return None
     try:
@@ -109,7 +110,7 @@ def mawe_streamed(video: torch.Tensor, resolution, pixel_scale: float, progress=
     w_sum = ofs_sum = 0.0
     done = 0
     for start in range(0, pairs, MAWE_PAIRS_PER_CALL):
-        ca.check_interrupt()
+        basics.check_interrupt()
         stop = min(start + MAWE_PAIRS_PER_CALL, pairs)
         w_err, ofs = mt.warp_error_and_flow_score(video[start:stop + 1], resolution, pixel_scale)
         n = stop - start
@@ -268,7 +269,7 @@ measure on an exact analytic video model for every window technique of the pack.
         else:
             borders = []
             src = "unknown (no schedule in the LATENT and window_length = 0): seam_ratio is 1.0 by definition"
-        ca.check_interrupt()
+        basics.check_interrupt()
 
         jumps = mt.frame_jumps(video, frame_axis)
         seam = mt.seam_ratio(jumps, borders)
@@ -277,11 +278,11 @@ measure on an exact analytic video model for every window technique of the pack.
         drift_window = min(window_length, num_frames) if window_length > 0 else max(1, num_frames // 4)
         drift = mt.long_range_drift(video, drift_window, frame_axis=frame_axis, channel_axis=channel_axis)
         rep = mt.lag_correlation(video, frame_axis, window_length) if 0 < window_length < num_frames else None
-        ca.check_interrupt()
+        basics.check_interrupt()
 
         if mawe_max_side > 0:
             res = mawe_resolution(int(frames.shape[1]), int(frames.shape[2]), mawe_max_side)
-            bar = ca.Progress(num_frames - 1)
+            bar = basics.Progress(num_frames - 1)
             mawe = mawe_streamed(frames, res, 255.0 if on == "images" else 1.0, progress=bar)
             size = res or (int(frames.shape[1]), int(frames.shape[2]))
             how = (f"8-bit pixel units (x255), flow at {size[1]}x{size[0]}" if on == "images"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 
-from . import comfy_adapter as ca
 from .algorithms import noise as noise_alg
 from .base import (
     MAX_FRAMES,
@@ -19,6 +18,8 @@ from .base import (
     seed_input,
     string_input,
 )
+from .comfy import basics
+from .comfy import noise as cn
 
 CATEGORY = "LongAnim/noise"
 OUT_TYPES = ("NOISE", "LONGANIM_NOISE")
@@ -41,7 +42,7 @@ class _NoiseNode(LongAnimNode):
     def make(cls, seed: int, **params):
         recipe = noise_alg.NoiseRecipe(cls.ALGORITHM, params)
         recipe.validate()
-        return (ca.LongAnimNoise(recipe, seed), recipe)
+        return (cn.LongAnimNoise(recipe, seed), recipe)
 
 
 class LongAnimRepeatMaskNoise(_NoiseNode):
@@ -185,7 +186,7 @@ class LongAnimApplyNoiseToModel(LongAnimNode):
 
     def run(self, model, recipe):
         recipe.validate()
-        return (ca.patch_model_noise(model, recipe),)
+        return (cn.patch_model_noise(model, recipe),)
 
 
 class LongAnimNoisePreview(LongAnimNode):
@@ -214,7 +215,7 @@ class LongAnimNoisePreview(LongAnimNode):
     def run(self, recipe, seed, frames, latent=None):
         if latent is not None:
             samples = latent["samples"]
-            axis = ca.frame_axis_of(samples, "latent")
+            axis = basics.frame_axis_of(samples, "latent")
             shape = tuple(samples.shape)
         else:
             axis, shape = 0, (frames, 4, 16, 16)

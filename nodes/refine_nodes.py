@@ -6,12 +6,12 @@
 """
 from __future__ import annotations
 
-import comfy.samplers
-
-from . import comfy_adapter as car
 from .algorithms import context_schedule as cs
 from .algorithms import phased as ph
 from .base import LongAnimNode, combo_input, float_input, int_input, seed_input
+from .comfy import basics
+from .comfy import phased as cp
+from .comfy import refine as cr
 
 CATEGORY = "LongAnim/refine"
 
@@ -88,17 +88,17 @@ not carry context windows of its own (the refine node installs them). Progress a
                                    "the input, 1 re-generates it."),
             "steps": int_input(20, 1, 1000, "Sampling steps of the full schedule; about steps x denoise are run."),
             "cfg": float_input(7.0, 0.0, 100.0, "Classifier-free guidance scale.", step=0.1),
-            "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {
+            "sampler_name": (basics.sampler_names(), {
                 "tooltip": "Sampler. First-order samplers (euler, euler_ancestral, ddim, ddpm, lcm) make the "
                            "per-step blend exactly the paper's; others work too (see the help page)."}),
-            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "Noise schedule of the sampler."}),
+            "scheduler": (basics.scheduler_names(), {"tooltip": "Noise schedule of the sampler."}),
             "chunk_length": int_input(24, 1, 4096, "Frames per chunk: the refiner's native clip length in latent "
                                       "frames (paper: 24; AnimateDiff: 16; Wan 2.1: 21). A video shorter than this "
                                       "is refined as one chunk."),
             "overlap": int_input(8, 0, 4095, "Frames shared by consecutive chunks (paper: 8). Must be smaller than "
                                  "chunk_length. The last chunk is shifted to end at the last frame."),
             "seed": seed_input("Seed of the SDEdit noise, the sampler's noise and the blend cuts."),
-            "mode": combo_input(car.REFINE_MODES, "randomized_blend", MODE_TIP),
+            "mode": combo_input(cr.REFINE_MODES, "randomized_blend", MODE_TIP),
         }, "optional": {
             "recipe": ("LONGANIM_NOISE", {"tooltip": "Optional noise recipe (LongAnim noise nodes) for the SDEdit "
                                                      "noise, drawn with this node's seed. Default: i.i.d. noise."}),
@@ -109,8 +109,8 @@ not carry context windows of its own (the refine node installs them). Progress a
 
     def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, chunk_length,
             overlap, seed, mode, recipe=None, blend_variant="paper"):
-        car.validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
-        return (car.refine_video(model, positive, negative, latent, denoise=denoise, steps=steps, cfg=cfg,
+        cr.validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
+        return (cr.refine_video(model, positive, negative, latent, denoise=denoise, steps=steps, cfg=cfg,
                                  sampler_name=sampler_name, scheduler=scheduler, chunk_length=chunk_length,
                                  overlap=overlap, seed=seed, mode=mode, recipe=recipe,
                                  blend_variant=blend_variant),)
@@ -148,7 +148,7 @@ Connect its LATENT to **Randomized-Blend Refine**.
         }}
 
     def run(self, images, vae, scale):
-        return (car.upscale_encode(images, vae, scale),)
+        return (cr.upscale_encode(images, vae, scale),)
 
 
 class LongAnimPhasedAnimation(LongAnimNode):
@@ -207,7 +207,7 @@ display node.
             "num_clips": int_input(4, 1, 256, "K: number of clips in the long animation."),
             "steps": int_input(25, 1, 1000, "Sampling steps T of every clip."),
             "cfg": float_input(7.0, 0.0, 100.0, "Classifier-free guidance scale.", step=0.1),
-            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "Noise schedule of the sampler (the "
+            "scheduler": (basics.scheduler_names(), {"tooltip": "Noise schedule of the sampler (the "
                                                                          "step rule is DDIM/Euler)."}),
             "gamma": float_input(ph.DEFAULT_GAMMA, 0.0, 1.0, "Share of the steps clips 2..K copy from clip 1 "
                                  "(M = ceil(gamma x steps)). Paper: 0.8. Higher = more alike and faster."),
@@ -218,7 +218,7 @@ display node.
 
     def run(self, model, positive, negative, latent, num_clips, steps, cfg, scheduler, gamma, omega, seed):
         ph.validate_phased(num_clips, gamma, omega)
-        out, stats = car.phased_animation(model, positive, negative, latent, num_clips=num_clips, steps=steps,
+        out, stats = cp.phased_animation(model, positive, negative, latent, num_clips=num_clips, steps=steps,
                                           cfg=cfg, scheduler=scheduler, gamma=gamma, omega=omega, seed=seed)
         full = max(1, stats.get("model_calls_full", 0))
         report = (f"phased inference: {stats.get('model_calls', 0)} model calls instead of {full} "

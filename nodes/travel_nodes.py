@@ -2,12 +2,12 @@
 
 Noise travel denoises a block of ``jump`` early steps, re-noises the result back to the noise level the block
 started from and denoises the block again, so overlapping context windows get a second chance to agree. The
-algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/comfy_adapter.py``.
+algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/comfy/travel.py``.
 """
 from __future__ import annotations
 
-from . import comfy_adapter as cat
 from .base import LongAnimNode, float_input, int_input, seed_input
+from .comfy import travel as ct
 
 CATEGORY = "LongAnim/noise travel"
 
@@ -78,8 +78,8 @@ def _travel_inputs() -> dict:
     }
 
 
-def _settings(jump, start, end, repeats, seed, recipe) -> cat.TravelSettings:
-    settings = cat.TravelSettings(jump=jump, start=float(start), end=float(end), repeats=repeats, seed=seed,
+def _settings(jump, start, end, repeats, seed, recipe) -> ct.TravelSettings:
+    settings = ct.TravelSettings(jump=jump, start=float(start), end=float(end), repeats=repeats, seed=seed,
                                   recipe=recipe)
     settings.validate()
     return settings
@@ -115,8 +115,8 @@ windows) goes to the guider as usual. For plain KSampler use **Noise Travel (mod
         }}
 
     def run(self, sampler, jump, start, end, repeats, seed, recipe=None):
-        cat.check_sampler(sampler, "sampler")
-        return (cat.travel_sampler(sampler, _settings(jump, start, end, repeats, seed, recipe)),)
+        ct.check_sampler(sampler, "sampler")
+        return (ct.travel_sampler(sampler, _settings(jump, start, end, repeats, seed, recipe)),)
 
 
 class LongAnimNoiseTravelModel(LongAnimNode):
@@ -153,7 +153,7 @@ is skipped for that run (no double travel).
     def run(self, model, jump, start, end, repeats, seed, recipe=None):
         if not hasattr(model, "clone") or not hasattr(model, "model_options"):
             raise ValueError(f"model: expected a MODEL (from a model loader), got {type(model).__name__}")
-        return (cat.patch_model_travel(model, _settings(jump, start, end, repeats, seed, recipe)),)
+        return (ct.patch_model_travel(model, _settings(jump, start, end, repeats, seed, recipe)),)
 
 
 NODES = [LongAnimNoiseTravel, LongAnimNoiseTravelModel]

@@ -2,14 +2,15 @@
 
 Each window node returns a MODEL clone whose every sampler (KSampler, KSamplerAdvanced, SamplerCustomAdvanced,
 any guider) runs the model on windows of frames and fuses them. The window loop is the pack's own
-(``comfy_adapter.LongAnimContextHandler``), on ComfyUI 0.3.75 and current ComfyUI alike.
+(``comfy/windows.py: LongAnimContextHandler``), on ComfyUI 0.3.75 and current ComfyUI alike.
 """
 from __future__ import annotations
 
-from . import comfy_adapter as ca
 from .algorithms import context_schedule as cs
 from .algorithms import prompt_schedule as ps
 from .base import MAX_FRAMES, LongAnimNode, combo_input, int_input, seed_input, string_input
+from .comfy import window_options as cwo
+from .comfy import windows as cw
 
 CATEGORY = "LongAnim/context windows"
 
@@ -33,7 +34,7 @@ OUT = (("MODEL",), ("model",), ("The model with LongAnim context windows; connec
 
 
 def _patch(model, **kw):
-    return (ca.patch_model_windows(model, ca.WindowOptions(**kw)),)
+    return (cw.patch_model_windows(model, cwo.WindowOptions(**kw)),)
 
 
 class LongAnimZoLAWindows(LongAnimNode):
@@ -55,7 +56,7 @@ class LongAnimZoLAWindows(LongAnimNode):
             "stride": int_input(12, 1, 1024, STRIDE_TIP),
             "max_skip": int_input(2, 1, 64, "Largest frame skip r drawn per step (r ~ U{1..max_skip}): a window "
                                   "takes every r-th frame, linking frames far apart. 1 = contiguous windows."),
-            "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP),
+            "fusion": combo_input(cwo.FUSIONS, "zola", FUSION_TIP),
             "seed": seed_input("Seed of the window offsets and skips (mixed with the sampler's seed)."),
         }, "optional": {
             "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
@@ -104,7 +105,7 @@ class LongAnimGenLWindows(LongAnimNode):
             "model": MODEL_IN,
             "context_length": int_input(16, 1, 1024, LENGTH_TIP),
             "stride": int_input(8, 1, 1024, STRIDE_TIP),
-            "fusion": combo_input(ca.FUSIONS, "least_squares", FUSION_TIP),
+            "fusion": combo_input(cwo.FUSIONS, "least_squares", FUSION_TIP),
         }, "optional": {
             "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "genl", PROMPT_TIP),
@@ -145,7 +146,7 @@ class LongAnimContextWindows(LongAnimNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        req = {"model": MODEL_IN, **_schedule_inputs(), "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP)}
+        req = {"model": MODEL_IN, **_schedule_inputs(), "fusion": combo_input(cwo.FUSIONS, "zola", FUSION_TIP)}
         return {"required": req, "optional": {
             "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
                                          "randomized_blend: paper = cut f_thr ~ U{0..O} (Eq. 8); official = the "
@@ -180,7 +181,7 @@ class LongAnimPreviewSchedule(LongAnimNode):
             "frames": int_input(64, 1, 2048, "Latent frames of the video (the picture is capped at 2048 frames)."),
             "steps": int_input(6, 1, 50, "Sampling steps to draw."),
             **_schedule_inputs(),
-            "fusion": combo_input(ca.FUSIONS, "zola", FUSION_TIP),
+            "fusion": combo_input(cwo.FUSIONS, "zola", FUSION_TIP),
         }, "optional": {
             "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper", "randomized_blend rule (see Context Windows)."),
             "sampler_seed": seed_input("The sampler's seed (windows depend on it too, as in sampling)."),
@@ -188,23 +189,11 @@ class LongAnimPreviewSchedule(LongAnimNode):
 
     def run(self, frames, steps, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed,
             fusion, blend_variant="paper", sampler_seed=0):
-        opts = ca.WindowOptions(schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
+        opts = cwo.WindowOptions(schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                                 max_skip=max_skip, closed_loop=closed_loop, fusion=fusion,
                                 blend_variant=blend_variant, seed=seed)
         opts.validate()
-        return (schedule_picture(opts, frames, steps, sampler_seed),)
-
-
-def schedule_picture(opts, frames: int, steps: int, sampler_seed: int = 0):
-    """The windows (and blend masks) sampling would use, drawn; shared by the node and the canvas preview route."""
-    seed = opts.step_seed(sampler_seed, 0)
-    per_step, masks = [], []
-    for step in range(steps):
-        windows = opts.windows(frames, step, seed)
-        per_step.append(windows)
-        masks.append(opts.blend_masks(windows, frames, step, seed))
-    cell = max(2, min(8, 1024 // max(1, frames)))
-    return cs.render_schedule_preview(per_step, frames, masks, cell=cell)
+        return (cwo.schedule_picture(opts, frames, steps, sampler_seed),)
 
 
 class LongAnimPromptSchedule(LongAnimNode):
@@ -243,7 +232,7 @@ class LongAnimPromptSchedule(LongAnimNode):
 
 
 def tag_conditioning(conditioning, start: int, end: int):
-    return [[c[0], {**c[1], ca.TAG_KEY: (int(start), int(end))}] for c in conditioning]
+    return [[c[0], {**c[1], cw.TAG_KEY: (int(start), int(end))}] for c in conditioning]
 
 
 class LongAnimConditioningFrames(LongAnimNode):

@@ -38,7 +38,7 @@ def _host():  # noqa: ANN202
 
     sys.path.append(str(ROOT / "tests" / "comfy"))
     import comfyhelpers
-    from longanim.nodes import comfy_adapter as caa
+    from longanim.nodes.comfy import unet_attention as caa
 
     return comfyhelpers, caa
 
@@ -99,6 +99,8 @@ def bench_attention_share(h, caa, frames_list, repeats: int) -> list[str]:  # no
 
 
 def bench_whole_step(h, caa, frames_list, repeats: int) -> list[str]:  # noqa: ANN001
+    from longanim.nodes.comfy import wan_attention as cwa
+
     rows = ["| model | frames | unpatched ms | patched ms | ratio | patch |", "|---|---|---|---|---|---|"]
     dm = h.sd15().model.diffusion_model
     patches = (("momentum 0.98", caa.FrameAttentionPatch("momentum", mu=0.98)),
@@ -119,7 +121,7 @@ def bench_whole_step(h, caa, frames_list, repeats: int) -> list[str]:  # noqa: A
         x = torch.randn(1, 16, f, 4, 4, generator=torch.Generator().manual_seed(2))
         t = torch.full((1,), 500.0)
         c = torch.randn(1, 16, 4096, generator=torch.Generator().manual_seed(3))
-        variants = [{}, {"optimized_attention_override": caa.ExpansionOverride(21, 10), caa.GRID_KEY: (f, 2, 2)}]
+        variants = [{}, {"optimized_attention_override": cwa.ExpansionOverride(21, 10), cwa.GRID_KEY: (f, 2, 2)}]
         times = _time_interleaved([lambda o=o, x=x, t=t, c=c: wan(x, t, c, transformer_options=dict(o))
                                    for o in variants], repeats)
         rows.append(f"| Wan 2.1 tiny 4x4 | {f} | {times[0]:.1f} | {times[1]:.1f} | {times[1] / times[0]:.3f} | "

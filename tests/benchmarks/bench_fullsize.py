@@ -310,7 +310,7 @@ def run_sampling(model, family: str, frames: int, res, steps: int, device: str) 
 
 def bench_model(name: str, base, frames_list, res, steps: int, device: str, dev_name: str,
                 warmup: bool) -> list:
-    from longanim.nodes import comfy_adapter as ca
+    from longanim.nodes.comfy import windows as ca
 
     family = "wan" if name.startswith("wan") else "sd"
     win = WINDOWS[family]

@@ -50,7 +50,7 @@ def best_of(fn, repeats):
 
 def bench_refine(h, frames, steps, repeats, size):
     import torch
-    from longanim.nodes import comfy_adapter as car
+    from longanim.nodes.comfy import refine as car
 
     g = torch.Generator().manual_seed(0)
     latent = {"samples": torch.randn(1, 16, frames, size, size, generator=g)}
@@ -73,7 +73,7 @@ def bench_refine(h, frames, steps, repeats, size):
 
 
 def bench_phased(h, clips_list, steps, repeats, clip_frames, size):
-    from longanim.nodes import comfy_adapter as car
+    from longanim.nodes.comfy import phased as car
 
     latent = h.wan_latent(clip_frames, size=size)
     pos, neg = h.cond("a fox", "wan21"), h.cond("", "wan21")

@@ -79,9 +79,9 @@ def main() -> int:
     import comfyhelpers as host
     import torch
     from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
-    from longanim.nodes import comfy_adapter as ca
     from longanim.nodes import travel_nodes as tn
     from longanim.nodes.algorithms.noise import NoiseRecipe
+    from longanim.nodes.comfy import windows as ca
 
     def windows(model, length):
         return ca.patch_model_windows(model, ca.WindowOptions(schedule="zola", length=length, stride=length * 3 // 4,

@@ -47,7 +47,7 @@ def timed_sampling(model, latent, steps, h):
 
 def loop_overhead(h, frames: int, steps: int, repeats: int):
     """Time the window loop adds around the model calls it requests: (total - plain sampler time - model time)."""
-    from longanim.nodes import comfy_adapter as ca
+    from longanim.nodes.comfy import windows as ca
 
     model = h.wan()
     latent = h.wan_latent(frames, size=8)
@@ -84,7 +84,7 @@ def memory_child(frames: int, device: str) -> dict:
     setup(device)
     import comfyhelpers as h
     import torch
-    from longanim.nodes import comfy_adapter as ca
+    from longanim.nodes.comfy import windows as ca
 
     model = h.wan()
     patched = ca.patch_model_windows(model, ca.WindowOptions(schedule="zola", length=8, stride=6, max_skip=2))
@@ -130,8 +130,8 @@ def _proc_status(key: str) -> int:
 
 def core_vs_pack(h, frames: int, steps: int, repeats: int):
     import comfy.context_windows as cw
-    from longanim.nodes import comfy_adapter as ca
     from longanim.nodes.algorithms import context_schedule as cs
+    from longanim.nodes.comfy import windows as ca
 
     model = h.wan()
     latent = h.wan_latent(frames, size=8)
@@ -165,7 +165,7 @@ def core_vs_pack(h, frames: int, steps: int, repeats: int):
 
 
 def batched(h, frames: int, steps: int, repeats: int):
-    from longanim.nodes import comfy_adapter as ca
+    from longanim.nodes.comfy import windows as ca
 
     out = []
     for family in ("wan21", "sd15"):

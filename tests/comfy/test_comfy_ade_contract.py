@@ -5,8 +5,8 @@ import comfy.patcher_extension
 import pytest
 import torch
 from ade_standin import apply_ade, mix_frames, motion_group
-from longanim.nodes import comfy_adapter as ca
 from longanim.nodes import window_nodes as wn
+from longanim.nodes.comfy import windows as ca
 
 FRAMES = 40  # more than the motion module's positional encoding (32): ADE alone refuses it without windows
 LENGTH = 16

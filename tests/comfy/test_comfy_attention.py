@@ -9,9 +9,10 @@ import copy
 import pytest
 import torch
 from longanim.nodes import attention_nodes as an
-from longanim.nodes import comfy_adapter as ca
-from longanim.nodes import comfy_adapter as caa
 from longanim.nodes.algorithms import attention as att
+from longanim.nodes.comfy import unet_attention as cua
+from longanim.nodes.comfy import wan_attention as cwa
+from longanim.nodes.comfy import windows as ca
 
 FRAMES = 6
 TMA = an.LongAnimTemporalMomentumAttention()
@@ -93,7 +94,7 @@ def test_momentum_in_sampler_per_chunk_cond_uncond_never_mix(host):
 
 
 def test_patch_call_never_mixes_chunks_and_gates():
-    patch = caa.FrameAttentionPatch("momentum", mu=0.9, sigma_high=10.0, sigma_low=1.0, blocks=("input",))
+    patch = cua.FrameAttentionPatch("momentum", mu=0.9, sigma_high=10.0, sigma_low=1.0, blocks=("input",))
     gen = torch.Generator().manual_seed(0)
     n = torch.randn(2 * 5, 3, 8, generator=gen)
     opts = dict(cond_or_uncond=[1, 0], block=("input", 1), sigmas=torch.tensor([5.0]),
@@ -244,20 +245,20 @@ def test_expansion_changes_long_video_and_chains_existing_override(host):
     assert torch.equal(after, before), "the expansion leaked into the original MODEL"
     (again,) = EXP.run(m, 4, 2)  # re-applying replaces LongAnim's override, keeps the foreign one chained
     override = again.model_options["transformer_options"]["optimized_attention_override"]
-    assert isinstance(override, caa.ExpansionOverride) and isinstance(override.previous, KernelRecorder)
+    assert isinstance(override, cwa.ExpansionOverride) and isinstance(override.previous, KernelRecorder)
     copy.deepcopy(again.model_options)
 
 
 def test_expansion_override_equals_math_on_direct_call():
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 7 * 3, 16, generator=gen) for _ in range(3))
-    o = caa.ExpansionOverride(3, 2)
+    o = cwa.ExpansionOverride(3, 2)
 
     def kernel(q_, k_, v_, heads, **kw):
         return att.attention(q_, k_, v_, heads)
 
-    out = o(kernel, q, k, v, heads=2, transformer_options={caa.GRID_KEY: (7, 1, 3)})
+    out = o(kernel, q, k, v, heads=2, transformer_options={cwa.GRID_KEY: (7, 1, 3)})
     ref = att.expanded_attention(q, k, v, 2, 7, 3, 3, 2)
     assert torch.allclose(out, ref, atol=1e-6)
-    cross = o(kernel, q, k[:, :5], v[:, :5], heads=2, transformer_options={caa.GRID_KEY: (7, 1, 3)})
+    cross = o(kernel, q, k[:, :5], v[:, :5], heads=2, transformer_options={cwa.GRID_KEY: (7, 1, 3)})
     assert torch.allclose(cross, att.attention(q, k[:, :5], v[:, :5], 2))

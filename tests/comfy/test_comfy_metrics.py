@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
-from longanim.nodes import comfy_adapter as ca
 from longanim.nodes import metrics_nodes as mn
 from longanim.nodes.algorithms import metrics as mt
+from longanim.nodes.comfy import windows as ca
 
 NODE = mn.LongAnimVideoMetrics
 

@@ -2,8 +2,8 @@
 models, through the nodes and ComfyUI's own samplers."""
 import pytest
 import torch
-from longanim.nodes import comfy_adapter as car
 from longanim.nodes import refine_nodes as rn
+from longanim.nodes.comfy import refine as car
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,13 @@ import comfy.samplers
 import pytest
 import torch
 from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
-from longanim.nodes import comfy_adapter as ca
-from longanim.nodes import comfy_adapter as cat
 from longanim.nodes import travel_nodes as tn
 from longanim.nodes import window_nodes as wn
 from longanim.nodes.algorithms import noise_travel as nt
 from longanim.nodes.algorithms.noise import NoiseRecipe
+from longanim.nodes.comfy import basics
+from longanim.nodes.comfy import travel as cat
+from longanim.nodes.comfy import windows as ca
 
 WP = comfy.patcher_extension.WrappersMP
 
@@ -26,7 +27,7 @@ class Recorder:
         return self
 
     def predict(self, executor, x, timestep, model_options, *args, **kwargs):
-        state = model_options.get("transformer_options", {}).get(ca.RUN_STATE_KEY, {})
+        state = model_options.get("transformer_options", {}).get(basics.RUN_STATE_KEY, {})
         self.calls.append((round(float(timestep.reshape(-1)[0]), 5), state.get("pass", 0)))
         return executor(x, timestep, model_options, *args, **kwargs)
 
@@ -34,7 +35,7 @@ class Recorder:
         t_opts = model_options.get("transformer_options", {})
         window = t_opts.get("context_window")
         if window is not None:
-            state = t_opts.get(ca.RUN_STATE_KEY, {})
+            state = t_opts.get(basics.RUN_STATE_KEY, {})
             self.windows.append((round(float(timestep.reshape(-1)[0]), 5), state.get("pass", 0),
                                  tuple(window.index_list)))
         return executor(model, conds, x_in, timestep, model_options, *args, **kwargs)
@@ -262,9 +263,9 @@ def test_travel_function_without_a_model(host):
     x = torch.randn(1, 16, 3, 2, 2, generator=torch.Generator().manual_seed(0))
     sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 4).cpu()
     null = _NullModel(ms)
-    extra = {"seed": 1, "model_options": {"transformer_options": {ca.RUN_STATE_KEY: {"seed": 9, "pass": 0}}}}
+    extra = {"seed": 1, "model_options": {"transformer_options": {basics.RUN_STATE_KEY: {"seed": 9, "pass": 0}}}}
     out = fn(null, x, sigmas, extra_args=extra)
     assert len(null.sigmas) == 4 + 2 and torch.isfinite(out).all()
-    assert extra["model_options"]["transformer_options"][ca.RUN_STATE_KEY] == {"seed": 9, "pass": 0}, "restored"
+    assert extra["model_options"]["transformer_options"][basics.RUN_STATE_KEY] == {"seed": 9, "pass": 0}, "restored"
     one = sigmas[:1]
     assert torch.equal(fn(null, x, one, extra_args={}), x)  # no step: the inner sampler returns x unchanged

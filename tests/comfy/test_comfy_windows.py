@@ -5,9 +5,9 @@ import comfy.samplers
 import folder_paths
 import pytest
 import torch
-from longanim.nodes import comfy_adapter as ca
 from longanim.nodes import noise_nodes as nn
 from longanim.nodes import window_nodes as wn
+from longanim.nodes.comfy import windows as ca
 
 
 def zola(model, length=8, stride=6, skip=2, fusion="zola", seed=0, **kw):

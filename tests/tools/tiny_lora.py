@@ -115,7 +115,7 @@ def bench(comfyui: str | Path, repeats: int = 5) -> dict:
     import comfy.sd
     import conftest  # noqa: F401  (registers the ``longanim`` alias)
     import folder_paths
-    from longanim.nodes import comfy_adapter as cac
+    from longanim.nodes.comfy import adapters as cac
 
     torch.set_num_threads(1)
     patcher = comfy.sd.load_diffusion_model(folder_paths.get_full_path_or_raise(

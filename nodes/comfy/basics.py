@@ -1,0 +1,181 @@
+"""Shared basics of the ComfyUI boundary: cancel, progress, the latent's frame axis, the run state, model family.
+
+Owns:
+- :func:`check_interrupt` (the injected ``check_interrupt`` of every pure loop) and the progress bar / KSampler-style
+  progress callback (with latent preview) every LongAnim sampling entry point reports through;
+- :func:`frame_axis_of`: frames are the batch (axis 0) for SD/AnimateDiff latents ``[T, C, H, W]`` and axis 2 for
+  video latents ``[B, C, T, H, W]``;
+- the per-run state the pack's wrappers publish to its window loop (``transformer_options["LongAnim.run"]``);
+- model-family detection (UNet with frames in the batch, Wan video DiT) and percent -> sigma of the model's schedule.
+
+Core hooks used: ``comfy.model_management.throw_exception_if_processing_interrupted``, ``comfy.utils.ProgressBar``
+and ``PROGRESS_BAR_ENABLED``, ``latent_preview.prepare_callback``, ``ModelPatcher.get_model_object`` and
+``model_sampling.percent_to_sigma``; the model classes ``UNetModel`` and ``WanModel`` for family detection.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import torch
+
+log = logging.getLogger("LongAnim")
+
+RUN_STATE_KEY = "LongAnim.run"  # transformer_options key holding {"seed": int, "pass": int}
+
+try:  # the canvas preview + progress bar KSampler uses (top-level ComfyUI module)
+    import latent_preview as _latent_preview
+except ImportError:  # pragma: no cover - outside a ComfyUI process
+    _latent_preview = None
+
+try:  # feature detection of the model classes (both exist in 0.3.75 and current ComfyUI)
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel as _UNetModel
+except ImportError:  # pragma: no cover - layout drift
+    _UNetModel = None
+try:
+    from comfy.ldm.wan.model import WanModel as _WanModel
+except ImportError:  # pragma: no cover - very old hosts
+    _WanModel = None
+
+
+# ---------------------------------------------------------------------------------------------- cancel, progress
+def check_interrupt() -> None:
+    """Raise ComfyUI's interrupt exception if the user pressed Cancel."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """A ComfyUI progress bar (node-level, shown on the canvas)."""
+
+    def __init__(self, total: int):
+        self.bar = comfy.utils.ProgressBar(max(1, int(total)))
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        self.bar.update_absolute(done, total)
+
+
+def progress_callback(model, total: int) -> Callable:
+    """KSampler-style ``callback(step, x0, x, total_steps)``: canvas progress (+ latent preview) out of ``total``.
+
+    ``total`` replaces the sampler's ``total_steps`` so that several sampler runs (naive chunks) or extra model
+    calls (phased clips) fill one bar.
+    """
+    if _latent_preview is not None:
+        try:
+            inner = _latent_preview.prepare_callback(model, total)
+        except Exception:  # pragma: no cover - previewer unavailable (odd latent formats)
+            inner = None
+        if inner is not None:
+            return lambda step, x0, x, _total: inner(min(step, total - 1), x0, x, total)
+    bar = Progress(total)
+    return lambda step, x0, x, _total: bar(min(step + 1, total), total)
+
+
+def pbar_disabled() -> bool:
+    """Whether ComfyUI runs without console progress bars (``--disable-progress-bars`` style flag)."""
+    return not getattr(comfy.utils, "PROGRESS_BAR_ENABLED", True)
+
+
+# ---------------------------------------------------------------------------------------------- host choices
+def sampler_names() -> list[str]:
+    """The host's sampler names, KSampler's ``sampler_name`` choices (they differ between ComfyUI versions)."""
+    return comfy.samplers.KSampler.SAMPLERS
+
+
+def scheduler_names() -> list[str]:
+    """The host's scheduler names, KSampler's ``scheduler`` choices (they differ between ComfyUI versions)."""
+    return comfy.samplers.KSampler.SCHEDULERS
+
+
+# ---------------------------------------------------------------------------------------------- latents
+def frame_axis_of(samples: torch.Tensor, input_name: str = "latent") -> int:
+    """Frame axis of a ComfyUI latent: 0 for SD/AnimateDiff ``[T, C, H, W]``, 2 for video ``[B, C, T, H, W]``."""
+    if samples.ndim == 4:
+        return 0
+    if samples.ndim == 5:
+        return 2
+    raise ValueError(f"{input_name}: expected a video latent [frames, C, H, W] (SD/AnimateDiff) or "
+                     f"[B, C, frames, H, W] (Wan and other video models), got shape {list(samples.shape)}")
+
+
+def num_frames_of(samples: torch.Tensor, input_name: str = "latent") -> int:
+    return int(samples.shape[frame_axis_of(samples, input_name)])
+
+
+def check_finite_latent(latent_image) -> None:
+    """A latent with NaN/inf would silently give an all-NaN video: refuse it before sampling."""
+    if isinstance(latent_image, torch.Tensor) and latent_image.is_floating_point() \
+            and not bool(torch.isfinite(latent_image).all()):
+        raise ValueError("latent_image: it contains NaN or infinite values; check the node that made the latent "
+                         "(e.g. a multiply by NaN) before sampling")
+
+
+def run_state(model_options: dict) -> dict[str, Any]:
+    """Per-run state the pack's wrappers publish to its window loop (seed, noise-travel pass)."""
+    return model_options.get("transformer_options", {}).get(RUN_STATE_KEY, {"seed": 0, "pass": 0})
+
+
+# ---------------------------------------------------------------------------------------------- model family
+def _diffusion_model(model) -> Any:
+    return getattr(getattr(model, "model", None), "diffusion_model", None)
+
+
+def model_family(model) -> str:
+    """``"unet"`` (SD1.5/SDXL-style UNet, frames in the batch), ``"wan"`` (Wan 2.x DiT) or ``"other"``."""
+    dm = _diffusion_model(model)
+    if _UNetModel is not None and isinstance(dm, _UNetModel):
+        return "unet"
+    if _WanModel is not None and isinstance(dm, _WanModel):
+        return "wan"
+    name = type(dm).__name__
+    if name == "UNetModel":
+        return "unet"
+    if name.startswith("Wan") or "wan" in type(dm).__module__.split("."):
+        return "wan"
+    return "other"
+
+
+def family_label(model) -> str:
+    """Human-readable name of the model family, e.g. ``WAN21 (WanModel)``."""
+    base = type(getattr(model, "model", None)).__name__
+    return f"{base} ({type(_diffusion_model(model)).__name__})"
+
+
+def require_unet(model, node: str) -> None:
+    """Frame-in-batch attention patches work on UNet models only; refuse others with a clear message."""
+    family = model_family(model)
+    if family == "unet":
+        return
+    hint = ("use LongAnim: Attention Expansion (ZoLA) for Wan models" if family == "wan"
+            else "it needs an SD1.5/SDXL-style UNet whose latent holds the frames in the batch")
+    raise ValueError(f"model: {node} supports SD1.5/SDXL UNet models (frames in the batch), got "
+                     f"{family_label(model)}; {hint}")
+
+
+def require_video_dit(model, node: str) -> None:
+    """Attention expansion works on Wan-family video DiTs; refuse UNets (and unknown families) clearly."""
+    family = model_family(model)
+    if family == "wan":
+        return
+    if family == "unet":
+        raise ValueError(f"model: {node} is for native video models (Wan family) that attend over all frames "
+                         f"at once, got the UNet {family_label(model)}, whose frames never attend to each other; "
+                         "use LongAnim: Temporal Momentum Attention or Cross-Frame Attention instead")
+    raise ValueError(f"model: {node} supports Wan-family video models (Wan 2.1/2.2), got {family_label(model)}")
+
+
+def sigma_range(model, start_percent: float, end_percent: float) -> tuple[float, float]:
+    """(sigma_high, sigma_low) of a [start_percent, end_percent] range of the sampling schedule."""
+    for name, value in (("start_percent", start_percent), ("end_percent", end_percent)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if start_percent > end_percent:
+        raise ValueError(f"start_percent ({start_percent}) must be <= end_percent ({end_percent}); the patch is "
+                         "active from start_percent (early, noisy steps) to end_percent (late steps)")
+    ms = model.get_model_object("model_sampling")
+    return float(ms.percent_to_sigma(float(start_percent))), float(ms.percent_to_sigma(float(end_percent)))
+

@@ -1,0 +1,92 @@
+"""Initial noise on ComfyUI's sampler objects: the NOISE object, the KSampler noise wrapper, seeded CPU draws.
+
+Owns:
+- :class:`LongAnimNoise`, a ``NOISE`` for SamplerCustomAdvanced drawing a LongAnim recipe
+  (``nodes/algorithms/noise.py``: ZoLA repeat-mask, FreeNoise, PYoCo, ...);
+- the ``SAMPLER_SAMPLE`` wrapper that makes plain KSampler / KSamplerAdvanced start from such a recipe;
+- :func:`iid_noise` / :func:`draw_noise` / :func:`chunk_seed`: KSampler's own i.i.d. noise, bit-identical, from a
+  private CPU generator, and the seed rule of clips and chunks (used by refinement and phased inference).
+
+Core hooks used: the NOISE duck type of ``comfy_extras.nodes_custom_sampler`` (``.seed``, ``generate_noise``);
+``comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE`` through ``ModelPatcher.add_wrapper_with_key``.
+"""
+from __future__ import annotations
+
+import comfy.patcher_extension
+import torch
+
+from ..algorithms.noise import NoiseRecipe
+from .basics import check_finite_latent, frame_axis_of
+
+WRAPPER_NOISE = "LongAnim.noise"
+SEED_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+# ------------------------------------------------------------------------------------ NOISE object and wrapper
+class LongAnimNoise:
+    """A ComfyUI ``NOISE`` (for SamplerCustomAdvanced) drawing a LongAnim recipe.
+
+    Duck-typed like core's ``Noise_RandomNoise``: ``.seed`` and ``generate_noise(input_latent) -> Tensor`` on CPU
+    shaped like ``input_latent["samples"]``. The frame axis comes from the latent's layout.
+    """
+
+    def __init__(self, recipe: NoiseRecipe, seed: int):
+        self.recipe = recipe
+        self.seed = int(seed)
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        samples = input_latent["samples"]
+        axis = frame_axis_of(samples)
+        self.recipe.validate(num_frames=samples.shape[axis])
+        noise = self.recipe.draw(tuple(samples.shape), axis, self.seed)
+        return noise.to(dtype=samples.dtype if samples.dtype.is_floating_point else torch.float32)
+
+
+class _NoiseReplaceWrapper:
+    """SAMPLER_SAMPLE wrapper: replace the sampler's initial noise by a recipe seeded from the sampler's seed.
+
+    Leaves all-zero noise alone (KSamplerAdvanced ``add_noise: disable`` / DisableNoise).
+    """
+
+    def __init__(self, recipe: NoiseRecipe):
+        self.recipe = recipe
+
+    def __call__(self, executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        check_finite_latent(args[0] if args else kwargs.get("latent_image"))
+        if noise is not None and torch.count_nonzero(noise) > 0:
+            axis = frame_axis_of(noise)
+            seed = int(extra_args.get("seed") or 0)
+            new = self.recipe.draw(tuple(noise.shape), axis, seed)
+            noise = new.to(device=noise.device, dtype=noise.dtype)
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+
+
+def patch_model_noise(model, recipe: NoiseRecipe):
+    """Clone ``model`` and make plain KSampler/KSamplerAdvanced draw ``recipe`` as the initial noise."""
+    m = model.clone()
+    m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_NOISE)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_NOISE,
+                           _NoiseReplaceWrapper(recipe))
+    return m
+
+
+# ---------------------------------------------------------------------------------------------- seeded draws
+def iid_noise(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """ComfyUI's KSampler noise (``comfy.sample.prepare_noise``), bit-identical, from a private CPU generator."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed) & SEED_MASK)
+    return torch.randn(shape, dtype=dtype, generator=gen, device="cpu")
+
+
+def draw_noise(samples: torch.Tensor, seed: int, recipe: NoiseRecipe | None) -> torch.Tensor:
+    """SDEdit / initial noise for ``samples``: i.i.d. like KSampler, or a LongAnim recipe over the frame axis."""
+    dtype = samples.dtype if samples.dtype.is_floating_point else torch.float32
+    if recipe is None:
+        return iid_noise(tuple(samples.shape), seed, dtype)
+    axis = frame_axis_of(samples)
+    recipe.validate(num_frames=samples.shape[axis])
+    return recipe.draw(tuple(samples.shape), axis, int(seed) & SEED_MASK).to(dtype)
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """Seed of naive chunk ``index``: ``seed + index`` (mod 2^64), so chunk 0 equals a KSampler run with ``seed``."""
+    return (int(seed) + int(index)) & SEED_MASK

@@ -1,0 +1,80 @@
+"""The options of LongAnim's window loop and the picture of the schedule they give.
+
+Owns :class:`WindowOptions` (schedule, window length, stride/overlap/skip, fusion, seeds, windows per call, prompt
+rule: plain values, so they deep-copy with the model) and :func:`schedule_picture`, the drawing of the windows every
+sampling step uses. Both are shared by the window nodes, the Preview Schedule node, the window loop
+(``windows.py``) and the canvas preview route (``routes.py``): one source of truth for what sampling does.
+
+Core hooks used: none (pure: ``nodes/algorithms/context_schedule.py`` only), so both sides can import it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..algorithms import context_schedule as cs
+
+FUSIONS = (*cs.WEIGHT_METHODS, "randomized_blend")
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """Everything the window loop needs; plain values only (deep-copied with the model on 0.3.75)."""
+
+    schedule: str = "zola"
+    length: int = 16
+    stride: int = 8
+    overlap: int = 4
+    max_skip: int = 1
+    closed_loop: bool = False
+    fusion: str = "zola"
+    blend_variant: str = "paper"
+    seed: int = 0
+    max_batch: int = 1
+    prompt_rule: str = "zola"
+    extra: dict = field(default_factory=dict)
+
+    def _params(self) -> dict:
+        """The inputs this schedule uses; the others are neutralised so a hidden default cannot fail validation."""
+        uses_overlap = self.schedule in ("static", "shifted", "looped")
+        return dict(length=self.length,
+                    stride=self.stride if self.schedule in ("zola", "uniform") else self.length,
+                    overlap=self.overlap if uses_overlap else 0,
+                    max_skip=self.max_skip if self.schedule == "zola" else 1)
+
+    def validate(self) -> None:
+        p = self._params()
+        cs.validate_window_params(p["length"], stride=p["stride"], overlap=p["overlap"], max_skip=p["max_skip"],
+                                  schedule=self.schedule)
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
+        if self.blend_variant not in cs.BLEND_VARIANTS:
+            raise ValueError(f"blend_variant must be one of {list(cs.BLEND_VARIANTS)}, got {self.blend_variant!r}")
+        if self.prompt_rule not in ("zola", "genl"):
+            raise ValueError(f"prompt_rule must be 'zola' or 'genl', got {self.prompt_rule!r}")
+        if self.max_batch < 0:
+            raise ValueError(f"max_windows_per_batch must be >= 0 (0 = auto), got {self.max_batch}")
+
+    def windows(self, num_frames: int, step: int, seed: int) -> list[list[int]]:
+        return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, **self._params())
+
+    def blend_masks(self, windows, num_frames: int, step: int, seed: int):
+        if self.fusion != "randomized_blend":
+            return None
+        gen = cs.step_generator(seed, step, cs.STREAM_BLEND)
+        return cs.randomized_blend_masks(windows, num_frames, gen, variant=self.blend_variant)
+
+    def step_seed(self, run_seed: int, travel_pass: int) -> int:
+        """The seed of this run's window draws: the node's seed mixed with the sampler's seed and the pass."""
+        return cs.mix_seed(self.seed, run_seed, 1000 + int(travel_pass))
+
+
+def schedule_picture(opts, frames: int, steps: int, sampler_seed: int = 0):
+    """The windows (and blend masks) sampling would use, drawn; shared by the node and the canvas preview route."""
+    seed = opts.step_seed(sampler_seed, 0)
+    per_step, masks = [], []
+    for step in range(steps):
+        windows = opts.windows(frames, step, seed)
+        per_step.append(windows)
+        masks.append(opts.blend_masks(windows, frames, step, seed))
+    cell = max(2, min(8, 1024 // max(1, frames)))
+    return cs.render_schedule_preview(per_step, frames, masks, cell=cell)

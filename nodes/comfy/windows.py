@@ -1,0 +1,507 @@
+"""LongAnim's window loop: the context handler in core's ``model_options["context_handler"]`` slot.
+
+Owns the loop every LongAnim window node, refinement and inversion run through: per model evaluation it draws this
+step's windows (``nodes/algorithms/context_schedule.py``: ZoLA re-drawn windows, Gen-L co-denoising, the anchors'
+schedules), slices the per-frame conditioning, ControlNet hints and timesteps to them, evaluates them (several per
+model call when allowed), fuses the predictions with ``co_denoise`` and returns one output per cond, as core's
+``_calc_cond_batch`` does. Also owns the wrappers that set a run up (the sampler's seed, the memory estimate of
+one batch of windows, the record of the last step's windows), the window view published to other packs
+(``transformer_options["context_window"]`` / ``["ad_params"]``) and the per-window callbacks other features
+register (``WINDOW_CALLBACKS``: Window LoRA).
+
+Core hooks used: ``comfy.context_windows.ContextHandlerABC`` (subclassed, see :class:`LongAnimContextHandler`);
+``comfy.patcher_extension.WrappersMP`` ``SAMPLER_SAMPLE``, ``PREPARE_SAMPLING`` and ``OUTER_SAMPLE`` wrappers on the
+ModelPatcher; ``BaseModel.memory_required`` and ``comfy.model_management.get_total_memory`` for the automatic
+batch; ``transformer_options["sample_sigmas"]`` for the step index; core ControlNet objects' ``cond_hint_original``.
+The AnimateDiff-Evolved side of the loop is ``animatediff.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import comfy.model_management
+import comfy.patcher_extension
+import torch
+
+from ..algorithms import context_schedule as cs
+from ..algorithms import prompt_schedule as ps
+from . import animatediff as ade
+from .basics import RUN_STATE_KEY, check_finite_latent, check_interrupt, frame_axis_of, run_state
+from .window_options import WindowOptions
+
+try:  # feature detection: core context windows exist since 2025-08 (0.3.5x); duck typing otherwise
+    import comfy.context_windows as _core_cw
+
+    _HandlerBase = _core_cw.ContextHandlerABC
+except (ImportError, AttributeError):  # pragma: no cover - very old hosts
+    _core_cw = None
+    _HandlerBase = object
+
+WRAPPER_RUN_STATE = "LongAnim.run_state"
+WRAPPER_PREPARE = "LongAnim.windows_prepare_sampling"
+WRAPPER_OUTER = "LongAnim.outer_sample"
+WINDOW_CALLBACKS = "LongAnim.window_callbacks"  # transformer_options list: cb(windows, T, model, mo) -> undo|None
+TAG_KEY = "longanim_frames"  # conditioning entries tagged with an inclusive frame range (start, end)
+
+
+AUTO_BATCH_CAP = 16  # most windows per model call in auto mode (tiny Wan, CPU: 1 -> 16 windows per call = 2.2x)
+AUTO_BATCH_SHARE = 0.25  # auto mode lets one batch of windows use this share of the device's total memory
+
+
+def auto_windows_per_call(base_model, x_shape: Sequence[int], axis: int, length: int, device) -> int:
+    """Windows per model call for ``max_windows_per_batch = 0``.
+
+    As many windows as fit, by ComfyUI's own activation-memory estimate (``BaseModel.memory_required``, cond and
+    uncond together), in a quarter of the device's TOTAL memory, at most 16. Total, not free, memory: the choice must
+    not change between runs on one machine, or batched float sums would make a seed's output wobble in the last bits.
+    The sampler's memory estimate (``_PrepareSamplingWrapper``) reserves the same batch, so ComfyUI offloads weights
+    to make room on small GPUs.
+    """
+    shape = list(x_shape)
+    if axis == 0:
+        shape[0] = length * 2
+    else:
+        shape[axis] = min(shape[axis], length)
+        shape[0] = shape[0] * 2
+    try:
+        per_window = float(base_model.memory_required(shape))
+        total = float(comfy.model_management.get_total_memory(torch.device(device)))
+    except Exception:  # pragma: no cover - a model without an estimate: stay safe
+        return 1
+    if per_window <= 0:
+        return 1
+    return max(1, min(AUTO_BATCH_CAP, int(total * AUTO_BATCH_SHARE // per_window)))
+
+
+def step_index(timestep: torch.Tensor, model_options: dict) -> int:
+    """Sampling step of this model call: the index of ``timestep`` in ``sample_sigmas``.
+
+    Substep evaluations (Heun, DPM-2, SDE midpoints) whose sigma is not in the schedule belong to the last step
+    whose sigma is above theirs, so they see that step's windows.
+    """
+    sample_sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+    if sample_sigmas is None:
+        return 0
+    sig = float(timestep.reshape(-1)[0])
+    ss = sample_sigmas.detach().float().cpu()
+    close = torch.nonzero(torch.isclose(ss, torch.tensor(sig), rtol=1e-4, atol=1e-7)).flatten()
+    if close.numel():
+        return int(close[0])
+    return max(0, int((ss > sig).sum()) - 1)
+
+
+def _has_tags(conds) -> bool:
+    return any(c is not None and any(TAG_KEY in e for e in c) for c in conds)
+
+
+class _WindowView:
+    """What other packs read from ``transformer_options["context_window"]``.
+
+    An own object with the attributes core's ``IndexListContextWindow`` documents (``index_list``,
+    ``context_length``, ``context_overlap``, ``dim``, ``total_frames``, ``center_ratio``, ``get_tensor``), so no
+    core constructor signature is assumed.
+    """
+
+    def __init__(self, index_list: list[int], dim: int, total: int):
+        self.index_list = index_list
+        self.context_length = len(index_list)
+        self.context_overlap = 0
+        self.dim = dim
+        self.total_frames = total
+        self.center_ratio = (min(index_list) + max(index_list)) / (2 * max(total, 1))
+        self.modality_windows = None
+
+    def get_tensor(self, full: torch.Tensor, device=None, dim=None, retain_index_list=()) -> torch.Tensor:
+        dim = self.dim if dim is None else dim
+        if dim == 0 and full.shape[dim] == 1:
+            return full if device is None else full.to(device)
+        out = full.index_select(dim, torch.tensor(self.index_list, device=full.device))
+        return out if device is None else out.to(device)
+
+    def add_window(self, full: torch.Tensor, to_add: torch.Tensor, dim=None) -> torch.Tensor:
+        dim = self.dim if dim is None else dim
+        full.index_add_(dim, torch.tensor(self.index_list, device=full.device), to_add)
+        return full
+
+
+def _window_view(index_list: list[int], dim: int, total: int) -> _WindowView:
+    return _WindowView(index_list, dim, total)
+
+
+def _is_core_control(control) -> bool:
+    return type(control).__module__.startswith("comfy.")
+
+
+def _control_chain(conds):
+    seen = {}
+    for cond in conds:
+        for entry in cond or []:
+            c = entry.get("control")
+            while c is not None:
+                seen.setdefault(id(c), c)
+                c = getattr(c, "previous_controlnet", None)
+    return list(seen.values())
+
+
+def _invalidate_hint_cache(control) -> None:
+    for attr in ("cond_hint", "control_input"):
+        if hasattr(control, attr):
+            setattr(control, attr, None)
+    for attr in ("cond_hints", "control_inputs"):
+        cache = getattr(control, attr, None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+
+def check_control_hints(conds, num_frames: int) -> None:
+    """A per-frame ControlNet hint must have 1 frame or as many frames as the latent."""
+    for control in _control_chain(conds):
+        hint = getattr(control, "cond_hint_original", None)
+        if isinstance(hint, torch.Tensor) and hint.ndim == 4 and hint.shape[0] not in (1, num_frames):
+            raise ValueError(
+                f"ControlNet image: it has {hint.shape[0]} frames but the latent has {num_frames}; give one image "
+                f"(used for every frame) or exactly {num_frames} (one per frame)")
+
+
+class _HintSlicer:
+    """Give ComfyUI's own ControlNet objects the hint frames of the windows being evaluated, then restore."""
+
+    def __init__(self, conds, num_frames: int):
+        self.items = []
+        for control in _control_chain(conds):
+            hint = getattr(control, "cond_hint_original", None)
+            if _is_core_control(control) and isinstance(hint, torch.Tensor) and hint.ndim == 4 \
+                    and hint.shape[0] == num_frames and num_frames > 1:
+                self.items.append((control, hint))
+
+    def set(self, windows: list[list[int]]) -> None:
+        for control, hint in self.items:
+            idx = torch.tensor([f for w in windows for f in w], device=hint.device)
+            control.cond_hint_original = hint.index_select(0, idx)
+            _invalidate_hint_cache(control)
+
+    def restore(self) -> None:
+        for control, hint in self.items:
+            control.cond_hint_original = hint
+            _invalidate_hint_cache(control)
+
+
+def _slice_value(value, axis: int, num_frames: int, idx_list: list[torch.Tensor], batch_axis_cat: int):
+    """Slice a per-frame tensor (frames on ``axis``) to the windows and join the windows on the batch axis."""
+    if isinstance(value, torch.Tensor) and value.ndim > axis and value.shape[axis] == num_frames and num_frames > 1:
+        parts = [value.index_select(axis, i.to(value.device)) for i in idx_list]
+        return torch.cat(parts, dim=batch_axis_cat) if len(parts) > 1 else parts[0]
+    return None
+
+
+WINDOWS_KEY = "longanim_windows"  # LATENT key: windows (index lists) of the last step that produced it
+RECORD_KEY = "LongAnim.schedule_record"  # transformer_options: the ScheduleRecord of the running sample
+
+
+class ScheduleRecord:
+    """The windows of the last sampling step of one run (a few kB whatever the step count)."""
+
+    def __init__(self):
+        self.step = -1
+        self.windows: list[list[int]] | None = None
+
+    def note(self, step: int, windows: list[list[int]]) -> None:
+        if step >= self.step:  # noise travel repeats steps: keep the latest evaluation of the last step
+            self.step, self.windows = step, [list(w) for w in windows]
+
+    def file_under(self, samples) -> None:
+        if self.windows is not None and isinstance(samples, torch.Tensor):
+            _RECORDS[_fingerprint(samples)] = self.windows
+            while len(_RECORDS) > _MAX_RECORDS:
+                _RECORDS.popitem(last=False)
+
+
+_RECORDS: OrderedDict[tuple, list[list[int]]] = OrderedDict()
+_MAX_RECORDS = 16  # the last sampling runs of this server; a record is a few kB
+
+
+def _fingerprint(samples: torch.Tensor) -> tuple:
+    data = samples.detach().to("cpu", torch.float32).contiguous().reshape(-1).view(torch.uint8).numpy()
+    return tuple(samples.shape), hashlib.blake2b(memoryview(data), digest_size=16).hexdigest()  # no byte copy
+
+
+def recorded_windows(samples) -> list[list[int]] | None:
+    """The last step's windows of the LongAnim sampling run whose output is ``samples`` (same values), if this
+    server ran it. Core KSampler / SamplerCustomAdvanced copy their input LATENT dict, so the pack cannot put the
+    schedule into their output; the window loop files it under the output's content instead (bounded, newest 16)."""
+    if not isinstance(samples, torch.Tensor):
+        return None
+    return _RECORDS.get(_fingerprint(samples))
+
+
+class LongAnimContextHandler(_HandlerBase):
+    """Context-window handler in ComfyUI's ``model_options["context_handler"]`` slot.
+
+    ``samplers.calc_cond_batch`` calls ``should_use_context`` then ``execute`` for every model evaluation, for plain
+    KSampler, SamplerCustom(Advanced) and any guider. ``execute`` owns the window loop: it draws this step's windows
+    (``nodes/algorithms/context_schedule.py``), evaluates them (several per model call when allowed), fuses them
+    with ``co_denoise`` and returns one output per cond, like ``_calc_cond_batch``.
+    """
+
+    def __init__(self, options: WindowOptions):
+        self.options = options
+        # attributes core's helpers read (create_prepare_sampling_wrapper): set per call
+        self.context_length = options.length
+        self.dim = 0
+        self._auto_batch: dict[tuple, int] = {}  # (latent shape, device) -> windows per call, for max_batch = 0
+
+    # -- ContextHandlerABC ---------------------------------------------------------------------
+    def should_use_context(self, model, conds, x_in, timestep, model_options) -> bool:
+        axis = frame_axis_of(x_in)
+        return x_in.shape[axis] > self.options.length or _has_tags(conds)
+
+    def get_resized_cond(self, cond_in, x_in, window, device=None):
+        axis = frame_axis_of(x_in)
+        return self._resize_cond(cond_in, [list(window.index_list)], x_in.shape[axis], axis)
+
+    def _auto_windows(self, model, x_in: torch.Tensor, axis: int) -> int:
+        """Auto batch size, computed once per latent shape (the same answer every step of a run)."""
+        key = (tuple(x_in.shape), str(x_in.device))
+        if key not in self._auto_batch:
+            self._auto_batch[key] = auto_windows_per_call(model, x_in.shape, axis, self.options.length, x_in.device)
+        return self._auto_batch[key]
+
+    # -- per-window conditioning ---------------------------------------------------------------
+    def _select_prompts(self, cond_in: list[dict], window: list[int]) -> list[dict]:
+        tagged = [e for e in cond_in if TAG_KEY in e]
+        if not tagged:
+            return cond_in
+        plain = [e for e in cond_in if TAG_KEY not in e]
+        intervals = [ps.PromptInterval(int(e[TAG_KEY][0]), int(e[TAG_KEY][1]), "") for e in tagged]
+        if self.options.prompt_rule == "genl":
+            weights = ps.genl_prompt_weights(window, intervals)
+            mixed = _interpolate_entries([(tagged[i], w) for i, w in weights])
+            if mixed is not None:
+                return plain + [mixed]
+        return plain + [tagged[ps.zola_prompt_for_window(window, intervals)]]
+
+    def _resize_cond(self, cond_in, windows, num_frames, axis):
+        if cond_in is None:
+            return None
+        if len(windows) == 1:
+            cond_in = self._select_prompts(cond_in, windows[0])
+        idx = [torch.tensor(w, dtype=torch.long) for w in windows]
+        out = []
+        for entry in cond_in:
+            new = dict(entry)
+            for key, value in entry.items():
+                if key == "model_conds" and isinstance(value, dict):
+                    mc = dict(value)
+                    for ck, cv in value.items():
+                        tensor = cv if isinstance(cv, torch.Tensor) else getattr(cv, "cond", None)
+                        sliced = _slice_value(tensor, axis, num_frames, idx, 0)
+                        if sliced is not None:
+                            mc[ck] = sliced if isinstance(cv, torch.Tensor) else cv._copy_with(sliced)
+                    new[key] = mc
+                elif key != "control":
+                    sliced = _slice_value(value, axis, num_frames, idx, 0)
+                    if sliced is not None:
+                        new[key] = sliced
+            out.append(new)
+        return out
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def execute(self, calc_cond_batch, model, conds, x_in, timestep, model_options):
+        opts = self.options
+        axis = frame_axis_of(x_in)
+        num_frames = x_in.shape[axis]
+        self.dim = axis
+        state = run_state(model_options)
+        step = step_index(timestep, model_options)
+        seed = opts.step_seed(state.get("seed", 0), state.get("pass", 0))
+        windows = opts.windows(num_frames, step, seed)
+        masks = opts.blend_masks(windows, num_frames, step, seed)
+        record = model_options.get("transformer_options", {}).get(RECORD_KEY)
+        if isinstance(record, ScheduleRecord):
+            record.note(step, windows)
+        # a private copy of the options: the window keys published below never outlive this call
+        model_options = dict(model_options)
+        t_opts = model_options["transformer_options"] = dict(model_options.get("transformer_options", {}))
+        ade_state = ade.ade_run_state(t_opts)
+        if ade_state is not None:  # ADE's own sliding loop must not run inside LongAnim's windows
+            ade.drop_sliding_loop(t_opts)
+        # windows with their own prompts, their own adapter weights or an ADE motion module (one video length per
+        # call) are evaluated one per call
+        if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or ade_state is not None:
+            max_batch = 1
+        else:
+            max_batch = opts.max_batch or self._auto_windows(model, x_in, axis)
+        slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
+        per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
+
+        def evaluate(batch: list[list[int]]) -> list[torch.Tensor]:
+            idx = [torch.tensor(w, dtype=torch.long, device=x_in.device) for w in batch]
+            x_b = torch.cat([x_in.index_select(axis, i) for i in idx], dim=0)
+            if per_frame_t:
+                t_b = torch.cat([timestep.index_select(0, i.to(timestep.device)) for i in idx])
+            else:
+                t_b = torch.cat([timestep] * len(batch))
+            sub_conds = [self._resize_cond(c, batch, num_frames, axis) for c in conds]
+            t_opts["context_window"] = _window_view(batch[0], axis, num_frames)
+            t_opts["ad_params"] = {"sub_idxs": list(batch[0]), "full_length": num_frames,
+                                   "context_length": len(batch[0]), "sub_idxs_batch": [list(w) for w in batch]}
+            if slicer is not None:
+                slicer.set(batch)
+            cleanups = [cb(batch, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
+            if ade_state is not None:
+                cleanups.append(ade.set_window(ade_state, batch[0], num_frames))
+            try:
+                outs = calc_cond_batch(model, sub_conds, x_b, t_b, model_options)
+            finally:
+                for undo in reversed(cleanups):
+                    if undo is not None:
+                        undo()
+                if slicer is not None:
+                    slicer.restore()
+            per_cond = [o.chunk(len(batch), dim=0) for o in outs]
+            return [torch.stack([pc[i] for pc in per_cond], dim=0) for i in range(len(batch))]
+
+        stacked = x_in.unsqueeze(0).expand(len(conds), *x_in.shape)
+        weights = None if masks is not None else opts.fusion
+        fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, weights=weights, blend_masks=masks,
+                              max_batch=max_batch, check_interrupt=check_interrupt)
+        return [fused[i] for i in range(len(conds))]
+
+
+def _interpolate_entries(weighted: list[tuple[dict, float]]):
+    """Gen-L condition interpolation: one entry whose cross-attention is Σ w_i c_i (same shapes only)."""
+    if len(weighted) == 1:
+        return weighted[0][0]
+    tensors = []
+    for entry, _ in weighted:
+        c = entry.get("model_conds", {}).get("c_crossattn")
+        if c is None or not isinstance(getattr(c, "cond", None), torch.Tensor):
+            return None
+        tensors.append(c.cond)
+    if any(t.shape != tensors[0].shape for t in tensors):
+        return None  # prompts of different token lengths: fall back to ZoLA's majority rule
+    mix = sum(w * t for (_, w), t in zip(weighted, tensors))
+    base = dict(weighted[0][0])
+    base["model_conds"] = dict(base["model_conds"])
+    base["model_conds"]["c_crossattn"] = base["model_conds"]["c_crossattn"]._copy_with(mix)
+    return base
+
+
+class _RunStateWrapper:
+    """SAMPLER_SAMPLE wrapper: publish the sampler's seed to the window loop and check the setup before sampling."""
+
+    def __init__(self, check_handler: bool):
+        self.check_handler = check_handler
+
+    def __call__(self, executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        check_finite_latent(args[0] if args else kwargs.get("latent_image"))
+        mo = extra_args["model_options"]
+        t_opts = mo.setdefault("transformer_options", {})
+        state = dict(t_opts.get(RUN_STATE_KEY, {}))
+        state.setdefault("pass", 0)
+        state["seed"] = int(extra_args.get("seed") or 0)
+        t_opts[RUN_STATE_KEY] = state
+        if self.check_handler and not isinstance(mo.get("context_handler"), LongAnimContextHandler):
+            raise ValueError("model: another context-window node (core Context Windows or AnimateDiff context "
+                             "options) replaced LongAnim's windows on this MODEL; use only one of them")
+        patcher = getattr(guider, "model_patcher", None)
+        other = foreign_context(patcher) if self.check_handler and patcher is not None else None
+        if other and "core Context Windows" not in other:
+            raise ValueError(f"model: LongAnim windows cannot run together with {other}; remove one of them")
+        conds = getattr(guider, "conds", {}) or {}
+        if noise is not None and noise.ndim == 4:
+            check_control_hints(list(conds.values()), noise.shape[0])
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+
+
+class _PrepareSamplingWrapper:
+    """Memory estimation sees one batch of windows, not the whole video (like core's context windows)."""
+
+    def __init__(self, length: int, max_batch: int):
+        self.length = length
+        self.max_batch = max_batch
+
+    def __call__(self, executor, model, noise_shape, *args, **kwargs):
+        shape = list(noise_shape)
+        if len(shape) in (4, 5):
+            axis = 0 if len(shape) == 4 else 2
+            batch = self.max_batch or auto_windows_per_call(model.model, shape, axis, self.length, model.load_device)
+            shape[axis] = min(shape[axis], self.length * (batch if axis == 0 else 1))
+            if axis == 2:
+                shape[0] = shape[0] * batch
+        return executor(model, shape, *args, **kwargs)
+
+
+class _OuterSampleWrapper:
+    """OUTER_SAMPLE wrapper, first in the chain: the run's window record, and ADE's context length for this run.
+
+    * Records the windows of the run's last step and files them under the output latent (:func:`recorded_windows`),
+      so the Video Metrics node marks the borders the run really had.
+    * AnimateDiff-Evolved: ADE sees LongAnim's window length for this run only
+      (:func:`animatediff.bridge_window_length`).
+    """
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        guider = executor.class_obj
+        patcher = getattr(guider, "model_patcher", None)
+        record = ScheduleRecord()
+        orig_options = guider.model_options
+        guider.model_options = dict(orig_options)
+        guider.model_options["transformer_options"] = dict(orig_options.get("transformer_options", {}))
+        guider.model_options["transformer_options"][RECORD_KEY] = record
+        undo_bridge = ade.bridge_window_length(patcher, latent_image, self.length)
+        try:
+            out = executor(noise, latent_image, *args, **kwargs)
+        finally:
+            guider.model_options = orig_options
+            if undo_bridge is not None:
+                undo_bridge()
+        record.file_under(out)
+        return out
+
+
+def foreign_context(model) -> str | None:
+    """Name of a window mechanism on ``model`` that LongAnim's window loop cannot share the model with, else None.
+
+    Core Context Windows sit in the same ``context_handler`` slot; AnimateDiff-Evolved's context options run ADE's
+    own window loop (a hand check, tests/tools/ade_interop_notes.md, showed it fails inside LongAnim's windows).
+    Only one window loop can own a model, so both are refused with a message. An ADE motion module *without* ADE
+    context options is fine: LongAnim drives it (``animatediff.py``).
+    """
+    handler = model.model_options.get("context_handler")
+    if handler is not None and not isinstance(handler, LongAnimContextHandler):
+        return f"{type(handler).__name__} (core Context Windows)"
+    if ade.has_context_options(model):
+        return "AnimateDiff-Evolved context options"
+    return None
+
+
+def _first_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
+    """Install ``wrapper`` as the outermost of its type on ``model`` (a fresh clone's own dict)."""
+    current = {k: v for k, v in model.wrappers.get(wrapper_type, {}).items() if k != key}
+    model.wrappers[wrapper_type] = {key: [wrapper], **current}
+
+
+def patch_model_windows(model, options: WindowOptions):
+    """Clone ``model`` with LongAnim context windows installed."""
+    options.validate()
+    other = foreign_context(model)
+    if other:
+        raise ValueError(f"model: it already has context windows from {other}; LongAnim owns the window loop, "
+                         "so remove the other context-window node (or this one)")
+    m = model.clone()
+    m.model_options["context_handler"] = LongAnimContextHandler(options)
+    WP = comfy.patcher_extension.WrappersMP
+    m.remove_wrappers_with_key(WP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE)
+    m.add_wrapper_with_key(WP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE, _RunStateWrapper(check_handler=True))
+    m.remove_wrappers_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE)
+    m.add_wrapper_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE, _PrepareSamplingWrapper(options.length,
+                                                                                           options.max_batch))
+    _first_wrapper(m, WP.OUTER_SAMPLE, WRAPPER_OUTER, _OuterSampleWrapper(options.length))
+    return m
+

@@ -7,10 +7,10 @@ import comfy.utils
 import folder_paths
 import pytest
 import torch
-from longanim.nodes import comfy_adapter as cac
 from longanim.nodes import creative_nodes as cn
 from longanim.nodes import window_nodes as wn
 from longanim.nodes.algorithms import inversion as inv
+from longanim.nodes.comfy import adapters as cac
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 import tiny_lora  # noqa: E402

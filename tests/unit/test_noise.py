@@ -16,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from longanim.nodes.algorithms import noise as nz
+from longanim.nodes.algorithms import noise_dependency, noise_preview
 
 ALGORITHMS = ["iid", "repeat_mask", "dependency", "mixed", "progressive", "freenoise"]
 
@@ -327,7 +328,7 @@ def test_sufficient_candidates_have_the_law_of_full_candidates():
     n, k = 2048, 4000
     p = torch.randn(n, generator=gen(1))
     cols = torch.stack([p.exp(), torch.ones(n), p])
-    draw = nz._SufficientCandidates.draw(cols, k, gen(2))
+    draw = noise_dependency._SufficientCandidates.draw(cols, k, gen(2))
     s = torch.tensor([draw.b, draw.m, draw.r], dtype=torch.float64).T * n  # [K, 3]
     gram = draw.gram
     emp = s.T @ s / k
@@ -357,7 +358,7 @@ def test_dependency_long_runs_tail_drift_is_reported(caplog):
     assert abs(float(((z - z.mean()) / z.std()).pow(4).mean()) - 3) < 5 * math.sqrt(24 / 4096)
     # exp_moment = mean(p exp p) = e^0.5 for Gaussian frames; SE over 4096 values ~ 5.8/64
     assert abs(float(stats["exp_moment"][-1]) - math.exp(0.5)) < 5 * 5.8 / 64
-    with caplog.at_level("WARNING", logger=nz.__name__):
+    with caplog.at_level("WARNING", logger=noise_dependency.__name__):
         _, stats = nz.dependency_noise_with_stats(shape, 0, gen(0))
     assert float(stats["exp_moment"].max()) > 2 * math.exp(0.5)
     assert "drifted from N(0, 1)" in caplog.text
@@ -563,7 +564,7 @@ def test_noise_recipe_value_semantics():
 @pytest.mark.parametrize("shape,axis", [((7, 3, 5, 4), 0), ((2, 3, 7, 5, 4), 2)])
 @pytest.mark.parametrize("chunk", [1 << 22, 50])
 def test_frame_correlation_and_stats_match_naive(shape, axis, chunk, monkeypatch):
-    monkeypatch.setattr(nz, "_CHUNK_ELEMENTS", chunk)  # 50 forces the chunked path
+    monkeypatch.setattr(noise_preview, "_CHUNK_ELEMENTS", chunk)  # 50 forces the chunked path
     x = nz.progressive_noise(shape, axis, gen(3), alpha=0.6) * 2.0 + 0.5
     ff = frames_first(x, axis).double()
     assert_close(nz.frame_correlation(x, axis), torch.corrcoef(ff).float(), atol=1e-5)

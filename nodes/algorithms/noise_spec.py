@@ -156,6 +156,7 @@ NOISE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
         ParamSpec("variant", "choice", "algorithm1", choices=DEPENDENCY_VARIANTS),
         ParamSpec("normalize", "bool", True, help="standardize every frame (keeps N(0,1), see docs)"),
         ParamSpec("full_candidates", "bool", False, help="draw candidates as full tensors (10x slower)"),
+        ParamSpec("drift_guard", "bool", True, help="unselected innovation when no candidate reaches lam (see docs)"),
     ),
     "mixed": (_ALPHA,),
     "progressive": (_ALPHA,),

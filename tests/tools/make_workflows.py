@@ -47,6 +47,13 @@ THIRD_PARTY_PACKS = {"ADE_": "ComfyUI-AnimateDiff-Evolved (Kosinkadink)", "VHS_"
                      "ACN_": "ComfyUI-Advanced-ControlNet"}
 
 
+def combo_options(kind, opts: dict) -> list:
+    """The choices of a combo input in either ``/object_info`` format: the list itself as the type (ComfyUI up to
+    0.3.x V1 nodes), or the type ``"COMBO"`` with the list under ``options`` (V3 schema nodes, all core nodes of
+    current ComfyUI)."""
+    return list(kind) if isinstance(kind, list) else list(opts.get("options", []))
+
+
 class Out:
     def __init__(self, node: Node, slot: int):
         self.node, self.slot = node, slot
@@ -127,17 +134,17 @@ class Workflow:
     def _widget_values(self, type_, name, kind, opts, value, is_combo) -> list:
         if isinstance(value, Out):
             raise TypeError(f"{self.name}: {type_}.{name} is a widget; converting widgets to links is not supported")
+        options = combo_options(kind, opts) if is_combo else []
         if value is None:
             if "default" in opts:
                 value = opts["default"]
-            elif is_combo and isinstance(kind, list) and kind:
-                value = kind[0]
+            elif is_combo and options:
+                value = options[0]
             elif is_combo:
                 raise ValueError(f"{self.name}: {type_}.{name} needs a value (no options on this server)")
             else:
                 value = {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind]
         if is_combo:
-            options = kind if isinstance(kind, list) else opts.get("options", [])
             if options and value not in options and not str(value).lower().endswith(FILE_SUFFIXES):
                 raise ValueError(f"{self.name}: {type_}.{name}={value!r} is not one of {options}")
         elif kind in ("INT", "FLOAT") and not (opts.get("min", -1e308) <= value <= opts.get("max", 1e308)):

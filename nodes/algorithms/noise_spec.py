@@ -147,7 +147,7 @@ NOISE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "repeat_mask": (
         ParamSpec("base_length", "int", 16, 1, 4096, help="period f of the base noise (model window)"),
         ParamSpec("ratio", "float", 0.5, 0.0, 1.0, help="fraction of frames taken from the base noise"),
-        ParamSpec("periodic_mask", "bool", False, help="tile one length-f mask (literal reading)"),
+        ParamSpec("periodic_mask", "bool", True, help="one length-f mask tiled (Eq. 8); False: mask over all T"),
     ),
     "dependency": (
         ParamSpec("lam", "float_or_list", 0.01, 0.0, None, help="target divergence between frames"),

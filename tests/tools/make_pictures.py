@@ -1,9 +1,10 @@
 """Render the README/doc pictures that are meaningful without trained weights (schedule and noise previews).
 
-    .host/venv/bin/python tests/tools/make_pictures.py
+    .host/venv/bin/python tests/tools/make_pictures.py [--only schedule|noise]
 
 Uses the pack's pure algorithms (the same code the preview nodes call); writes PNGs under js/docs/.
 """
+import argparse
 import importlib.util
 import pathlib
 
@@ -38,16 +39,21 @@ def schedule(name: str, schedule: str, fusion_blend: bool = False, **kw) -> None
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["schedule", "noise"], help="render one family of pictures")
+    args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    common = dict(length=16, stride=12, overlap=4, max_skip=2)
-    schedule("schedule_zola.png", "zola", **common)
-    schedule("schedule_uniform_blend.png", "uniform", fusion_blend=True, **dict(common, stride=12))
-    schedule("schedule_shifted.png", "shifted", **common)
-    for algo, params in [("repeat_mask", {"ratio": 0.5, "base_length": 16}), ("dependency", {"lam": 0.01}),
-                         ("mixed", {"alpha": 0.5}), ("progressive", {"alpha": 0.8}),
-                         ("freenoise", {"window_length": 16, "stride": 4})]:
-        noise = na.NoiseRecipe(algo, params).draw((64, 4, 16, 16), 0, 0)
-        save(na.render_noise_preview(noise, 0, size=256), f"noise_{algo}.png")
+    if args.only in (None, "schedule"):
+        common = dict(length=16, stride=12, overlap=4, max_skip=2)
+        schedule("schedule_zola.png", "zola", **common)
+        schedule("schedule_uniform_blend.png", "uniform", fusion_blend=True, **dict(common, stride=12))
+        schedule("schedule_shifted.png", "shifted", **common)
+    if args.only in (None, "noise"):  # node defaults, except where a parameter is set here
+        for algo, params in [("repeat_mask", {"ratio": 0.5, "base_length": 16}), ("dependency", {"lam": 0.01}),
+                             ("mixed", {"alpha": 0.5}), ("progressive", {"alpha": 0.8}),
+                             ("freenoise", {"window_length": 16, "stride": 4})]:
+            noise = na.NoiseRecipe(algo, params).draw((64, 4, 16, 16), 0, 0)
+            save(na.render_noise_preview(noise, 0, size=256), f"noise_{algo}.png")
 
 
 if __name__ == "__main__":

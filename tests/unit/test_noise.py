@@ -185,7 +185,7 @@ def test_progressive_alpha_zero_is_iid():
 # --------------------------------------------------------------------------------------------------
 
 
-def _replay_repeat_mask(shape, axis, seed, base_length, ratio, periodic=False):
+def _replay_repeat_mask(shape, axis, seed, base_length, ratio, periodic=True):
     g = gen(seed)
     eps = torch.randn(shape, generator=g)
     t = shape[axis]
@@ -198,12 +198,18 @@ def _replay_repeat_mask(shape, axis, seed, base_length, ratio, periodic=False):
 
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 0.5, 1.0])
 @pytest.mark.parametrize("shape,axis", [((40, 2, 4, 4), 0), ((1, 2, 40, 4, 4), 2)])
-def test_repeat_mask_is_eq8(ratio, shape, axis):
+@pytest.mark.parametrize("periodic", [True, False])
+def test_repeat_mask_is_eq8(ratio, shape, axis, periodic):
     f = 16
-    x = nz.repeat_mask_noise(shape, axis, gen(4), base_length=f, ratio=ratio)
-    eps, base, masked = _replay_repeat_mask(shape, axis, 4, f, ratio)
+    x = nz.repeat_mask_noise(shape, axis, gen(4), base_length=f, ratio=ratio, periodic_mask=periodic)
+    eps, base, masked = _replay_repeat_mask(shape, axis, 4, f, ratio, periodic)
     t = shape[axis]
-    assert masked.numel() == math.floor(ratio * t + 0.5)  # exact count, no Bernoulli variance
+    if periodic:  # floor(ratio * f + 0.5) phases of the period, every frame of those phases
+        phases = set((masked % f).tolist())
+        assert len(phases) == math.floor(ratio * f + 0.5)
+        assert masked.tolist() == [j for j in range(t) if j % f in phases]
+    else:  # exact count over all frames, no Bernoulli variance
+        assert masked.numel() == math.floor(ratio * t + 0.5)
     xf, ef, bf = frames_first(x, axis), frames_first(eps, axis), frames_first(base, axis)
     is_masked = torch.zeros(t, dtype=torch.bool)
     is_masked[masked] = True
@@ -212,6 +218,35 @@ def test_repeat_mask_is_eq8(ratio, shape, axis):
     # black-box view: frame pairs (j, j + f) are equal iff both are masked
     equal_pairs = sum(torch.equal(xf[j], xf[j + f]) for j in range(t - f))
     assert equal_pairs == sum(bool(is_masked[j] and is_masked[j + f]) for j in range(t - f))
+
+
+def test_repeat_mask_default_is_the_periodic_mask():
+    shape = (40, 2, 4, 4)
+    assert nz.NOISE_ALGORITHMS["repeat_mask"].defaults["periodic_mask"] is True
+    assert torch.equal(nz.repeat_mask_noise(shape, 0, gen(2)),
+                       nz.repeat_mask_noise(shape, 0, gen(2), periodic_mask=True))
+    assert not torch.equal(nz.repeat_mask_noise(shape, 0, gen(2)),
+                           nz.repeat_mask_noise(shape, 0, gen(2), periodic_mask=False))
+
+
+def test_repeat_mask_lag_f_correlation():
+    # ZoLA Eq. 8 with one mask tiled per period: half the phases repeat exactly, so the mean lag-f frame
+    # correlation is 0.5; a mask over all T frames shares noise at lag f only when both frames are masked:
+    # n (n - 1) / (T (T - 1)) = 0.249 for n = 128 of T = 256.
+    t, f = 256, 16
+    shape = (t, 4, 16, 16)  # 1024 positions: SE of one Pearson estimate of independent frames 1/32
+    lag = torch.diagonal(nz.frame_correlation(nz.repeat_mask_noise(shape, 0, gen(1), base_length=f), 0), f)
+    # 240 pairs, 120 of them exactly 1, the other 120 independent: SE of their mean 1/(32 sqrt(120)) = 0.0029,
+    # halved in the overall mean -> 5 SE = 0.007
+    assert abs(float(lag.mean()) - 0.5) < 0.007
+    # all-frames mask: the share of both-masked pairs varies with the mask, SE ~ sqrt(0.25 * 0.75 / 240) = 0.028
+    # per draw; 20 draws -> 0.0063, 5 SE = 0.032
+    values = [
+        float(torch.diagonal(nz.frame_correlation(
+            nz.repeat_mask_noise(shape, 0, gen(s), base_length=f, periodic_mask=False), 0), f).mean())
+        for s in range(20)
+    ]
+    assert abs(sum(values) / 20 - 128 * 127 / (256 * 255)) < 0.032
 
 
 def test_repeat_mask_ratio_zero_is_iid_and_one_is_periodic():
@@ -223,11 +258,15 @@ def test_repeat_mask_ratio_zero_is_iid_and_one_is_periodic():
 
 
 def test_repeat_mask_uniform_mask():
-    # Each frame's inclusion frequency over 400 seeds: Binomial(400, 0.5)/400 -> SE 0.025, 5 sigma.
+    # Each frame's (all-frames mask) or phase's (periodic mask) inclusion frequency over 400 seeds:
+    # Binomial(400, 0.5)/400 -> SE 0.025, 5 sigma.
     counts = torch.zeros(20)
+    phases = torch.zeros(8)
     for seed in range(400):
-        counts[nz.repeat_mask_frames(20, 8, 0.5, gen(seed))] += 1
+        counts[nz.repeat_mask_frames(20, 8, 0.5, gen(seed), periodic=False)] += 1
+        phases[nz.repeat_mask_frames(8, 8, 0.5, gen(seed))] += 1
     assert ((counts / 400 - 0.5).abs() < 5 * 0.025).all()
+    assert ((phases / 400 - 0.5).abs() < 5 * 0.025).all()
 
 
 def test_repeat_mask_periodic_mask():

@@ -19,14 +19,25 @@ Text format (one interval per line, inclusive frame ranges)::
 Blank lines and lines starting with ``#`` are ignored. Overlapping intervals are allowed: a frame in
 several intervals belongs to all of them (ZoLA's majority rule then counts it for each; Gen-L weights
 count it for each, then normalise).
+
+Interpolating the conditions themselves (Gen-L ``c = sum_k w_k c_k``): :func:`interpolate_conditioning` for
+cross-attention conditioning ``[B, L_k, C]`` whose token lengths ``L_k`` differ (prompts of more than one
+75-token chunk), padded the way the host pads conds it batches together -- ComfyUI ``comfy/conds.py``
+``CONDCrossAttn.concat``: every cond repeated along the token axis to the least common multiple of the lengths,
+which leaves softmax cross-attention unchanged (each key/value pair appears ``lcm / L_k`` times, the weights
+renormalise) -- and :func:`interpolate_pooled` for pooled text embeddings (SDXL's ``pooled_output``, or the
+model's ``y`` vector that carries it), which have one shape for every prompt.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
+
+import torch
 
 logger = logging.getLogger(__name__)
 
@@ -155,3 +166,122 @@ def genl_prompt_weights(
     if total == 0:
         raise ValueError(f"no prompt interval covers any frame of window {list(window)[:4]}...")
     return [(i, c / total) for i, c in enumerate(counts) if c]
+
+
+#: Largest factor a cond's token axis may be repeated by to reach the common length, as the host allows when it
+#: batches conds (``CONDCrossAttn.can_concat``: "arbitrary limit on the padding", 4).
+MAX_TOKEN_REPEAT = 4
+
+
+def common_token_length(lengths: Sequence[int], max_repeat: int = MAX_TOKEN_REPEAT) -> int:
+    """The token length conds of token lengths ``lengths`` are padded to: their least common multiple (ComfyUI
+    ``CONDCrossAttn.concat``). Raises ``ValueError`` if a length is not a positive int, or if some cond would have
+    to be repeated more than ``max_repeat`` times (the host refuses to batch those, ``can_concat``; an lcm of
+    unrelated lengths can be enormous, e.g. 77 and 78 -> 6006)."""
+    values = list(lengths)
+    if not values or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in values):
+        raise ValueError(f"token lengths must be positive ints, got {values}")
+    if isinstance(max_repeat, bool) or not isinstance(max_repeat, int) or max_repeat < 1:
+        raise ValueError(f"max_repeat must be an int >= 1, got {max_repeat!r}")
+    common = math.lcm(*values)
+    if common // min(values) > max_repeat:
+        raise ValueError(
+            f"prompts of token lengths {sorted(set(values))} cannot be interpolated: padding them to a common "
+            f"length (their least common multiple, {common}) repeats the shortest {common // min(values)} times, "
+            f"more than {max_repeat}; give the prompts closer token lengths (e.g. the same number of 75-token "
+            "chunks: shorten the longest prompt or lengthen the shortest)"
+        )
+    return common
+
+
+def pad_tokens(cond: torch.Tensor, length: int) -> torch.Tensor:
+    """``cond [B, L, C]`` repeated along the token axis to ``length`` tokens (a multiple of ``L``), as ComfyUI
+    pads cross-attention conds of different lengths; returns ``cond`` itself when ``L == length``."""
+    if cond.ndim != 3:
+        raise ValueError(f"cond must be a [batch, tokens, channels] tensor, got shape {tuple(cond.shape)}")
+    n = cond.shape[1]
+    if n < 1 or length % n:
+        raise ValueError(f"length must be a multiple of the cond's {n} tokens, got {length}")
+    return cond if length == n else cond.repeat(1, length // n, 1)
+
+
+def _check_weights(weights: Sequence[float], count: int) -> list[float]:
+    values = [float(w) for w in weights]
+    if len(values) != count:
+        raise ValueError(f"weights has {len(values)} values for {count} conds; give one weight per cond")
+    if any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
+        raise ValueError(f"weights must be finite, >= 0 and not all 0, got {values}")
+    total = sum(values)
+    return [w / total for w in values]
+
+
+def _weighted_sum(tensors: Sequence[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """``sum_k w_k t_k`` accumulated in float32 (float64 if any input is), returned in the first tensor's dtype."""
+    acc_dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+    out = torch.zeros(tensors[0].shape, dtype=acc_dtype, device=tensors[0].device)
+    for t, w in zip(tensors, weights):
+        if w:
+            out.add_(t.to(acc_dtype), alpha=w)
+    return out.to(tensors[0].dtype)
+
+
+def _check_same(tensors: Sequence[torch.Tensor], what: str) -> None:
+    if not tensors:
+        raise ValueError(f"{what}: give at least one tensor")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise ValueError(f"{what}[{i}] must be a floating-point tensor, got {type(t).__name__} "
+                             f"{getattr(t, 'dtype', '')}")
+        if t.device != tensors[0].device:
+            raise ValueError(f"{what}[{i}] is on {t.device} but {what}[0] is on {tensors[0].device}; "
+                             "move them to one device")
+
+
+def interpolate_conditioning(
+    conds: Sequence[torch.Tensor], weights: Sequence[float], max_repeat: int = MAX_TOKEN_REPEAT
+) -> torch.Tensor:
+    """Gen-L-Video condition interpolation (sec. 3.2) of cross-attention conditioning of any token lengths.
+
+    ``conds``: ``[B, L_k, C]`` tensors (same ``B`` and ``C``, token lengths ``L_k`` may differ); ``weights``: one
+    per cond, ``>= 0`` (normalised to sum 1, e.g. :func:`genl_prompt_weights`). Every cond is first padded to the
+    common length :func:`common_token_length` by repetition along the token axis (:func:`pad_tokens`, the host's
+    ``CONDCrossAttn.concat`` padding), then ``c = sum_k w_k pad(c_k)``. The padding does not change what a cond
+    does to softmax cross-attention, so a weight of 1 on one prompt reproduces that prompt's attention exactly;
+    in between, the mix is Gen-L's linear interpolation token by token, the shorter prompt's tokens aligned with
+    every chunk of the longer one. Accumulated in float32 (float64 if an input is), returned in the dtype of
+    ``conds[0]``, shape ``[B, lcm(L_k), C]``. Raises ``ValueError`` naming the problem for mismatched batch or
+    channel sizes, devices, weights, or lengths the host would not pad (more than ``max_repeat`` repeats).
+    """
+    conds = list(conds)
+    _check_same(conds, "conds")
+    w = _check_weights(weights, len(conds))
+    for i, c in enumerate(conds):
+        if c.ndim != 3:
+            raise ValueError(f"conds[{i}] must be a [batch, tokens, channels] tensor, got shape {tuple(c.shape)}")
+        if c.shape[0] != conds[0].shape[0] or c.shape[2] != conds[0].shape[2]:
+            raise ValueError(
+                f"conds[{i}] has shape {tuple(c.shape)} but conds[0] has {tuple(conds[0].shape)}: batch and channel "
+                "sizes must match (prompts from the same text encoder, same batch)"
+            )
+    length = common_token_length([c.shape[1] for c in conds], max_repeat)
+    return _weighted_sum([pad_tokens(c, length) for c in conds], w)
+
+
+def interpolate_pooled(pooled: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """Gen-L condition interpolation of pooled text embeddings: ``sum_k w_k p_k`` (weights normalised to sum 1).
+
+    For SDXL's ``pooled_output`` ``[B, 1280]`` and any same-shape per-prompt vector, e.g. the model's ``y`` (ADM)
+    conditioning, which for SDXL is the pooled output followed by the size embeddings (identical for prompts of
+    one image size, so they pass through unchanged). All tensors must have one shape and device; float32
+    accumulation, result in the dtype of ``pooled[0]``.
+    """
+    pooled = list(pooled)
+    _check_same(pooled, "pooled")
+    w = _check_weights(weights, len(pooled))
+    for i, p in enumerate(pooled):
+        if p.shape != pooled[0].shape:
+            raise ValueError(
+                f"pooled[{i}] has shape {tuple(p.shape)} but pooled[0] has {tuple(pooled[0].shape)}: pooled outputs "
+                "of different prompts must come from the same text encoder and batch"
+            )
+    return _weighted_sum(pooled, w)

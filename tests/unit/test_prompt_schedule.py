@@ -2,6 +2,7 @@
 interpolation)."""
 
 import pytest
+import torch
 from longanim.nodes.algorithms import context_schedule as cs
 from longanim.nodes.algorithms import prompt_schedule as ps
 from longanim.nodes.algorithms.prompt_schedule import PromptInterval as PI
@@ -77,3 +78,133 @@ def test_every_window_of_every_schedule_gets_a_prompt():
         for w in ws:
             assert 0 <= ps.zola_prompt_for_window(w, iv) < 3
             assert abs(sum(x for _, x in ps.genl_prompt_weights(w, iv)) - 1.0) < 1e-12
+
+
+# --------------------------------------------------------------------------------------------------
+# Gen-L condition interpolation of the conditioning tensors
+# --------------------------------------------------------------------------------------------------
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _attention(q, kv):
+    """Softmax cross-attention of queries [B, Q, C] on keys = values = kv [B, L, C] (float64)."""
+    q, kv = q.double(), kv.double()
+    w = torch.softmax(q @ kv.transpose(1, 2) / kv.shape[-1] ** 0.5, dim=-1)
+    return w @ kv
+
+
+def test_common_token_length_is_the_hosts_lcm_rule():
+    assert ps.common_token_length([77]) == 77
+    assert ps.common_token_length([77, 154]) == 154
+    assert ps.common_token_length([154, 231]) == 462  # 154 x 3, 231 x 2: within the host's limit of 4
+    assert ps.common_token_length([77, 308]) == 308  # x 4: allowed
+    with pytest.raises(ValueError, match=r"token lengths \[77, 385\] cannot be interpolated.*repeats the shortest 5"):
+        ps.common_token_length([77, 385])  # x 5: the host refuses to batch these too
+    with pytest.raises(ValueError, match="least common multiple, 6006"):
+        ps.common_token_length([77, 78])
+    assert ps.common_token_length([77, 385], max_repeat=5) == 385
+    for bad in ([], [0], [77, 2.5], [True]):
+        with pytest.raises(ValueError, match="token lengths must be positive ints"):
+            ps.common_token_length(bad)
+    with pytest.raises(ValueError, match="max_repeat must be"):
+        ps.common_token_length([77], max_repeat=0)
+
+
+def test_pad_tokens_repeats_along_the_token_axis():
+    c = torch.randn(2, 3, 5, generator=_gen(0))
+    assert ps.pad_tokens(c, 3) is c
+    assert torch.equal(ps.pad_tokens(c, 9), torch.cat([c, c, c], dim=1))
+    with pytest.raises(ValueError, match="multiple of the cond's 3 tokens"):
+        ps.pad_tokens(c, 7)
+    with pytest.raises(ValueError, match=r"\[batch, tokens, channels\]"):
+        ps.pad_tokens(c[0], 6)
+
+
+def test_interpolate_conditioning_same_length_is_the_weighted_sum():
+    a, b = torch.randn(1, 77, 16, generator=_gen(1)), torch.randn(1, 77, 16, generator=_gen(2))
+    mix = ps.interpolate_conditioning([a, b], [0.25, 0.75])
+    assert mix.shape == a.shape and mix.dtype == torch.float32
+    # float32: one rounding per product and per sum on values of magnitude < 10 -> |error| < 1e-5
+    assert float((mix - (0.25 * a + 0.75 * b)).abs().max()) < 1e-5
+    assert torch.equal(ps.interpolate_conditioning([a, b], [2.0, 6.0]), mix)  # weights are normalised
+    assert torch.equal(ps.interpolate_conditioning([a, b], [1.0, 0.0]), a)
+    assert torch.equal(ps.interpolate_conditioning([a], [1.0]), a)
+
+
+def test_interpolate_conditioning_pads_different_lengths_like_the_host():
+    short, long = torch.randn(1, 77, 16, generator=_gen(3)), torch.randn(1, 154, 16, generator=_gen(4))
+    mix = ps.interpolate_conditioning([short, long], [0.5, 0.5])
+    assert mix.shape == (1, 154, 16)
+    expected = 0.5 * torch.cat([short, short], dim=1) + 0.5 * long
+    assert float((mix - expected).abs().max()) < 1e-5
+    # a weight of 1 on one prompt gives exactly that prompt, padded; the repetition is invisible to
+    # softmax cross-attention (each key/value pair counted twice, the weights renormalise): float64 rounding
+    q = torch.randn(1, 10, 16, generator=_gen(5))
+    only_short = ps.interpolate_conditioning([short, long], [1.0, 0.0])
+    assert torch.equal(only_short, torch.cat([short, short], dim=1))
+    assert float((_attention(q, only_short) - _attention(q, short)).abs().max()) < 1e-12
+    assert torch.equal(ps.interpolate_conditioning([short, long], [0.0, 1.0]), long)
+    # three prompts: 77, 154 and 231 tokens -> lcm 462 (77 x 6 is over the host's 4: refused)
+    third = torch.randn(1, 231, 16, generator=_gen(6))
+    with pytest.raises(ValueError, match="cannot be interpolated"):
+        ps.interpolate_conditioning([short, long, third], [1, 1, 1])
+    mix2 = ps.interpolate_conditioning([long, third], [0.5, 0.5])
+    assert mix2.shape == (1, 462, 16)
+    assert float((mix2 - (0.5 * long.repeat(1, 3, 1) + 0.5 * third.repeat(1, 2, 1))).abs().max()) < 1e-5
+
+
+def test_interpolate_conditioning_low_precision_accumulates_in_float32():
+    a, b = torch.randn(1, 77, 8, generator=_gen(7)), torch.randn(1, 154, 8, generator=_gen(8))
+    mix = ps.interpolate_conditioning([a.half(), b.half()], [0.3, 0.7])
+    assert mix.dtype == torch.float16
+    ref = ps.interpolate_conditioning([a.half().float(), b.half().float()], [0.3, 0.7])
+    assert torch.equal(mix, ref.half())  # same float32 sum, one rounding to half at the end
+
+
+@pytest.mark.parametrize(
+    "conds,weights,match",
+    [
+        ([torch.zeros(1, 77, 8), torch.zeros(1, 77, 4)], [0.5, 0.5], r"batch and channel sizes must match"),
+        ([torch.zeros(1, 77, 8), torch.zeros(2, 77, 8)], [0.5, 0.5], r"batch and channel sizes must match"),
+        ([torch.zeros(77, 8)], [1.0], r"\[batch, tokens, channels\]"),
+        ([torch.zeros(1, 77, 8), torch.zeros(1, 77, 8)], [0.5], r"weights has 1 values for 2 conds"),
+        ([torch.zeros(1, 77, 8), torch.zeros(1, 77, 8)], [1.0, -0.5], r"weights must be finite, >= 0"),
+        ([torch.zeros(1, 77, 8), torch.zeros(1, 77, 8)], [0.0, 0.0], r"not all 0"),
+        ([torch.zeros(1, 77, 8), torch.zeros(1, 77, 8, dtype=torch.long)], [1, 1], r"conds\[1\] must be a floating"),
+        ([], [], r"at least one tensor"),
+    ],
+)
+def test_interpolate_conditioning_errors_name_the_problem(conds, weights, match):
+    with pytest.raises(ValueError, match=match):
+        ps.interpolate_conditioning(conds, weights)
+
+
+def test_interpolate_pooled():
+    a, b = torch.randn(1, 1280, generator=_gen(9)), torch.randn(1, 1280, generator=_gen(10))
+    mix = ps.interpolate_pooled([a, b], [0.75, 0.25])
+    assert float((mix - (0.75 * a + 0.25 * b)).abs().max()) < 1e-5
+    assert torch.equal(ps.interpolate_pooled([a, b], [0, 1]), b)
+    # SDXL's y = [pooled, size embeddings]: identical size embeddings pass through unchanged (up to rounding)
+    sizes = torch.randn(1, 1536, generator=_gen(11))
+    y = ps.interpolate_pooled([torch.cat([a, sizes], 1), torch.cat([b, sizes], 1)], [0.75, 0.25])
+    assert float((y[:, 1280:] - sizes).abs().max()) < 1e-6
+    with pytest.raises(ValueError, match=r"pooled\[1\] has shape \(1, 768\)"):
+        ps.interpolate_pooled([a, torch.zeros(1, 768)], [0.5, 0.5])
+
+
+def test_genl_window_sliding_across_prompts_of_different_lengths():
+    # the boundary's use: weights from genl_prompt_weights, conds of 77 and 154 tokens
+    iv = [PI(0, 63, "walk"), PI(64, 127, "a long prompt of two chunks")]
+    conds = [torch.randn(1, 77, 8, generator=_gen(12)), torch.randn(1, 154, 8, generator=_gen(13))]
+    for start in (40, 56, 60, 64):
+        w = ps.genl_prompt_weights(list(range(start, start + 16)), iv)
+        mix = ps.interpolate_conditioning([conds[i] for i, _ in w], [x for _, x in w])
+        if len(w) == 1:  # the window lies inside one interval: that prompt itself
+            assert torch.equal(mix, conds[w[0][0]])
+        else:
+            frac = dict(w)[1]
+            expected = (1 - frac) * conds[0].repeat(1, 2, 1) + frac * conds[1]
+            assert mix.shape == (1, 154, 8) and float((mix - expected).abs().max()) < 1e-5

@@ -29,6 +29,7 @@ for model calls outside LongAnim's windows, and the window loop's ``WINDOW_CALLB
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -42,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..algorithms import adapter_weights as aw
+from .basics import set_wrapper
 from .windows import WINDOW_CALLBACKS
 
 log = logging.getLogger("LongAnim")
@@ -55,7 +57,7 @@ MODES = ("forward", "patch")
 # ---------------------------------------------------------------------------------------------- loading
 def lora_names() -> list[str]:
     """The LoRA files of the host's ``models/loras`` folder (the ``lora_name`` choices)."""
-    return list(folder_paths.get_filename_list("loras"))
+    return list(folder_paths.get_filename_list(folder_name="loras"))
 
 
 @dataclass(eq=False)
@@ -95,12 +97,20 @@ class WindowAdapter:
 _FILE_CACHE: dict = {}
 
 
+def _parameters(fn) -> set[str]:
+    """Parameter names of a host function (feature detection of optional keywords)."""
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return set()
+
+
 def _load_file(path: str) -> dict:
     stamp = (path, os.path.getmtime(path))
     if stamp not in _FILE_CACHE:
         if len(_FILE_CACHE) >= 4:
             _FILE_CACHE.pop(next(iter(_FILE_CACHE)))
-        _FILE_CACHE[stamp] = comfy.utils.load_torch_file(path, safe_load=True)
+        _FILE_CACHE[stamp] = comfy.utils.load_torch_file(ckpt=path, safe_load=True)
     return _FILE_CACHE[stamp]
 
 
@@ -133,7 +143,7 @@ def _classify(kp: _KeyPatch, module: torch.nn.Module, weight: torch.Tensor) -> N
     if name in ("lora", "loha", "lokr") and dora is None and reshape is None:
         # linear in the strength without DoRA: dW = calculate_weight(0, strength 1)
         zero = torch.zeros(weight.shape, dtype=torch.float32)
-        delta = comfy.lora.calculate_weight([(1.0, p, 1.0, None, None)], zero, kp.key)
+        delta = comfy.lora.calculate_weight(patches=[(1.0, p, 1.0, None, None)], weight=zero, key=kp.key)
         kp.kind, kp.tensors = "dense", (delta,)
 
 
@@ -147,7 +157,7 @@ def load_window_lora(model, lora_name: str, strength: float, frame_intervals: st
     aw.validate_scale(strength)
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    path = folder_paths.get_full_path("loras", lora_name)
+    path = folder_paths.get_full_path(folder_name="loras", filename=lora_name)
     if path is None:
         raise ValueError(f"lora_name: {lora_name!r} is not in the loras folder; put the file in models/loras and "
                          "refresh the page")
@@ -155,15 +165,13 @@ def load_window_lora(model, lora_name: str, strength: float, frame_intervals: st
     try:
         import comfy.lora_convert
 
-        lora = comfy.lora_convert.convert_lora(lora)
+        lora = comfy.lora_convert.convert_lora(sd=lora)
     except (ImportError, AttributeError):  # pragma: no cover - older hosts
         pass
     base = model.model
-    key_map = comfy.lora.model_lora_keys_unet(base, {})
-    try:
-        loaded = comfy.lora.load_lora(lora, key_map, log_missing=False)
-    except TypeError:  # pragma: no cover - signature drift
-        loaded = comfy.lora.load_lora(lora, key_map)
+    key_map = comfy.lora.model_lora_keys_unet(model=base, key_map={})
+    quiet = {"log_missing": False} if "log_missing" in _parameters(comfy.lora.load_lora) else {}
+    loaded = comfy.lora.load_lora(lora=lora, to_load=key_map, **quiet)
     sd = base.state_dict()
     adapter = WindowAdapter(name=lora_name, scale=float(strength), intervals=intervals)
     for key, patch in loaded.items():
@@ -242,7 +250,7 @@ def install(base_model, weighted: list, mode: str | None = None):
     for adapter, w in weighted:
         m = mode or adapter.mode
         if m == "forward":
-            ref = comfy.utils.get_attr(base_model, adapter.patches[0].key)
+            ref = comfy.utils.get_attr(obj=base_model, attr=adapter.patches[0].key)
             cast = adapter.cast(ref.device, torch.float32)
             for kp in adapter.patches:
                 per_module.setdefault(kp.module, []).append((kp.kind, kp.param, cast[id(kp)], w))
@@ -254,9 +262,10 @@ def install(base_model, weighted: list, mode: str | None = None):
             handles.append(base_model.get_submodule(module_path).register_forward_hook(_make_hook(items)))
         with torch.no_grad():
             for key, patches in patch_keys.items():
-                param = comfy.utils.get_attr(base_model, key)
+                param = comfy.utils.get_attr(obj=base_model, attr=key)
                 backups.append((param, param.detach().clone()))
-                new = comfy.lora.calculate_weight(patches, param.detach().to(torch.float32, copy=True), key)
+                weight = param.detach().to(torch.float32, copy=True)
+                new = comfy.lora.calculate_weight(patches=patches, weight=weight, key=key)
                 param.data.copy_(new.to(param.dtype))
     except Exception:
         _undo(handles, backups)
@@ -351,8 +360,6 @@ def patch_model_window_lora(model, lora_name: str, strength: float, frame_interv
     t_opts[SPEC_KEY] = spec
     callbacks = [cb for cb in t_opts.get(WINDOW_CALLBACKS, []) if not isinstance(cb, _WindowCallback)]
     t_opts[WINDOW_CALLBACKS] = callbacks + [_WindowCallback(spec)]
-    WP = comfy.patcher_extension.WrappersMP
-    m.remove_wrappers_with_key(WP.APPLY_MODEL, WRAPPER_LORA)
-    m.add_wrapper_with_key(WP.APPLY_MODEL, WRAPPER_LORA, _ApplyModelWrapper(spec))
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_LORA, _ApplyModelWrapper(spec))
     return m
 

@@ -32,7 +32,7 @@ ADE_STATE = "ADGS"  # AnimateDiff-Evolved's per-run global state in transformer_
 
 def _ade_params(model):
     get = getattr(model, "get_attachment", None)
-    return get(ADE_PARAMS) if get is not None else None
+    return get(key=ADE_PARAMS) if get is not None else None
 
 
 def _ade_context_length(params) -> int | None:
@@ -80,12 +80,12 @@ def bridge_window_length(patcher, latent_image, length: int) -> Callable[[], Non
         bridged = _ade_params_for_windows(params, length)
     if bridged is None:
         return None
-    patcher.set_attachments(ADE_PARAMS, bridged)
+    patcher.set_attachments(key=ADE_PARAMS, attachment=bridged)
     _BRIDGED.add(id(bridged))
 
     def undo() -> None:
         _BRIDGED.discard(id(bridged))
-        patcher.set_attachments(ADE_PARAMS, params)
+        patcher.set_attachments(key=ADE_PARAMS, attachment=params)
 
     return undo
 

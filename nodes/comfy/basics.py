@@ -52,10 +52,10 @@ class Progress:
     """A ComfyUI progress bar (node-level, shown on the canvas)."""
 
     def __init__(self, total: int):
-        self.bar = comfy.utils.ProgressBar(max(1, int(total)))
+        self.bar = comfy.utils.ProgressBar(total=max(1, int(total)))
 
     def __call__(self, done: int, total: int | None = None) -> None:
-        self.bar.update_absolute(done, total)
+        self.bar.update_absolute(value=done, total=total)
 
 
 def progress_callback(model, total: int) -> Callable:
@@ -66,7 +66,7 @@ def progress_callback(model, total: int) -> Callable:
     """
     if _latent_preview is not None:
         try:
-            inner = _latent_preview.prepare_callback(model, total)
+            inner = _latent_preview.prepare_callback(model=model, steps=total)
         except Exception:  # pragma: no cover - previewer unavailable (odd latent formats)
             inner = None
         if inner is not None:
@@ -78,6 +78,51 @@ def progress_callback(model, total: int) -> Callable:
 def pbar_disabled() -> bool:
     """Whether ComfyUI runs without console progress bars (``--disable-progress-bars`` style flag)."""
     return not getattr(comfy.utils, "PROGRESS_BAR_ENABLED", True)
+
+
+# ---------------------------------------------------------------------------------------------- wrappers
+def set_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
+    """Install ``wrapper`` under ``key`` on ``model`` (a fresh clone), replacing one already there under that key.
+
+    ``wrapper_type`` is a ``comfy.patcher_extension.WrappersMP`` member; keys are namespaced ``LongAnim.*``.
+    """
+    model.remove_wrappers_with_key(wrapper_type=wrapper_type, key=key)
+    model.add_wrapper_with_key(wrapper_type=wrapper_type, key=key, wrapper=wrapper)
+
+
+# ---------------------------------------------------------------------------------------------- samplers
+class PackSampler(comfy.samplers.Sampler):
+    """A SAMPLER of the pack running a k-diffusion ``sampler_function`` through a core ``KSAMPLER`` it owns.
+
+    Composition, not a ``KSAMPLER`` subclass: ``KSAMPLER.sample`` is the host's implementation of noise scaling,
+    inpainting and callback plumbing, which changes between versions; the pack builds one by keyword
+    (``sampler_function``, ``extra_options``, ``inpaint_options``: checked by ``manifest.py``) and hands its
+    ``sample`` the arguments core passed in, in core's SAMPLER order (``model_wrap, sigmas, extra_args, callback,
+    noise, latent_image, denoise_mask, disable_pbar``, also checked). Subclassing ``comfy.samplers.Sampler`` is
+    safe: it has no constructor and one method to override (``sample``); it keeps ``isinstance(x, Sampler)`` true
+    for other packs. ``sampler_function`` / ``extra_options`` / ``inpaint_options`` read through, so code that
+    unwraps a k-diffusion SAMPLER (noise travel of a travelled sampler) sees the KSAMPLER's.
+    """
+
+    def __init__(self, sampler_function, extra_options: dict | None = None, inpaint_options: dict | None = None):
+        self.ksampler = comfy.samplers.KSAMPLER(sampler_function=sampler_function,
+                                                extra_options=dict(extra_options or {}),
+                                                inpaint_options=dict(inpaint_options or {}))
+
+    @property
+    def sampler_function(self):
+        return self.ksampler.sampler_function
+
+    @property
+    def extra_options(self) -> dict:
+        return self.ksampler.extra_options
+
+    @property
+    def inpaint_options(self) -> dict:
+        return self.ksampler.inpaint_options
+
+    def sample(self, *args, **kwargs):
+        return self.ksampler.sample(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- host choices
@@ -176,6 +221,7 @@ def sigma_range(model, start_percent: float, end_percent: float) -> tuple[float,
     if start_percent > end_percent:
         raise ValueError(f"start_percent ({start_percent}) must be <= end_percent ({end_percent}); the patch is "
                          "active from start_percent (early, noisy steps) to end_percent (late steps)")
-    ms = model.get_model_object("model_sampling")
-    return float(ms.percent_to_sigma(float(start_percent))), float(ms.percent_to_sigma(float(end_percent)))
+    ms = model.get_model_object(name="model_sampling")
+    return (float(ms.percent_to_sigma(percent=float(start_percent))),
+            float(ms.percent_to_sigma(percent=float(end_percent))))
 

@@ -30,6 +30,9 @@ class _InvertSampler(comfy.samplers.Sampler):
     Going through the guider means the MODEL's context handler (LongAnim or core windows), wrappers, ControlNets
     and the sampler seed all apply exactly as in sampling. ``sigmas`` are the sampler's DESCENDING schedule so
     the window loop finds the same step index (and draws the same windows) as the sampling that follows.
+
+    Subclassing ``comfy.samplers.Sampler`` is safe: it has no constructor and one method to override, ``sample``,
+    which core calls with the SAMPLER arguments ``manifest.py`` checks; no base code runs.
     """
 
     def __init__(self, fixed_point_iters: int, progress=None):
@@ -44,7 +47,7 @@ class _InvertSampler(comfy.samplers.Sampler):
         ms = model_wrap.inner_model.model_sampling
         ones = x0.new_ones([x0.shape[0]])
 
-        def denoise(x, sigma):
+        def denoise(x, sigma):  # the k-diffusion denoiser contract model(x, sigma, **extra_args), as every sampler
             return model_wrap(x, ones * sigma, **extra_args)
 
         def on_step(i, total, x):
@@ -60,8 +63,8 @@ class _InvertSampler(comfy.samplers.Sampler):
         self.raw = x
         # KSamplerAdvanced(add_noise=disable) starts from noise_scaling(s_max, 0, latent) = a * latent
         top = asc[-1:].to(x.device)
-        a = float(ms.noise_scaling(top, torch.zeros(1, 1, device=x.device), torch.ones(1, 1, device=x.device))
-                  .flatten()[0])
+        a = float(ms.noise_scaling(sigma=top, noise=torch.zeros(1, 1, device=x.device),
+                                   latent_image=torch.ones(1, 1, device=x.device)).flatten()[0])
         self.latent_scale = a
         return x / a if abs(a) > 1e-6 else x
 
@@ -91,11 +94,12 @@ class InvertedNoise:
         if tuple(latent.shape) != tuple(self.raw.shape):
             raise ValueError(f"latent_image: the inverted noise has shape {list(self.raw.shape)} but the sampler's "
                              f"latent has {list(latent.shape)}; sample the same latent that was inverted")
-        lat_in = self.latent_format.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
+        lat_in = self.latent_format.process_in(latent=latent) if torch.count_nonzero(latent) > 0 else latent
         sig = torch.tensor([self.sigma_max])
-        base = self.model_sampling.noise_scaling(sig, torch.zeros_like(lat_in), lat_in.clone(), self.max_denoise)
-        gain = self.model_sampling.noise_scaling(sig, torch.ones_like(lat_in), torch.zeros_like(lat_in),
-                                                 self.max_denoise)
+        base = self.model_sampling.noise_scaling(sigma=sig, noise=torch.zeros_like(lat_in), latent_image=lat_in.clone(),
+                                                 max_denoise=self.max_denoise)
+        gain = self.model_sampling.noise_scaling(sigma=sig, noise=torch.ones_like(lat_in),
+                                                 latent_image=torch.zeros_like(lat_in), max_denoise=self.max_denoise)
         return (self.raw - base) / gain
 
 
@@ -111,16 +115,16 @@ def invert_latent(model, positive, negative, latent: dict, steps: int, scheduler
         raise ValueError(f"scheduler must be one of {comfy.samplers.SCHEDULER_NAMES}, got {scheduler!r}")
     samples = latent["samples"]
     frame_axis_of(samples, "latent")
-    ms = model.get_model_object("model_sampling")
-    sigmas = comfy.samplers.calculate_sigmas(ms, scheduler, steps).cpu()
-    guider = comfy.samplers.CFGGuider(model)
-    guider.set_conds(positive, negative if negative is not None else positive)
-    guider.set_cfg(cfg)
+    ms = model.get_model_object(name="model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(model_sampling=ms, scheduler_name=scheduler, steps=steps).cpu()
+    guider = comfy.samplers.CFGGuider(model_patcher=model)
+    guider.set_conds(positive=positive, negative=negative if negative is not None else positive)
+    guider.set_cfg(cfg=cfg)
     progress = Progress(steps)
     sampler = _InvertSampler(fixed_point_iters, progress)
-    latent_image = comfy.sample.fix_empty_latent_channels(model, samples)
+    latent_image = comfy.sample.fix_empty_latent_channels(model=model, latent_image=samples)
     noise = torch.zeros_like(latent_image, dtype=torch.float32)
-    out = guider.sample(noise, latent_image, sampler, sigmas, seed=seed)
+    out = guider.sample(noise=noise, latent_image=latent_image, sampler=sampler, sigmas=sigmas, seed=seed)
     out_latent = dict(latent)
     out_latent["samples"] = out.cpu()
     out_latent.pop("noise_mask", None)
@@ -130,6 +134,6 @@ def invert_latent(model, positive, negative, latent: dict, steps: int, scheduler
     if sampler.latent_scale is not None and abs(sampler.latent_scale) <= 1e-6:
         log.warning("LongAnim Invert: this model's schedule starts at sigma = %.3f where add_noise = disable "
                     "ignores the latent; use the noise output with SamplerCustomAdvanced", top)
-    noise_out = InvertedNoise(sampler.raw, top, max_denoise, ms, model.get_model_object("latent_format"), seed)
+    noise_out = InvertedNoise(sampler.raw, top, max_denoise, ms, model.get_model_object(name="latent_format"), seed)
     return out_latent, noise_out, sigmas
 

@@ -8,7 +8,7 @@ Owns:
   private CPU generator, and the seed rule of clips and chunks (used by refinement and phased inference).
 
 Core hooks used: the NOISE duck type of ``comfy_extras.nodes_custom_sampler`` (``.seed``, ``generate_noise``);
-``comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE`` through ``ModelPatcher.add_wrapper_with_key``.
+a ``comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE`` wrapper on the ModelPatcher.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import comfy.patcher_extension
 import torch
 
 from ..algorithms.noise import NoiseRecipe
-from .basics import check_finite_latent, frame_axis_of
+from .basics import check_finite_latent, frame_axis_of, set_wrapper
 
 WRAPPER_NOISE = "LongAnim.noise"
 SEED_MASK = 0xFFFFFFFFFFFFFFFF
@@ -64,9 +64,7 @@ class _NoiseReplaceWrapper:
 def patch_model_noise(model, recipe: NoiseRecipe):
     """Clone ``model`` and make plain KSampler/KSamplerAdvanced draw ``recipe`` as the initial noise."""
     m = model.clone()
-    m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_NOISE)
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_NOISE,
-                           _NoiseReplaceWrapper(recipe))
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_NOISE, _NoiseReplaceWrapper(recipe))
     return m
 
 

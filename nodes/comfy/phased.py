@@ -4,7 +4,7 @@ Owns :func:`phased_animation`: K clips of one short-clip latent, sampled togethe
 ``nodes/algorithms/phased.py: phased_sample`` as the ``sampler_function`` of a KSAMPLER run by core's ``CFGGuider``
 (so image-to-video concat latents, per-frame conds and the memory estimate are those of one clip).
 
-Core hooks used: ``comfy.samplers.KSAMPLER`` (subclassed by :class:`PhasedKSampler`), ``comfy.samplers.CFGGuider``
+Core hooks used: ``comfy.samplers.KSAMPLER`` (owned by :class:`PhasedKSampler`), ``comfy.samplers.CFGGuider``
 (``set_conds``, ``set_cfg``, ``sample``), ``comfy.samplers.calculate_sigmas``,
 ``comfy.sample.fix_empty_latent_channels``, ``comfy.model_sampling.CONST`` and the image-to-image sampling types
 (refused), ``comfy.model_management.intermediate_device``.
@@ -18,13 +18,13 @@ import comfy.samplers
 import torch
 
 from ..algorithms import phased as ph
-from .basics import check_interrupt, frame_axis_of, pbar_disabled, progress_callback
+from .basics import PackSampler, check_interrupt, frame_axis_of, pbar_disabled, progress_callback
 from .noise import chunk_seed, iid_noise
 
 
 def phased_parameterization(model) -> str:
     """``"flow"`` for rectified-flow (CONST) models, ``"eps"`` for sigma-space models (EPS, V_PREDICTION, EDM)."""
-    ms = model.get_model_object("model_sampling")
+    ms = model.get_model_object(name="model_sampling")
     refused = tuple(t for t in (getattr(comfy.model_sampling, n, None) for n in
                                 ("IMG_TO_IMG", "IMG_TO_IMG_FLOW", "IMG_TO_IMG_VELOCITY", "V_PREDICTION_DDPM"))
                     if isinstance(t, type))
@@ -49,8 +49,9 @@ class PhasedSamplerFunction:
         return out
 
 
-class PhasedKSampler(comfy.samplers.KSAMPLER):
-    """A KSAMPLER that samples ``K`` clips although the guider was given one.
+class PhasedKSampler(PackSampler):
+    """A SAMPLER (a core KSAMPLER inside, see ``basics.PackSampler``) that samples ``K`` clips although the guider
+    was given one.
 
     The guider processes the conditioning for ONE clip (image-to-video concat latents, per-frame conds and the
     memory estimate are then right for every clip, since each model call evaluates one clip); ``sample``
@@ -72,7 +73,9 @@ class PhasedKSampler(comfy.samplers.KSAMPLER):
                           dim=axis)
         if latent_image is not None:
             latent_image = torch.cat([latent_image] * k, dim=axis)
-        return super().sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, None, disable_pbar)
+        return self.ksampler.sample(model_wrap=model_wrap, sigmas=sigmas, extra_args=extra_args, callback=callback,
+                                    noise=noise, latent_image=latent_image, denoise_mask=None,
+                                    disable_pbar=disable_pbar)
 
 
 def phased_animation(model, positive, negative, latent: dict, *, num_clips: int, steps: int, cfg: float,
@@ -88,21 +91,22 @@ def phased_animation(model, positive, negative, latent: dict, *, num_clips: int,
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     param = phased_parameterization(model)
-    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    samples = comfy.sample.fix_empty_latent_channels(model=model, latent_image=latent["samples"])
     axis = frame_axis_of(samples, "latent")
     dtype = samples.dtype if samples.dtype.is_floating_point else torch.float32
     noises = [iid_noise(tuple(samples.shape), chunk_seed(seed, k), dtype) for k in range(num_clips)]
     function = PhasedSamplerFunction(num_clips, gamma, omega, seed, param, axis)
     sampler = PhasedKSampler(function, noises[1:], axis)
-    guider = comfy.samplers.CFGGuider(model)  # given ONE clip: conds and memory estimate are per clip
-    guider.set_conds(positive, negative)
-    guider.set_cfg(cfg)
-    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
+    guider = comfy.samplers.CFGGuider(model_patcher=model)  # given ONE clip: conds and memory estimate are per clip
+    guider.set_conds(positive=positive, negative=negative)
+    guider.set_cfg(cfg=cfg)
+    sigmas = comfy.samplers.calculate_sigmas(model_sampling=model.get_model_object(name="model_sampling"),
+                                             scheduler_name=scheduler, steps=steps).cpu()
     split = ph.phased_split(int(steps), float(gamma))
     expected = num_clips * steps if split == 0 else steps + (num_clips - 1) * (steps - split)
     cb = progress_callback(model, max(1, expected))
-    out = guider.sample(noises[0], samples, sampler, sigmas, callback=cb, disable_pbar=pbar_disabled(),
-                        seed=int(seed))
+    out = guider.sample(noise=noises[0], latent_image=samples, sampler=sampler, sigmas=sigmas, callback=cb,
+                        disable_pbar=pbar_disabled(), seed=int(seed))
     out = out.to(comfy.model_management.intermediate_device())
     return {"samples": out}, dict(function.stats)
 

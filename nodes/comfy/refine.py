@@ -82,7 +82,8 @@ def naive_keep(chunks: list[list[int]]) -> list[list[int]]:
 def _sdedit(model, noise, samples, *, steps, cfg, sampler_name, scheduler, positive, negative, denoise, seed,
             noise_mask, callback) -> torch.Tensor:
     """One KSampler run (``comfy.sample.sample``) from ``samples`` re-noised to the start sigma of ``denoise``."""
-    return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
+    return comfy.sample.sample(model=model, noise=noise, steps=steps, cfg=cfg, sampler_name=sampler_name,
+                               scheduler=scheduler, positive=positive, negative=negative, latent_image=samples,
                                denoise=denoise, noise_mask=noise_mask, callback=callback,
                                disable_pbar=pbar_disabled(), seed=seed)
 
@@ -101,7 +102,7 @@ def refine_video(model, positive, negative, latent: dict, *, denoise: float, ste
     holding it (later chunks' overlaps dropped).
     """
     validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
-    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    samples = comfy.sample.fix_empty_latent_channels(model=model, latent_image=latent["samples"])
     axis = frame_axis_of(samples, "latent")
     num_frames = samples.shape[axis]
     noise_mask = latent.get("noise_mask")
@@ -151,6 +152,7 @@ def upscale_encode(images: torch.Tensor, vae, scale: float) -> dict:
     th, tw = max(8, int(round(h * scale / 8)) * 8), max(8, int(round(w * scale / 8)) * 8)
     pixels = images[..., :3]
     if (th, tw) != (h, w):
-        pixels = comfy.utils.common_upscale(pixels.movedim(-1, 1), tw, th, "bilinear", "disabled").movedim(1, -1)
-    return {"samples": vae.encode(pixels)}
+        pixels = comfy.utils.common_upscale(samples=pixels.movedim(-1, 1), width=tw, height=th,
+                                            upscale_method="bilinear", crop="disabled").movedim(1, -1)
+    return {"samples": vae.encode(pixel_samples=pixels)}
 

@@ -2,7 +2,7 @@
 
 Two ways in, one implementation:
 
-* :class:`TravelKSampler` -- a ``comfy.samplers.KSAMPLER`` (output of ``LongAnimNoiseTravel``, for
+* :class:`TravelKSampler` -- a SAMPLER running a ``comfy.samplers.KSAMPLER`` (output of ``LongAnimNoiseTravel``, for
   SamplerCustom / SamplerCustomAdvanced) whose ``sampler_function`` (:class:`TravelFunction`) runs
   ``noise_travel.sample_with_travel`` with the wrapped sampler's own ``sampler_function`` + ``extra_options``
   as ``inner``.
@@ -28,7 +28,7 @@ Choices:
 * The progress callback sees a global step index and the true total of steps run
   (``noise_travel.count_model_calls``), so the bar reaches 100 % after the extra model calls.
 
-Core hooks used: ``comfy.samplers.KSAMPLER`` (subclassed by :class:`TravelKSampler`) and its
+Core hooks used: ``comfy.samplers.KSAMPLER`` (owned by :class:`TravelKSampler`, see ``basics.PackSampler``) and its
 ``sampler_function`` / ``extra_options`` / ``inpaint_options``; the ``SAMPLER_SAMPLE`` wrapper chain
 (``comfy.patcher_extension.WrapperExecutor.new_class_executor``); ``comfy.model_sampling.EPS`` / ``CONST`` and
 their ``noise_scaling`` to recognise the noising rule; ``model_sampling.noise_scale`` where the host has it.
@@ -48,7 +48,7 @@ import torch
 from ..algorithms import context_schedule as cs
 from ..algorithms import noise_travel as nt
 from ..algorithms.noise import NoiseRecipe
-from .basics import RUN_STATE_KEY, check_interrupt, frame_axis_of
+from .basics import RUN_STATE_KEY, PackSampler, check_interrupt, frame_axis_of, set_wrapper
 
 log = logging.getLogger("LongAnim")
 
@@ -152,7 +152,7 @@ def model_sampling_of(model) -> Any:
     if ms is None:
         patcher = getattr(guider, "model_patcher", None)
         if patcher is not None and hasattr(patcher, "get_model_object"):
-            ms = patcher.get_model_object("model_sampling")
+            ms = patcher.get_model_object(name="model_sampling")
     if ms is None:
         raise ValueError("sampler: noise travel could not find the model's sampling type (model.inner_model."
                          "inner_model.model_sampling); run it through a core guider (CFGGuider, BasicGuider) or "
@@ -267,8 +267,8 @@ def check_sampler(sampler, input_name: str = "sampler") -> None:
             "...) instead")
 
 
-class TravelKSampler(comfy.samplers.KSAMPLER):
-    """A ``KSAMPLER`` that runs ``inner`` (another KSAMPLER) with noise travel."""
+class TravelKSampler(PackSampler):
+    """A SAMPLER that runs ``inner`` (a k-diffusion SAMPLER, e.g. a core KSAMPLER) with noise travel."""
 
     def __init__(self, inner, settings: TravelSettings):
         check_sampler(inner)
@@ -277,13 +277,13 @@ class TravelKSampler(comfy.samplers.KSAMPLER):
         self.settings = settings
         super().__init__(TravelFunction(inner.sampler_function, getattr(inner, "extra_options", None) or {},
                                         settings),
-                         extra_options={}, inpaint_options=dict(getattr(inner, "inpaint_options", None) or {}))
+                         extra_options={}, inpaint_options=getattr(inner, "inpaint_options", None))
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
         if callback is not None and int(sigmas.shape[-1]) >= 2:
             total = int(math.ceil(nt.count_model_calls(self.settings.plan(int(sigmas.shape[-1]) - 1))))
             callback = _TotalCallback(callback, total)
-        return super().sample(model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs)
+        return self.ksampler.sample(model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs)
 
 
 def travel_sampler(sampler, settings: TravelSettings, input_name: str = "sampler") -> TravelKSampler:
@@ -312,8 +312,8 @@ class _TravelSamplerWrapper:
         wrappers = getattr(executor, "wrappers", None)
         idx = getattr(executor, "idx", None)
         if wrappers is not None and isinstance(idx, int):
-            nxt = comfy.patcher_extension.WrapperExecutor.new_class_executor(travel.sample, travel, wrappers,
-                                                                             idx + 1)
+            nxt = comfy.patcher_extension.WrapperExecutor.new_class_executor(original=travel.sample, class_obj=travel,
+                                                                             wrappers=wrappers, idx=idx + 1)
             return nxt.execute(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
         log.warning("LongAnim: unknown wrapper executor; noise travel calls the sampler directly")  # pragma: no cover
         return travel.sample(guider, sigmas, extra_args, callback, noise, *args, **kwargs)  # pragma: no cover
@@ -323,8 +323,6 @@ def patch_model_travel(model, settings: TravelSettings):
     """Clone ``model`` so that its plain KSampler / KSamplerAdvanced sampling runs with noise travel."""
     settings.validate()
     m = model.clone()
-    wp = comfy.patcher_extension.WrappersMP
-    m.remove_wrappers_with_key(wp.SAMPLER_SAMPLE, WRAPPER_TRAVEL)
-    m.add_wrapper_with_key(wp.SAMPLER_SAMPLE, WRAPPER_TRAVEL, _TravelSamplerWrapper(settings))
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_TRAVEL, _TravelSamplerWrapper(settings))
     return m
 

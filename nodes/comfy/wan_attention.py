@@ -17,6 +17,7 @@ import comfy.patcher_extension
 import torch
 
 from ..algorithms import attention as att
+from .basics import set_wrapper
 
 WRAPPER_EXPANSION_GRID = "LongAnim.attention_expansion"
 GRID_KEY = "LongAnim.attention_grid"
@@ -111,8 +112,6 @@ def patch_attention_expansion(model, base: int, stride: int, max_windows_per_bat
     while isinstance(previous, ExpansionOverride):
         previous = previous.previous
     to[OVERRIDE_KEY] = ExpansionOverride(base, stride, max_windows_per_batch, previous)
-    WP = comfy.patcher_extension.WrappersMP
-    m.remove_wrappers_with_key(WP.DIFFUSION_MODEL, WRAPPER_EXPANSION_GRID)
-    m.add_wrapper_with_key(WP.DIFFUSION_MODEL, WRAPPER_EXPANSION_GRID, GridRecorder())
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_EXPANSION_GRID, GridRecorder())
     return m
 

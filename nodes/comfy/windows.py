@@ -28,7 +28,7 @@ import torch
 from ..algorithms import context_schedule as cs
 from ..algorithms import prompt_schedule as ps
 from . import animatediff as ade
-from .basics import RUN_STATE_KEY, check_finite_latent, check_interrupt, frame_axis_of, run_state
+from .basics import RUN_STATE_KEY, check_finite_latent, check_interrupt, frame_axis_of, run_state, set_wrapper
 from .window_options import WindowOptions
 
 try:  # feature detection: core context windows exist since 2025-08 (0.3.5x); duck typing otherwise
@@ -66,8 +66,8 @@ def auto_windows_per_call(base_model, x_shape: Sequence[int], axis: int, length:
         shape[axis] = min(shape[axis], length)
         shape[0] = shape[0] * 2
     try:
-        per_window = float(base_model.memory_required(shape))
-        total = float(comfy.model_management.get_total_memory(torch.device(device)))
+        per_window = float(base_model.memory_required(input_shape=shape))
+        total = float(comfy.model_management.get_total_memory(dev=torch.device(device)))
     except Exception:  # pragma: no cover - a model without an estimate: stay safe
         return 1
     if per_window <= 0:
@@ -99,9 +99,11 @@ def _has_tags(conds) -> bool:
 class _WindowView:
     """What other packs read from ``transformer_options["context_window"]``.
 
-    An own object with the attributes core's ``IndexListContextWindow`` documents (``index_list``,
-    ``context_length``, ``context_overlap``, ``dim``, ``total_frames``, ``center_ratio``, ``get_tensor``), so no
-    core constructor signature is assumed.
+    An own object with the attributes and methods of core's ``IndexListContextWindow`` (``index_list``,
+    ``context_length``, ``context_overlap``, ``dim``, ``total_frames``, ``center_ratio``, ``modality_windows``, the
+    guide-frame lists, ``get_tensor``, ``add_window``, ``get_region_index``, ``get_window_for_modality``), so no
+    core constructor signature is assumed; ``tests/comfy/test_core_manifest.py`` checks the host's window has no
+    attribute this one lacks.
     """
 
     def __init__(self, index_list: list[int], dim: int, total: int):
@@ -112,6 +114,10 @@ class _WindowView:
         self.total_frames = total
         self.center_ratio = (min(index_list) + max(index_list)) / (2 * max(total, 1))
         self.modality_windows = None
+        self.guide_frames_indices: list[int] = []
+        self.guide_overlap_info: list[tuple[int, int]] = []
+        self.guide_kf_local_positions: list[int] = []
+        self.guide_downscale_factors: list[int] = []
 
     def get_tensor(self, full: torch.Tensor, device=None, dim=None, retain_index_list=()) -> torch.Tensor:
         dim = self.dim if dim is None else dim
@@ -124,6 +130,16 @@ class _WindowView:
         dim = self.dim if dim is None else dim
         full.index_add_(dim, torch.tensor(self.index_list, device=full.device), to_add)
         return full
+
+    def get_region_index(self, num_regions: int) -> int:
+        """Which of ``num_regions`` equal parts of the video this window's centre falls in."""
+        return min(max(int(self.center_ratio * num_regions), 0), num_regions - 1)
+
+    def get_window_for_modality(self, modality_idx: int):
+        """The window of one modality (0 = the latent itself; LongAnim windows carry no other modality)."""
+        if modality_idx == 0:
+            return self
+        return self.modality_windows[modality_idx]
 
 
 def _window_view(index_list: list[int], dim: int, total: int) -> _WindowView:
@@ -243,6 +259,12 @@ class LongAnimContextHandler(_HandlerBase):
     KSampler, SamplerCustom(Advanced) and any guider. ``execute`` owns the window loop: it draws this step's windows
     (``nodes/algorithms/context_schedule.py``), evaluates them (several per model call when allowed), fuses them
     with ``co_denoise`` and returns one output per cond, like ``_calc_cond_batch``.
+
+    Subclassing ``comfy.context_windows.ContextHandlerABC`` is safe: it is an ABC whose contract is its three
+    abstract methods (``should_use_context``, ``get_resized_cond``, ``execute``, called by core with the arguments
+    ``manifest.py`` checks), with a constructor that takes and sets nothing, so this class calls no base code. Being
+    an instance of it keeps the slot's declared type for other packs; a new abstract method on a newer host is a
+    manifest mismatch, not a silent ``TypeError`` at the first sample.
     """
 
     def __init__(self, options: WindowOptions):
@@ -298,7 +320,7 @@ class LongAnimContextHandler(_HandlerBase):
                         tensor = cv if isinstance(cv, torch.Tensor) else getattr(cv, "cond", None)
                         sliced = _slice_value(tensor, axis, num_frames, idx, 0)
                         if sliced is not None:
-                            mc[ck] = sliced if isinstance(cv, torch.Tensor) else cv._copy_with(sliced)
+                            mc[ck] = sliced if isinstance(cv, torch.Tensor) else cv._copy_with(cond=sliced)
                     new[key] = mc
                 elif key != "control":
                     sliced = _slice_value(value, axis, num_frames, idx, 0)
@@ -353,7 +375,8 @@ class LongAnimContextHandler(_HandlerBase):
             if ade_state is not None:
                 cleanups.append(ade.set_window(ade_state, batch[0], num_frames))
             try:
-                outs = calc_cond_batch(model, sub_conds, x_b, t_b, model_options)
+                outs = calc_cond_batch(model=model, conds=sub_conds, x_in=x_b, timestep=t_b,
+                                       model_options=model_options)
             finally:
                 for undo in reversed(cleanups):
                     if undo is not None:
@@ -385,7 +408,7 @@ def _interpolate_entries(weighted: list[tuple[dict, float]]):
     mix = sum(w * t for (_, w), t in zip(weighted, tensors))
     base = dict(weighted[0][0])
     base["model_conds"] = dict(base["model_conds"])
-    base["model_conds"]["c_crossattn"] = base["model_conds"]["c_crossattn"]._copy_with(mix)
+    base["model_conds"]["c_crossattn"] = base["model_conds"]["c_crossattn"]._copy_with(cond=mix)
     return base
 
 
@@ -496,12 +519,11 @@ def patch_model_windows(model, options: WindowOptions):
                          "so remove the other context-window node (or this one)")
     m = model.clone()
     m.model_options["context_handler"] = LongAnimContextHandler(options)
-    WP = comfy.patcher_extension.WrappersMP
-    m.remove_wrappers_with_key(WP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE)
-    m.add_wrapper_with_key(WP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE, _RunStateWrapper(check_handler=True))
-    m.remove_wrappers_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE)
-    m.add_wrapper_with_key(WP.PREPARE_SAMPLING, WRAPPER_PREPARE, _PrepareSamplingWrapper(options.length,
-                                                                                           options.max_batch))
-    _first_wrapper(m, WP.OUTER_SAMPLE, WRAPPER_OUTER, _OuterSampleWrapper(options.length))
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE,
+                _RunStateWrapper(check_handler=True))
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, WRAPPER_PREPARE,
+                _PrepareSamplingWrapper(options.length, options.max_batch))
+    _first_wrapper(m, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_OUTER,
+                   _OuterSampleWrapper(options.length))
     return m
 

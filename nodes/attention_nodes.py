@@ -1,4 +1,4 @@
-"""Attention-patch nodes (issue 6): ZS² temporal momentum, Gen-L-Video cross-frame, ZoLA attention expansion.
+"""Attention-patch nodes: ZS² temporal momentum, Gen-L-Video cross-frame, ZoLA attention expansion.
 
 Each node returns a MODEL clone; the input MODEL is never changed, so the patch disappears as soon as the
 original model is used again. The math lives in ``nodes/algorithms/attention.py``; the ComfyUI hooks in
@@ -7,15 +7,15 @@ original model is used again. The math lives in ``nodes/algorithms/attention.py`
 from __future__ import annotations
 
 from .algorithms import attention as att
-from .base import LongAnimNode, combo_input, float_input, int_input, parse_float_list, string_input
+from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, parse_float_list, string_input
 from .comfy import basics
 from .comfy import unet_attention as cua
 from .comfy import wan_attention as cwa
 
 CATEGORY = "LongAnim/attention"
 
-UNET_MODEL_IN = ("MODEL", {"tooltip": "An SD1.5/SDXL model (optionally with AnimateDiff) whose latent holds the "
-                                      "frames in the batch. It is cloned, not changed."})
+UNET_MODEL_IN = link_input("MODEL", "An SD1.5/SDXL model (optionally with AnimateDiff) whose latent holds the "
+                                    "frames in the batch. It is cloned, not changed.")
 START_TIP = ("Fraction of the sampling schedule where the patch starts (0 = first step). Patch only the early "
              "steps (e.g. 0 - 0.5) to fix layout and identity while leaving fine detail free.")
 END_TIP = "Fraction of the schedule where the patch stops (1 = last step)."
@@ -44,9 +44,7 @@ class LongAnimTemporalMomentumAttention(LongAnimNode):
         "to the first frame. Paper: μ = 0.98. With LongAnim context windows the average runs inside each window, "
         "starting at the window's first frame. Cond and uncond never mix. Keeps your attention backend."
     )
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = (OUT_TIP,)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(("MODEL", "model", OUT_TIP))
     DOC_EXTRA = """## Paper and math
 
 ZS² (Zero-Shot Video Sampling from Image), section 4.1, Eq. 2: K''_1 = K_1 and
@@ -96,14 +94,11 @@ recurrence on K and V) with an O(F) scan: no frames × frames tensor is ever bui
                 mu_list = att.validate_mu(mu_list)
             except ValueError as e:
                 raise ValueError(f"momentum_per_frame: {e}") from e
-        blocks_sel = _blocks(blocks)
-        sigma_high, sigma_low = basics.sigma_range(model, start_percent, end_percent)
-        basics.require_unet(model, self.DISPLAY_NAME)
+        gates = _unet_gates(model, start_percent, end_percent, blocks, self.DISPLAY_NAME)
         # μ = 0 is plain self-attention: no patch at all (also a per-frame list of zeros after its first value)
         if (mu_list is None and mu == 0.0) or (mu_list is not None and all(v == 0.0 for v in mu_list[1:])):
             return (cua.patch_frame_attention(model, None),)
-        patch = cua.FrameAttentionPatch("momentum", mu=mu, mu_list=mu_list, sigma_high=sigma_high,
-                                        sigma_low=sigma_low, blocks=blocks_sel)
+        patch = cua.FrameAttentionPatch("momentum", mu=mu, mu_list=mu_list, **gates)
         return (cua.patch_frame_attention(model, patch),)
 
 
@@ -118,9 +113,7 @@ class LongAnimCrossFrameAttention(LongAnimNode):
         "(Text2Video-Zero): every frame attends to the first frame. Cond and uncond never mix; keeps your "
         "attention backend. bidirectional_anchor doubles the keys/values (about 2x self-attention cost)."
     )
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = (OUT_TIP,)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(("MODEL", "model", OUT_TIP))
     DOC_EXTRA = """## Paper and math
 
 - `bidirectional_anchor`: Gen-L-Video section 4 (tuning-free text-to-video, bi-directional cross-frame
@@ -151,10 +144,8 @@ running. The two nodes replace each other (the last one applied wins). SD1.5/SDX
 
     def run(self, model, mode, start_percent, end_percent, blocks):
         att.validate_cross_frame(mode)
-        blocks_sel = _blocks(blocks)
-        sigma_high, sigma_low = basics.sigma_range(model, start_percent, end_percent)
-        basics.require_unet(model, self.DISPLAY_NAME)
-        patch = cua.FrameAttentionPatch(mode, sigma_high=sigma_high, sigma_low=sigma_low, blocks=blocks_sel)
+        patch = cua.FrameAttentionPatch(mode, **_unet_gates(model, start_percent, end_percent, blocks,
+                                                             self.DISPLAY_NAME))
         return (cua.patch_frame_attention(model, patch),)
 
 
@@ -170,9 +161,8 @@ class LongAnimAttentionExpansion(LongAnimNode):
         "full attention over all frames. Attention cost drops from (T·HW)² to about (T/s)·(f·HW)²; memory keeps "
         "one float32 copy of the attention output. No effect when the video is not longer than base_length."
     )
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The Wan model with windowed self-attention (a clone); connect it to any sampler.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("MODEL", "model", "The Wan model with windowed self-attention (a clone); connect it to any sampler."))
     DOC_EXTRA = """## Paper and math
 
 ZoLA section 4.3. Eq. 3: the latent frames z are split into windows z^i = z[:, i·s : i·s + f] (a last window
@@ -204,7 +194,7 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "A Wan 2.1/2.2 video model (latent [B, 16, T, H, W]). It is cloned."}),
+            "model": link_input("MODEL", "A Wan 2.1/2.2 video model (latent [B, 16, T, H, W]). It is cloned."),
             "base_length": int_input(21, 1, 4096, "f: latent frames the model was trained on (21 = 81 video "
                                      "frames for Wan 2.1/2.2). Videos up to this length are left untouched."),
             "stride": int_input(0, 0, 4096, "s: latent frames between window starts, 1..base_length. 0 = ZoLA "
@@ -224,6 +214,14 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
         basics.require_video_dit(model, self.DISPLAY_NAME)
         per_call = int(max_windows_per_batch) or None
         return (cwa.patch_attention_expansion(model, base, stride, per_call),)
+
+
+def _unet_gates(model, start_percent: float, end_percent: float, blocks: str, node: str) -> dict:
+    """The checks and gates every UNet frame-attention node shares: its sigma range, blocks and model family."""
+    blocks_sel = _blocks(blocks)
+    sigma_high, sigma_low = basics.sigma_range(model, start_percent, end_percent)
+    basics.require_unet(model, node)
+    return {"sigma_high": sigma_high, "sigma_low": sigma_low, "blocks": blocks_sel}
 
 
 def _blocks(name: str) -> tuple[str, ...]:

@@ -29,6 +29,16 @@ def combo_input(options: list[str] | tuple[str, ...], default: str, tooltip: str
     return (list(options), {"default": default, "tooltip": tooltip})
 
 
+def link_input(io_type: str, tooltip: str) -> tuple:
+    """An input fed by another node's output (MODEL, LATENT, CONDITIONING, IMAGE, a LongAnim type, ...)."""
+    return (io_type, {"tooltip": tooltip})
+
+
+def outputs(*specs: tuple[str, str, str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS`` of a node from one ``(type, name, tooltip)`` per output."""
+    return tuple(s[0] for s in specs), tuple(s[1] for s in specs), tuple(s[2] for s in specs)
+
+
 def string_input(default: str, tooltip: str, multiline: bool = False) -> tuple:
     return ("STRING", {"default": default, "multiline": multiline, "tooltip": tooltip})
 

@@ -1,11 +1,11 @@
-"""Creative controls (issue 10): per-window motion LoRAs (ZoLA sec. 4.5) and long-video inversion (Gen-L sec. 3.1).
+"""Creative controls: per-window motion LoRAs (ZoLA sec. 4.5) and long-video inversion (Gen-L sec. 3.1).
 
 SDEdit-style editing of a long video with a LongAnim noise recipe is done by the refinement node
 (``LongAnimRandomizedBlendRefine``, optional ``recipe`` input); inversion here is the deterministic alternative.
 """
 from __future__ import annotations
 
-from .base import LongAnimNode, combo_input, float_input, int_input, seed_input, string_input
+from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input, string_input
 from .comfy import adapters as cad
 from .comfy import basics
 from .comfy import inversion as cinv
@@ -32,10 +32,9 @@ class LongAnimWindowLoRA(LongAnimNode):
         "windows (or a latent shorter than one window) the whole video is one window: weight = strength × "
         "fraction of all frames tagged."
     )
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The model with this LoRA applied per window; connect it to any sampler (or another "
-                       "Window LoRA to add one more adapter).",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("MODEL", "model", "The model with this LoRA applied per window; connect it to any sampler (or another "
+                           "Window LoRA to add one more adapter)."))
     DOC_EXTRA = """## Notes
 
 - **Equation** (ZoLA sec. 4.5): for a window W and adapter a with scale α_a, `w_a(W) = α_a · |W ∩ tagged_a| / |W|`.
@@ -58,7 +57,7 @@ class LongAnimWindowLoRA(LongAnimNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The video model, best with LongAnim windows already applied. Cloned."}),
+            "model": link_input("MODEL", "The video model, best with LongAnim windows already applied. Cloned."),
             "lora_name": (_lora_names(), {"tooltip": "The adapter from models/loras (a LoRA made for this model "
                                                      "family, e.g. a motion/camera LoRA)."}),
             "strength": float_input(1.0, -10.0, 10.0, "α: the LoRA's weight on fully tagged windows (as in core's "
@@ -117,18 +116,18 @@ class LongAnimInvert(LongAnimNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The video model with LongAnim windows (the same MODEL the sampler that "
-                                           "reconstructs or edits will use)."}),
-            "positive": ("CONDITIONING", {"tooltip": "The prompt describing the SOURCE video (inversion follows "
-                                                     "this conditioning's ODE)."}),
-            "latent": ("LATENT", {"tooltip": "The long video's latent (VAE Encode of its frames)."}),
+            "model": link_input("MODEL", "The video model with LongAnim windows (the same MODEL the sampler that "
+                                         "reconstructs or edits will use)."),
+            "positive": link_input("CONDITIONING", "The prompt describing the SOURCE video (inversion follows "
+                                                   "this conditioning's ODE)."),
+            "latent": link_input("LATENT", "The long video's latent (VAE Encode of its frames)."),
             "steps": int_input(25, 1, 1000, "Inversion steps: use the same number in the sampler. More steps = "
                                "closer reconstruction."),
             "scheduler": combo_input(basics.scheduler_names(), "normal", "Noise schedule: use the same one "
                                      "in the sampler."),
             "seed": seed_input("The sampler seed the windows are drawn with: use the same seed in the sampler."),
         }, "optional": {
-            "negative": ("CONDITIONING", {"tooltip": "Only used when cfg > 1."}),
+            "negative": link_input("CONDITIONING", "Only used when cfg > 1."),
             "cfg": float_input(1.0, 0.0, 30.0, "Guidance during inversion. 1 (default) = plain conditional ODE, the "
                                "stable choice; > 1 needs negative and reconstructs worse.", step=0.1),
             "fixed_point_iterations": int_input(0, 0, 20, "Extra model calls per step that refine the inversion "

@@ -1,4 +1,4 @@
-"""Evidence nodes (issue 9A): temporal-consistency metrics of a long video, with window borders marked.
+"""Evidence nodes: temporal-consistency metrics of a long video, with window borders marked.
 
 Thin glue over ``nodes/algorithms/metrics.py`` (StreamingT2V section 5.1 and appendix 12: SCuts and MAWE; plus the
 pack's own seam, drift and repetition diagnostics for window-based samplers).
@@ -11,7 +11,7 @@ import math
 import torch
 
 from .algorithms import metrics as mt
-from .base import LongAnimNode, int_input
+from .base import LongAnimNode, int_input, link_input
 from .comfy import basics
 from .comfy import windows as cw
 
@@ -214,11 +214,11 @@ measure on an exact analytic video model for every window technique of the pack.
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {}, "optional": {
-            "images": ("IMAGE", {"tooltip": "The decoded video frames (VAE Decode output). Preferred: all metrics "
-                                            "are defined on pixels. Give this or latent (or both)."}),
-            "latent": ("LATENT", {"tooltip": "The sampled latent. Used for window borders if the LongAnim window "
-                                             "loop recorded them, and for the metrics when no images are given "
-                                             "(then they are in latent units)."}),
+            "images": link_input("IMAGE", "The decoded video frames (VAE Decode output). Preferred: all metrics "
+                                          "are defined on pixels. Give this or latent (or both)."),
+            "latent": link_input("LATENT", "The sampled latent. Used for window borders if the LongAnim window "
+                                           "loop recorded them, and for the metrics when no images are given "
+                                           "(then they are in latent units)."),
             "window_length": int_input(0, 0, 4096, "The sampler's window length, in frames of the measured input "
                                        "(video frames if images are connected, else latent frames). Marks borders "
                                        "at every multiple of it when the latent carries no schedule, and sets the "

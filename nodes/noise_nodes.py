@@ -1,4 +1,4 @@
-"""Noise-initialization nodes (issue 3): one node per noise model, plus apply-to-model and a preview.
+"""Noise-initialization nodes: one node per noise model, plus apply-to-model and a preview.
 
 Each generator node outputs the same noise two ways: a ComfyUI ``NOISE`` for SamplerCustomAdvanced, and a
 ``LONGANIM_NOISE`` recipe (algorithm + parameters) that other LongAnim nodes draw from with their own seed.
@@ -14,6 +14,8 @@ from .base import (
     combo_input,
     float_input,
     int_input,
+    link_input,
+    outputs,
     parse_float_list,
     seed_input,
     string_input,
@@ -101,7 +103,23 @@ class LongAnimDependencyNoise(_NoiseNode):
                          iterations=iterations, variant=variant)
 
 
-class LongAnimMixedNoise(_NoiseNode):
+class _AlphaNoiseNode(_NoiseNode):
+    """A PYoCo noise node: its one parameter is the correlation α (``ALPHA_TIP`` says which correlation)."""
+
+    ALPHA_TIP = ""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": seed_input(),
+            "alpha": float_input(0.5, 0.0, 1.0, cls.ALPHA_TIP),
+        }}
+
+    def run(self, seed, alpha):
+        return self.make(seed, alpha=alpha)
+
+
+class LongAnimMixedNoise(_AlphaNoiseNode):
     NODE_ID = "LongAnimMixedNoise"
     DISPLAY_NAME = "LongAnim: Mixed Noise (PYoCo)"
     ALGORITHM = "mixed"
@@ -109,20 +127,10 @@ class LongAnimMixedNoise(_NoiseNode):
         "PYoCo mixed noise: ε_i = sqrt(α)·ε_shared + sqrt(1-α)·ε_i. Every pair of frames has correlation α: "
         "a shared component ties the whole video together."
     )
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "seed": seed_input(),
-            "alpha": float_input(0.5, 0.0, 1.0, "Share of the common noise: correlation between any two frames. "
-                                 "0 = independent, 1 = identical frames."),
-        }}
-
-    def run(self, seed, alpha):
-        return self.make(seed, alpha=alpha)
+    ALPHA_TIP = "Share of the common noise: correlation between any two frames. 0 = independent, 1 = identical frames."
 
 
-class LongAnimProgressiveNoise(_NoiseNode):
+class LongAnimProgressiveNoise(_AlphaNoiseNode):
     NODE_ID = "LongAnimProgressiveNoise"
     DISPLAY_NAME = "LongAnim: Progressive Noise (PYoCo)"
     ALGORITHM = "progressive"
@@ -130,17 +138,7 @@ class LongAnimProgressiveNoise(_NoiseNode):
         "PYoCo progressive noise: ε_i = sqrt(α)·ε_(i-1) + sqrt(1-α)·ε_i. Neighbouring frames are similar and the "
         "similarity fades with distance (lag-k correlation sqrt(α)^k), good for slow drift over long videos."
     )
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "seed": seed_input(),
-            "alpha": float_input(0.5, 0.0, 1.0, "Correlation of consecutive frames' noise is sqrt(α). "
-                                 "0 = independent, 1 = identical frames."),
-        }}
-
-    def run(self, seed, alpha):
-        return self.make(seed, alpha=alpha)
+    ALPHA_TIP = "Correlation of consecutive frames' noise is sqrt(α). 0 = independent, 1 = identical frames."
 
 
 class LongAnimFreeNoiseShuffle(_NoiseNode):
@@ -173,15 +171,14 @@ class LongAnimApplyNoiseToModel(LongAnimNode):
         "seeded by the sampler's own seed. Only the returned MODEL is affected; with add_noise disabled nothing "
         "changes."
     )
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The model whose samplers draw the recipe as initial noise.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("MODEL", "model", "The model whose samplers draw the recipe as initial noise."))
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The model to sample with (it is cloned, not changed)."}),
-            "recipe": ("LONGANIM_NOISE", {"tooltip": "A noise recipe from a LongAnim noise node."}),
+            "model": link_input("MODEL", "The model to sample with (it is cloned, not changed)."),
+            "recipe": link_input("LONGANIM_NOISE", "A noise recipe from a LongAnim noise node."),
         }}
 
     def run(self, model, recipe):
@@ -198,18 +195,17 @@ class LongAnimNoisePreview(LongAnimNode):
         "independent, blue = anti-correlated) with per-frame mean and std below, so you can see what ratio, λ or "
         "α does before sampling."
     )
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("image",)
-    OUTPUT_TOOLTIPS = ("Correlation heatmap (frames × frames) above per-frame mean/std bars.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("IMAGE", "image", "Correlation heatmap (frames × frames) above per-frame mean/std bars."))
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "recipe": ("LONGANIM_NOISE", {"tooltip": "The noise recipe to preview."}),
+            "recipe": link_input("LONGANIM_NOISE", "The noise recipe to preview."),
             "seed": seed_input("Seed of the previewed draw."),
             "frames": int_input(64, 1, MAX_FRAMES, "Latent frames to draw (ignored when a latent is connected)."),
         }, "optional": {
-            "latent": ("LATENT", {"tooltip": "Optional: preview for exactly this latent's shape and layout."}),
+            "latent": link_input("LATENT", "Optional: preview for exactly this latent's shape and layout."),
         }}
 
     def run(self, recipe, seed, frames, latent=None):

@@ -1,4 +1,4 @@
-"""Refinement and phased-inference nodes (issue 7).
+"""Refinement and phased-inference nodes.
 
 - StreamingT2V (sec. 4.3, Eqs. 7-8): randomized-blend refinement of a long video with a short video model, chunk
   by chunk (F = 24, O = 8) with shared noise, plus an upscale-and-encode companion.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .algorithms import context_schedule as cs
 from .algorithms import phased as ph
-from .base import LongAnimNode, combo_input, float_input, int_input, seed_input
+from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input
 from .comfy import basics
 from .comfy import phased as cp
 from .comfy import refine as cr
@@ -31,9 +31,8 @@ class LongAnimRandomizedBlendRefine(LongAnimNode):
         "at a random frame (Eq. 8), so no fixed seam survives. Typical: chunk 24, overlap 8, denoise 0.4-0.6. "
         "Feed it the upscaled and VAE-encoded low-resolution video (LongAnim: Upscale + Encode)."
     )
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The refined long video latent (same shape as the input).",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("LATENT", "latent", "The refined long video latent (same shape as the input)."))
     DOC_EXTRA = """
 ## What it does (StreamingT2V section 4.3, Eqs. 7-8)
 
@@ -77,12 +76,12 @@ not carry context windows of its own (the refine node installs them). Progress a
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The refiner: a video model (AnimateDiff-injected SD, Wan, ...). It is "
-                                           "cloned, not changed."}),
-            "positive": ("CONDITIONING", {"tooltip": "Positive prompt of the refiner."}),
-            "negative": ("CONDITIONING", {"tooltip": "Negative prompt of the refiner."}),
-            "latent": ("LATENT", {"tooltip": "The long video to refine, already encoded at the target resolution "
-                                             "([frames, C, H, W] for SD/AnimateDiff, [B, C, frames, H, W] Wan)."}),
+            "model": link_input("MODEL", "The refiner: a video model (AnimateDiff-injected SD, Wan, ...). It is "
+                                         "cloned, not changed."),
+            "positive": link_input("CONDITIONING", "Positive prompt of the refiner."),
+            "negative": link_input("CONDITIONING", "Negative prompt of the refiner."),
+            "latent": link_input("LATENT", "The long video to refine, already encoded at the target resolution "
+                                           "([frames, C, H, W] for SD/AnimateDiff, [B, C, frames, H, W] Wan)."),
             "denoise": float_input(0.6, 0.01, 1.0, "SDEdit strength: how far the video is re-noised before "
                                    "refining (StreamingT2V: T' = 600 of 1000 steps = 0.6). Lower keeps more of "
                                    "the input, 1 re-generates it."),
@@ -100,8 +99,8 @@ not carry context windows of its own (the refine node installs them). Progress a
             "seed": seed_input("Seed of the SDEdit noise, the sampler's noise and the blend cuts."),
             "mode": combo_input(cr.REFINE_MODES, "randomized_blend", MODE_TIP),
         }, "optional": {
-            "recipe": ("LONGANIM_NOISE", {"tooltip": "Optional noise recipe (LongAnim noise nodes) for the SDEdit "
-                                                     "noise, drawn with this node's seed. Default: i.i.d. noise."}),
+            "recipe": link_input("LONGANIM_NOISE", "Optional noise recipe (LongAnim noise nodes) for the SDEdit "
+                                                   "noise, drawn with this node's seed. Default: i.i.d. noise."),
             "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
                                          "randomized_blend cut rule: paper = f_thr ~ U{0..O} (Eq. 8); official = "
                                          "the authors' code (cut from O values)."),
@@ -125,9 +124,8 @@ class LongAnimUpscaleEncode(LongAnimNode):
         "frame by 'scale' (sizes rounded to multiples of 8), then VAE encode. Connect the result to "
         "Randomized-Blend Refine."
     )
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The upscaled video encoded by the refiner's VAE.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("LATENT", "latent", "The upscaled video encoded by the refiner's VAE."))
     DOC_EXTRA = """
 ## Why (StreamingT2V section 4.3)
 
@@ -141,8 +139,8 @@ Connect its LATENT to **Randomized-Blend Refine**.
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "images": ("IMAGE", {"tooltip": "The decoded video frames (an IMAGE batch, one image per frame)."}),
-            "vae": ("VAE", {"tooltip": "The refiner model's VAE."}),
+            "images": link_input("IMAGE", "The decoded video frames (an IMAGE batch, one image per frame)."),
+            "vae": link_input("VAE", "The refiner model's VAE."),
             "scale": float_input(2.0, 0.1, 8.0, "Upscale factor of width and height (StreamingT2V: 256 -> 720, "
                                  "about 2.8). 1 = encode only."),
         }}
@@ -198,12 +196,12 @@ display node.
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "A text-to-video or image-to-video model (eps, v or flow prediction)."}),
-            "positive": ("CONDITIONING", {"tooltip": "Positive conditioning (with the image, for image-to-video); "
-                                                     "used for every clip."}),
-            "negative": ("CONDITIONING", {"tooltip": "Negative conditioning."}),
-            "latent": ("LATENT", {"tooltip": "An empty latent of ONE clip: its shape is the clip's shape (e.g. "
-                                             "Empty Latent for 16 AnimateDiff frames, or a Wan video latent)."}),
+            "model": link_input("MODEL", "A text-to-video or image-to-video model (eps, v or flow prediction)."),
+            "positive": link_input("CONDITIONING", "Positive conditioning (with the image, for image-to-video); "
+                                                   "used for every clip."),
+            "negative": link_input("CONDITIONING", "Negative conditioning."),
+            "latent": link_input("LATENT", "An empty latent of ONE clip: its shape is the clip's shape (e.g. "
+                                           "Empty Latent for 16 AnimateDiff frames, or a Wan video latent)."),
             "num_clips": int_input(4, 1, 256, "K: number of clips in the long animation."),
             "steps": int_input(25, 1, 1000, "Sampling steps T of every clip."),
             "cfg": float_input(7.0, 0.0, 100.0, "Classifier-free guidance scale.", step=0.1),

@@ -1,4 +1,4 @@
-"""Noise-travel nodes (issue 5): ZoLA section 4.4, Eq. 9, as a SAMPLER and as a MODEL patch.
+"""Noise-travel nodes: ZoLA section 4.4, Eq. 9, as a SAMPLER and as a MODEL patch.
 
 Noise travel denoises a block of ``jump`` early steps, re-noises the result back to the noise level the block
 started from and denoises the block again, so overlapping context windows get a second chance to agree. The
@@ -6,7 +6,7 @@ algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/c
 """
 from __future__ import annotations
 
-from .base import LongAnimNode, float_input, int_input, seed_input
+from .base import LongAnimNode, float_input, int_input, link_input, outputs, seed_input
 from .comfy import travel as ct
 
 CATEGORY = "LongAnim/noise travel"
@@ -100,18 +100,17 @@ class LongAnimNoiseTravel(LongAnimNode):
 Workflow: KSamplerSelect -> **Noise Travel (sampler)** -> SamplerCustomAdvanced `sampler`; the model (with LongAnim
 windows) goes to the guider as usual. For plain KSampler use **Noise Travel (model)** instead.
 """
-    RETURN_TYPES = ("SAMPLER",)
-    RETURN_NAMES = ("sampler",)
-    OUTPUT_TOOLTIPS = ("The sampler with noise travel; connect it to SamplerCustomAdvanced's sampler input.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("SAMPLER", "sampler", "The sampler with noise travel; connect it to SamplerCustomAdvanced's sampler input."))
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "sampler": ("SAMPLER", {"tooltip": "The sampler to run with noise travel (KSamplerSelect or any "
-                                               "ComfyUI sampler node): euler, dpmpp_2m, ..."}),
+            "sampler": link_input("SAMPLER", "The sampler to run with noise travel (KSamplerSelect or any "
+                                             "ComfyUI sampler node): euler, dpmpp_2m, ..."),
             **_travel_inputs(),
         }, "optional": {
-            "recipe": ("LONGANIM_NOISE", {"tooltip": RECIPE_TIP}),
+            "recipe": link_input("LONGANIM_NOISE", RECIPE_TIP),
         }}
 
     def run(self, sampler, jump, start, end, repeats, seed, recipe=None):
@@ -136,18 +135,17 @@ that sampler call runs (KSamplerAdvanced: its start/end step slice), so with sev
 only the model of the first, high-noise pass. If the sampler is already a Noise Travel (sampler), the MODEL's travel
 is skipped for that run (no double travel).
 """
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The model whose KSampler runs use noise travel.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("MODEL", "model", "The model whose KSampler runs use noise travel."))
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The model to sample with (it is cloned, not changed). Put LongAnim "
-                                           "context windows on it before or after, as you like."}),
+            "model": link_input("MODEL", "The model to sample with (it is cloned, not changed). Put LongAnim "
+                                         "context windows on it before or after, as you like."),
             **_travel_inputs(),
         }, "optional": {
-            "recipe": ("LONGANIM_NOISE", {"tooltip": RECIPE_TIP}),
+            "recipe": link_input("LONGANIM_NOISE", RECIPE_TIP),
         }}
 
     def run(self, model, jump, start, end, repeats, seed, recipe=None):

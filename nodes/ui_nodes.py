@@ -1,4 +1,4 @@
-"""Canvas UI support (issue 8): no nodes; registers the schedule-preview route the ``js/`` extension calls.
+"""Canvas UI support: no nodes; registers the schedule-preview route the ``js/`` extension calls.
 
 Listed as family ``ui_nodes`` in ``nodes/registry.py``; importing it inside ComfyUI adds
 ``GET /longanim/schedule_preview`` to the server (see ``comfy/routes.py``).

@@ -1,4 +1,4 @@
-"""Context-window nodes (issue 4): ZoLA re-drawn windows, Gen-L co-denoising, parity schedules, prompts, preview.
+"""Context-window nodes: ZoLA re-drawn windows, Gen-L co-denoising, parity schedules, prompts, preview.
 
 Each window node returns a MODEL clone whose every sampler (KSampler, KSamplerAdvanced, SamplerCustomAdvanced,
 any guider) runs the model on windows of frames and fuses them. The window loop is the pack's own
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from .algorithms import context_schedule as cs
 from .algorithms import prompt_schedule as ps
-from .base import MAX_FRAMES, LongAnimNode, combo_input, int_input, seed_input, string_input
+from .base import MAX_FRAMES, LongAnimNode, combo_input, int_input, link_input, outputs, seed_input, string_input
 from .comfy import window_options as cwo
 from .comfy import windows as cw
 
 CATEGORY = "LongAnim/context windows"
 
-MODEL_IN = ("MODEL", {"tooltip": "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned. With "
-                                 "AnimateDiff-Evolved: use its loader WITHOUT context options; LongAnim drives "
-                                 "the motion module window by window."})
+MODEL_IN = link_input("MODEL", "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned. With "
+                               "AnimateDiff-Evolved: use its loader WITHOUT context options; LongAnim drives "
+                               "the motion module window by window.")
 LENGTH_TIP = ("Frames the model sees at once (its native window): 16 for AnimateDiff, 21 latent frames "
               "(81 video frames) for Wan 2.1.")
 STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother seams but more model calls; "
@@ -30,7 +30,7 @@ BATCH_TIP = ("Windows evaluated in one model call. 0 = auto: as many as ComfyUI'
              "module, prompt schedules or Window LoRA: always one per call.")
 PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prompt covering most of its frames; "
               "genl = each window blends the prompts' embeddings by how many of its frames they cover.")
-OUT = (("MODEL",), ("model",), ("The model with LongAnim context windows; connect it to any sampler.",))
+OUT = outputs(("MODEL", "model", "The model with LongAnim context windows; connect it to any sampler."))
 
 
 def _patch(model, **kw):
@@ -171,9 +171,7 @@ class LongAnimPreviewSchedule(LongAnimNode):
         "one coloured row per window; skipped frames show as gaps and, with randomized_blend, frames a window "
         "does not own are dimmed. Uses the same code as sampling."
     )
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("image",)
-    OUTPUT_TOOLTIPS = ("The schedule picture (steps × frames).",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(("IMAGE", "image", "The schedule picture (steps × frames)."))
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -205,14 +203,13 @@ class LongAnimPromptSchedule(LongAnimNode):
         "Feed it to a sampler's positive input on a model with LongAnim windows: each window then uses its "
         "prompt (ZoLA rule) or a blend (Gen-L rule), set on the window node."
     )
-    RETURN_TYPES = ("CONDITIONING",)
-    RETURN_NAMES = ("conditioning",)
-    OUTPUT_TOOLTIPS = ("One conditioning entry per line, each tagged with its frame range.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("CONDITIONING", "conditioning", "One conditioning entry per line, each tagged with its frame range."))
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "clip": ("CLIP", {"tooltip": "The text encoder (from your checkpoint loader)."}),
+            "clip": link_input("CLIP", "The text encoder (from your checkpoint loader)."),
             "schedule": string_input("0-31: a red fox walks through snow\n32-: a red fox runs through a forest",
                                      "One line per prompt: 'start-end: prompt' (inclusive latent frames), "
                                      "'start-: prompt' to the end, '#' for comments. Every frame needs a prompt.",
@@ -243,14 +240,13 @@ class LongAnimConditioningFrames(LongAnimNode):
         "Tags any conditioning with a frame range so LongAnim windows use it only there. Combine several tagged "
         "conditionings with core's Conditioning (Combine) to build a multi-prompt video from any text encoder."
     )
-    RETURN_TYPES = ("CONDITIONING",)
-    RETURN_NAMES = ("conditioning",)
-    OUTPUT_TOOLTIPS = ("The conditioning, tagged with the frame range.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("CONDITIONING", "conditioning", "The conditioning, tagged with the frame range."))
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "conditioning": ("CONDITIONING", {"tooltip": "Conditioning from any text encode node."}),
+            "conditioning": link_input("CONDITIONING", "Conditioning from any text encode node."),
             "start_frame": int_input(0, 0, MAX_FRAMES, "First latent frame (inclusive) that uses it."),
             "end_frame": int_input(15, 0, MAX_FRAMES, "Last latent frame (inclusive) that uses it."),
         }}

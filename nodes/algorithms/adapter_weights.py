@@ -1,4 +1,4 @@
-"""Per-window adapter (LoRA) weights for motion customization / alternation (pure layer, issue 10A).
+"""Per-window adapter (LoRA) weights for motion customization / alternation (pure layer).
 
 Paper
 -----

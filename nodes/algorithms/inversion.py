@@ -1,4 +1,4 @@
-"""Deterministic (DDIM / Euler ODE) inversion of a long video (pure layer, issue 10B).
+"""Deterministic (DDIM / Euler ODE) inversion of a long video (pure layer).
 
 Paper
 -----

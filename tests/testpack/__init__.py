@@ -4,12 +4,31 @@ Linked into ``custom_nodes/longanim_testpack`` by ``tests/tools/longanim.py`` fo
 part of the LongAnim pack. ``TinyTestConditioning`` turns a prompt into a deterministic random embedding of the
 shape the tiny models expect (SD1.5 family: [1, 77, 768]; Wan 2.1 family: [1, 16, 4096]), so different prompts
 give different conditioning and the same prompt always gives the same one.
+
+Family ``synthworld`` is for the models trained on the synthetic world (``tests/tools/synthworld.py``): the prompt
+names the objects in the scene by colour (``"red blue"``; empty = unconditional) and maps to that world's fixed
+``[1, 16, 4096]`` embedding, which the trained model was conditioned on.
 """
 import hashlib
+import importlib.util
+import sys
+from pathlib import Path
 
 import torch
 
-SHAPES = {"sd15": (1, 77, 768), "wan21": (1, 16, 4096)}
+SHAPES = {"sd15": (1, 77, 768), "wan21": (1, 16, 4096), "synthworld": (1, 16, 4096)}
+
+
+def _synthworld():
+    """tests/tools/synthworld.py, found through this pack's real location (it is linked into custom_nodes)."""
+    name = "longanim_testpack_synthworld"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "tools" / "synthworld.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
 class TinyTestConditioning:
@@ -21,11 +40,14 @@ class TinyTestConditioning:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "text": ("STRING", {"multiline": True, "default": "a cat walks", "tooltip": "hashed into the embedding"}),
+            "text": ("STRING", {"multiline": True, "default": "a cat walks",
+                                "tooltip": "hashed into the embedding; for synthworld: colours such as 'red blue'"}),
             "family": (list(SHAPES), {"tooltip": "which tiny model the conditioning is for"}),
         }}
 
     def encode(self, text, family):
+        if family == "synthworld":
+            return ([[_synthworld().prompt_embedding(text), {}]],)
         seed = int.from_bytes(hashlib.sha256(f"{family}:{text}".encode()).digest()[:8], "little")
         g = torch.Generator().manual_seed(seed)
         return ([[torch.randn(SHAPES[family], generator=g), {}]],)

@@ -11,6 +11,12 @@ Writes, only when missing or of an older recipe (idempotent, deterministic: fixe
 - ``models/vae/longanim_tiny_taew21.safetensors``: a random TAEHV (16 latent channels) for Wan-family decoding.
 - ``models/controlnet/longanim_tiny_controlnet_sd15.safetensors``: a ControlNet matching the tiny SD15 UNet.
 Weights are random (std 0.02); frames decoded from them are noise. They exercise the real sampling code.
+
+Trained on the synthetic world (``tests/tools/synthworld.py``), from this repository:
+- ``models/diffusion_models/longanim_world_wan21.safetensors``: a copy of the committed
+  ``tests/models/longanim_world_wan21.safetensors`` (trained by ``tests/tools/train_tiny.py``; WAN21_T2V).
+- ``models/vae/longanim_world_taew21.safetensors``: a TAEHV-format decoder (``VAELoader`` detects it as the Wan 2.1
+  light TAE) whose weights implement synthworld's palette -> RGB map (:func:`world_vae_state_dict`). Decode only.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RECIPE = "longanim-tiny-v1"
 
@@ -101,6 +109,100 @@ def build_controlnet():
     return comfy.cldm.cldm.ControlNet(hint_channels=3, **cfg, operations=comfy.ops.disable_weight_init)
 
 
+WORLD_RECIPE = "longanim-world-taew21-v1"
+WORLD_MODEL = "longanim_world_wan21.safetensors"
+WORLD_VAE = "longanim_world_taew21.safetensors"
+_KNOTS = 14  # piecewise-linear pieces per latent channel that undo the decoder's input clamp
+
+
+def world_vae_state_dict(latents_mean, latents_std, taehv) -> dict:
+    """TAEHV decoder weights that compute synthworld's linear palette -> RGB map of a raw Wan 2.1 latent.
+
+    The decoder (``comfy/taesd/taehv.py``) starts with ``y = 3 tanh(raw / 3)``; its first 3x3 conv (centre tap
+    only) + ReLU builds, per latent channel, the basis ``ReLU(y + 3)`` and ``ReLU(y - k_i)`` (``_KNOTS`` knots over
+    the range the world's latents reach) plus a constant channel; the next conv combines them into the
+    least-squares piecewise-linear inverse of the clamp, ``raw ~ g(y)``, then into the RGB offset from the
+    background ``A (raw - mean) / std`` (synthworld.decoder_matrix) as a positive and a negative part (the ReLUs
+    of the memory blocks, whose convs are zero, keep non-negative values). The time-grow convs copy each frame
+    (so a latent frame is 4 video frames, first 3 trimmed as TAEHV does), upsampling is nearest, and the last
+    conv adds the background colour. Only approximation left: the inverse of the clamp (see the unit test).
+    """
+    import synthworld
+    import torch
+
+    a, b = synthworld.decoder_matrix()
+    mean = latents_mean.flatten().double()
+    std = latents_std.flatten().double()
+    c = synthworld.codes().double()
+    lo = mean + std * (c.clamp(max=0).sum(0) * 1.3 - 1.0)
+    hi = mean + std * (c.clamp(min=0).sum(0) * 1.3 + 1.0)
+    sd = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in taehv.state_dict().items()}
+    nb = 1 + _KNOTS
+    w1 = sd["decoder.1.weight"]  # [256, 16, 3, 3]
+    b1 = sd["decoder.1.bias"]
+    w8 = sd["decoder.8.weight"]  # [128, 256, 3, 3]
+    const = w1.shape[0] - 1
+    b1[const] = 1.0
+    offset = torch.zeros(3, dtype=torch.float64)  # constant part of the RGB offset
+    for ch in range(16):
+        y_lo, y_hi = (3 * torch.tanh(v / 3) for v in (lo[ch], hi[ch]))
+        knots = torch.linspace(float(y_lo), float(y_hi), _KNOTS + 2, dtype=torch.float64)[1:-1]
+        ys = torch.linspace(float(y_lo), float(y_hi), 2001, dtype=torch.float64)
+        basis = torch.cat([(ys + 3).view(-1, 1), (ys.view(-1, 1) - knots.view(1, -1)).clamp_min(0),
+                           torch.ones(ys.numel(), 1, dtype=torch.float64)], 1)
+        target = 3 * torch.atanh(ys / 3)
+        coef = torch.linalg.lstsq(basis, target.view(-1, 1)).solution.flatten()  # raw ~ basis @ coef
+        rows = slice(ch * nb, (ch + 1) * nb)
+        w1[rows, ch, 1, 1] = 1.0
+        b1[ch * nb] = 3.0
+        b1[ch * nb + 1:(ch + 1) * nb] = -knots.float()
+        gain = a[:, ch].double() / std[ch]  # RGB offset per unit of raw
+        for j in range(3):
+            w8[2 * j, rows, 1, 1] = (gain[j] * coef[:nb]).float()
+            w8[2 * j + 1, rows, 1, 1] = (-gain[j] * coef[:nb]).float()
+        offset += gain * (coef[nb] - mean[ch])
+    for j in range(3):
+        w8[2 * j, const, 1, 1] = float(offset[j])
+        w8[2 * j + 1, const, 1, 1] = float(-offset[j])
+    n1 = sd["decoder.13.conv.weight"].shape[1]
+    sd["decoder.7.conv.weight"][:, :, 0, 0] = torch.eye(sd["decoder.7.conv.weight"].shape[0])
+    for key, n in (("decoder.13.conv.weight", n1), ("decoder.19.conv.weight", sd["decoder.19.conv.weight"].shape[1])):
+        sd[key][:, :, 0, 0] = torch.cat([torch.eye(n), torch.eye(n)])
+    for key in ("decoder.14.weight", "decoder.20.weight"):
+        sd[key][:6, :6, 1, 1] = torch.eye(6)
+    w22 = sd["decoder.22.weight"]
+    for j in range(3):
+        w22[j, 2 * j, 1, 1] = 1.0
+        w22[j, 2 * j + 1, 1, 1] = -1.0
+    sd["decoder.22.bias"][:] = b
+    return sd
+
+
+def install_world(models: Path) -> None:
+    """Copy the committed trained model and build the palette decoder (idempotent)."""
+    import shutil
+
+    import torch
+
+    src = Path(__file__).resolve().parents[1] / "models" / WORLD_MODEL
+    dst = models / "diffusion_models" / WORLD_MODEL
+    if src.exists() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + f".{os.getpid()}.partial")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        print(f"[tiny_models] installed {dst}", flush=True)
+    vae = models / "vae" / WORLD_VAE
+    if not is_fresh(vae, WORLD_RECIPE):
+        import comfy.latent_formats
+        from comfy.taesd.taehv import TAEHV
+
+        fmt = comfy.latent_formats.Wan21()
+        with torch.no_grad():
+            sd = world_vae_state_dict(fmt.latents_mean, fmt.latents_std, TAEHV(latent_channels=16))
+        save_model(sd, vae, WORLD_RECIPE)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--comfyui", required=True)
@@ -134,6 +236,7 @@ def main() -> None:
         from comfy.taesd.taehv import TAEHV
 
         save_model(_randomize(TAEHV(latent_channels=16), 4), vae_wan)
+    install_world(models)
 
 
 if __name__ == "__main__":

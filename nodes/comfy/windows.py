@@ -18,6 +18,7 @@ The AnimateDiff-Evolved side of the loop is ``animatediff.py``.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ from ..algorithms import prompt_schedule as ps
 from . import animatediff as ade
 from .basics import RUN_STATE_KEY, check_finite_latent, check_interrupt, frame_axis_of, run_state, set_wrapper
 from .window_options import WindowOptions
+
+logger = logging.getLogger(__name__)
 
 try:  # feature detection: core context windows exist since 2025-08 (0.3.5x); duck typing otherwise
     import comfy.context_windows as _core_cw
@@ -299,9 +302,11 @@ class LongAnimContextHandler(_HandlerBase):
         intervals = [ps.PromptInterval(int(e[TAG_KEY][0]), int(e[TAG_KEY][1]), "") for e in tagged]
         if self.options.prompt_rule == "genl":
             weights = ps.genl_prompt_weights(window, intervals)
-            mixed = _interpolate_entries([(tagged[i], w) for i, w in weights])
+            mixed, why = _interpolate_entries([(tagged[i], w) for i, w in weights])
             if mixed is not None:
                 return plain + [mixed]
+            _warn_once(f"prompt_rule 'genl': {why}; windows between these prompts use the prompt covering most of "
+                       "their frames (the 'zola' rule) instead")
         return plain + [tagged[ps.zola_prompt_for_window(window, intervals)]]
 
     def _resize_cond(self, cond_in, windows, num_frames, axis):
@@ -393,23 +398,68 @@ class LongAnimContextHandler(_HandlerBase):
         return [fused[i] for i in range(len(conds))]
 
 
-def _interpolate_entries(weighted: list[tuple[dict, float]]):
-    """Gen-L condition interpolation: one entry whose cross-attention is Σ w_i c_i (same shapes only)."""
+def _interpolate_entries(weighted: list[tuple[dict, float]]) -> tuple[dict | None, str]:
+    """Gen-L condition interpolation (Gen-L-Video sec. 3.2): one entry whose model conds are ``sum_i w_i c_i``.
+
+    Cross-attention conds of different token lengths are padded as the host pads conds it batches
+    (``prompt_schedule.interpolate_conditioning``: repetition to the lcm, at most 4x); every other model cond that
+    differs between the prompts -- SDXL's ``y``, which carries the pooled output, Flux's pooled ``y`` -- is
+    interpolated when all prompts give it one shape (``prompt_schedule.interpolate_pooled``); conds equal in every
+    prompt are kept. Returns ``(entry, "")``, or ``(None, reason)`` when the prompts cannot be interpolated (a cond
+    present in only some prompts, token lengths the host would not pad, a differing cond that is not a
+    floating-point tensor of one shape); the caller then falls back to the majority prompt.
+    """
     if len(weighted) == 1:
-        return weighted[0][0]
-    tensors = []
-    for entry, _ in weighted:
-        c = entry.get("model_conds", {}).get("c_crossattn")
-        if c is None or not isinstance(getattr(c, "cond", None), torch.Tensor):
-            return None
-        tensors.append(c.cond)
-    if any(t.shape != tensors[0].shape for t in tensors):
-        return None  # prompts of different token lengths: fall back to ZoLA's majority rule
-    mix = sum(w * t for (_, w), t in zip(weighted, tensors))
+        return weighted[0][0], ""
+    weights = [w for _, w in weighted]
+    model_conds = [entry.get("model_conds") for entry, _ in weighted]
+    if not all(isinstance(mc, dict) for mc in model_conds):
+        return None, "a prompt's conditioning has no model conds"
+    keys = set(model_conds[0])
+    if any(set(mc) != keys for mc in model_conds):
+        return None, "the prompts' conditionings carry different model inputs"
+    mixed = {}
+    for key, first in model_conds[0].items():
+        values = [mc[key] for mc in model_conds]
+        tensors = [getattr(v, "cond", v) for v in values]
+        if all(isinstance(t, torch.Tensor) for t in tensors):
+            if all(t.shape == tensors[0].shape and torch.equal(t, tensors[0]) for t in tensors[1:]):
+                mixed[key] = first
+                continue
+            try:
+                if key == "c_crossattn":
+                    mix = ps.interpolate_conditioning(tensors, weights)
+                else:
+                    mix = ps.interpolate_pooled(tensors, weights)
+            except ValueError as exc:
+                return None, f"model cond {key!r}: {exc}"
+            mixed[key] = mix if isinstance(first, torch.Tensor) else first._copy_with(cond=mix)
+        elif _same_values(values, tensors):
+            mixed[key] = first
+        else:
+            return None, f"model cond {key!r} differs between the prompts and is not a tensor"
     base = dict(weighted[0][0])
-    base["model_conds"] = dict(base["model_conds"])
-    base["model_conds"]["c_crossattn"] = base["model_conds"]["c_crossattn"]._copy_with(cond=mix)
-    return base
+    base["model_conds"] = mixed
+    return base, ""
+
+
+def _same_values(values: list, raw: list) -> bool:
+    """Non-tensor model conds (``CONDConstant``, ``CONDList``, ...) equal in every prompt."""
+    try:
+        return all(v is values[0] or (type(v) is type(values[0]) and bool(r == raw[0]))
+                   for v, r in zip(values[1:], raw[1:]))
+    except (RuntimeError, TypeError, ValueError):  # e.g. lists of tensors: no plain equality
+        return False
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` once per server process (the window loop would repeat it every window and step)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning("LongAnim: %s", message)
 
 
 class _RunStateWrapper:

@@ -29,7 +29,10 @@ BATCH_TIP = ("Windows evaluated in one model call. 0 = auto: as many as ComfyUI'
              "(least memory). Results equal one at a time up to float rounding. With an AnimateDiff-Evolved motion "
              "module, prompt schedules or Window LoRA: always one per call.")
 PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prompt covering most of its frames; "
-              "genl = each window blends the prompts' embeddings by how many of its frames they cover.")
+              "genl = each window blends the prompts' embeddings (and SDXL's pooled output) by how many of its "
+              "frames they cover. Prompts of different token lengths are padded as ComfyUI pads them; if that needs "
+              "more than 4x padding (e.g. 1 vs 5 chunks of 75 tokens), those windows use the zola rule and the server "
+              "log says so.")
 OUT = outputs(("MODEL", "model", "The model with LongAnim context windows; connect it to any sampler."))
 
 

@@ -1,0 +1,173 @@
+"""Benchmark on the trained toy world model: object-level quality of long videos per stitching method.
+
+    .host/venv/bin/python tests/benchmarks/bench_trained.py --out bench_out/trained [--frames 64 256] [--seeds 0 1]
+
+A toy world (tests/tools/synthworld.py: 1-2 coloured balls bouncing in an 8x8-latent box) and a tiny model trained
+on its 8-16 frame clips (tests/models/, tests/tools/train_tiny.py), so the figures rank methods on this world only.
+Every method samples the same prompt, seed and sampler (euler / simple, cfg 1) through the real ComfyUI server;
+the saved latents are judged with ``nodes/algorithms/world_metrics.py`` against what the prompt names:
+identity (frames with exactly the named balls, one each), tracks lasting the whole video, p90 acceleration outside
+bounces, median ball jump at the isolated run's window borders vs inside, drift of the balls' look between the
+first and last 16 frames, and the latent seam ratio of ``metrics.seam_ratio``. ``cost`` = model evaluations per
+frame and step (frames the windows cover / frames; from the window layout, ZoLA's random layout on average).
+Prints a markdown table, writes ``results.csv`` and ``plot.png`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+import synthworld  # noqa: E402
+import train_tiny  # noqa: E402
+from comfy_client import ComfyServer, Graph, execution_error  # noqa: E402
+
+L = 16  # window length (latent frames) of every windowed method
+
+
+def _cost_uniform(frames: int, length: int, stride: int) -> float:
+    if frames <= length:
+        return 1.0
+    n = math.ceil((frames - length) / stride) + 1
+    return n * length / frames
+
+
+METHODS = {
+    # name: (cost(frames), builder(g, model) -> model link, noise builder or None)
+    "full length": (lambda f: 1.0, lambda g, m: m),
+    "isolated windows": (lambda f: 1.0, lambda g, m: g.out(g.node(
+        "LongAnimGenLWindows", model=m, context_length=L, stride=L, fusion="least_squares"))),
+    "Gen-L (stride 8)": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
+        "LongAnimGenLWindows", model=m, context_length=L, stride=8, fusion="least_squares"))),
+    "ZoLA (defaults)": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=2, fusion="zola", seed=0))),
+    "ZoLA (skip 1)": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="zola", seed=0))),
+    "core Context Windows": (lambda f: _cost_uniform(f, L, L - 4), lambda g, m: g.out(g.node(
+        "ContextWindowsManual", model=m, context_length=L, context_overlap=4, context_schedule="standard_static",
+        context_stride=1, closed_loop=False, fuse_method="pyramid", dim=2))),
+    "FreeNoise + Gen-L": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
+        "LongAnimGenLWindows", context_length=L, stride=8, fusion="least_squares", model=g.out(g.node(
+            "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
+                "LongAnimFreeNoiseShuffle", seed=0, window_length=L, stride=4), 1)))))),
+    "repeat-mask + ZoLA": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, model=g.out(g.node(
+            "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
+                "LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L), 1)))))),
+}
+
+
+def graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) -> dict:
+    g = Graph()
+    model = g.out(g.node("UNETLoader", unet_name="longanim_world_wan21.safetensors", weight_dtype="default"))
+    model = METHODS[method][1](g, model)
+    pos = g.out(g.node("TinyTestConditioning", text=text, family="synthworld"))
+    neg = g.out(g.node("TinyTestConditioning", text="", family="synthworld"))
+    latent = g.out(g.node("EmptyHunyuanLatentVideo", width=64, height=64, length=4 * (frames - 1) + 1,
+                          batch_size=1))
+    s = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=1.0, sampler_name="euler", scheduler="simple",
+               positive=pos, negative=neg, latent_image=latent, denoise=1.0)
+    g.node("SaveLatent", samples=g.out(s), filename_prefix=f"bench/{tag}")
+    return g.prompt()
+
+
+def figures(raw, text: str, frames: int) -> dict:
+    import importlib.util
+
+    sys.path.insert(0, str(ARGS.comfyui))
+    import comfy.latent_formats
+
+    spec = importlib.util.spec_from_file_location("longanim_metrics", ROOT / "nodes" / "algorithms" / "metrics.py")
+    metrics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(metrics)
+    wm = train_tiny.world_metrics()
+    z = comfy.latent_formats.Wan21().process_in(raw.float())[0]
+    borders = list(range(L, frames, L))
+    rep = wm.world_report(wm.code_maps(z, synthworld.codes()), synthworld.parse_prompt(text), borders=borders,
+                          window=L)
+    rep["seam_ratio"] = metrics.seam_ratio(metrics.frame_jumps(z, frame_axis=1), borders)
+    return rep
+
+
+COLUMNS = ["identity", "tracks", "accel_p90", "jump_border", "jump_inside", "drift_peak", "seam_ratio"]
+
+
+def main() -> int:
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--comfyui", default=str(ROOT / ".host" / "ComfyUI"))
+    ap.add_argument("--out", default=str(ROOT / "bench_out" / "trained"))
+    ap.add_argument("--frames", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--prompt", default="red blue")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ARGS = ap.parse_args()
+    import safetensors.torch
+
+    out = Path(ARGS.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with ComfyServer(ARGS.comfyui, sys.executable, output_dir=out / "server") as server:
+        for frames in ARGS.frames:
+            for method in ARGS.methods:
+                acc = []
+                t0 = time.time()
+                for seed in ARGS.seeds:
+                    tag = f"{frames}_{abs(hash(method)) % 10**8}_{seed}"
+                    entry = server.run(graph(method, frames, seed, ARGS.prompt, ARGS.steps, tag), timeout=3600)
+                    err = execution_error(entry)
+                    if err:
+                        print(f"[bench] {method} {frames}: {err.get('exception_message')}", flush=True)
+                        break
+                    f = sorted((out / "server" / "bench").glob(f"{tag}_*.latent"))[-1]
+                    acc.append(figures(safetensors.torch.load_file(str(f))["latent_tensor"], ARGS.prompt, frames))
+                if not acc:
+                    continue
+                row = dict(frames=frames, method=method, seeds=len(acc), cost=round(METHODS[method][0](frames), 2),
+                           seconds=round((time.time() - t0) / len(acc), 1))
+                for c in COLUMNS:
+                    vals = [a[c] for a in acc if isinstance(a.get(c), float) and math.isfinite(a[c])]
+                    row[c] = round(sum(vals) / len(vals), 3) if vals else float("nan")
+                rows.append(row)
+                print(f"[bench] {row}", flush=True)
+    keys = ["frames", "method", "seeds", "cost", "seconds", *COLUMNS]
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    plot(rows, out / "plot.png")
+    print(f"[bench] wrote {out / 'results.csv'} and {out / 'plot.png'} (toy world: figures rank methods here only)")
+    return 0
+
+
+def plot(rows: list, path: Path) -> None:
+    """Bars of identity (blue) and tracks (orange) per method and length, plain PIL."""
+    from PIL import Image, ImageDraw
+
+    bw, h, pad = 14, 160, 4
+    im = Image.new("RGB", (max(200, len(rows) * (2 * bw + 3 * pad) + 20), h + 150), "white")
+    d = ImageDraw.Draw(im)
+    for i, r in enumerate(rows):
+        x = 10 + i * (2 * bw + 3 * pad)
+        for j, (key, col) in enumerate((("identity", (60, 90, 200)), ("tracks", (230, 140, 30)))):
+            v = r[key] if math.isfinite(r[key]) else 0.0
+            d.rectangle([x + j * (bw + pad), 10 + h * (1 - v), x + j * (bw + pad) + bw, 10 + h], fill=col)
+        d.text((x, h + 14), f"{r['frames']}", fill="black")
+        for k, word in enumerate(r["method"].split()[:3]):
+            d.text((x, h + 28 + 12 * k), word[:7], fill="black")
+    d.text((10, h + 100), "blue: identity, orange: tracks lasting (0..1); x: latent frames, method", fill="black")
+    im.save(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

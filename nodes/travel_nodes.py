@@ -20,8 +20,10 @@ END_TIP = ("End of the travel range (exclusive), as a fraction of the steps. ZoL
 REPEATS_TIP = ("How often each block is re-noised and denoised again. 1 = the paper's single second chance. "
                "Extra model calls = blocks x L x repeats. 0 disables travel.")
 SEED_TIP = "Seed of the re-noising noise (each jump draws its own noise from this seed and the jump number)."
-RECIPE_TIP = ("Optional noise recipe for the re-noising noise (default: i.i.d. Gaussian). The paper recommends "
-              "the same recipe as the initial noise (e.g. Repeat-Mask Noise, Eq. 8).")
+RECIPE_TIP = ("Optional noise recipe for the re-noising noise. Empty: the recipe the MODEL carries from LongAnim: "
+              "Apply Noise To Model, else i.i.d. Gaussian. The paper re-noises with the same recipe as the initial "
+              "noise (e.g. Repeat-Mask Noise, Eq. 8): with SamplerCustomAdvanced and a LongAnim NOISE, connect its "
+              "recipe here.")
 
 
 DOC_COMMON = """## What it does (ZoLA section 4.4, Eq. 9, Fig. 3)
@@ -50,7 +52,8 @@ explicit L larger than the steps in the range is an error (sampling does not sta
 - `start = 0`, `end = 0.2-0.4`, `jump = 0` (auto) or 2-5 for 20-50 steps, `repeats = 1` (the paper's single second
   chance; 2-3 for hard scenes at proportional cost).
 - `recipe`: the paper re-noises with the same structured noise as the initial noise (ZoLA Eq. 8): connect the
-  `recipe` output of the noise node you sample with (e.g. Repeat-Mask Noise, ratio 0.5). Empty = i.i.d. noise.
+  `recipe` output of the noise node you sample with (e.g. Repeat-Mask Noise, ratio 0.5). Empty = the recipe of
+  LongAnim: Apply Noise To Model on the same MODEL, else i.i.d. noise.
   Each jump draws its own noise from `seed` and the jump number.
 
 ## Combining

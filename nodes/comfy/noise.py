@@ -19,6 +19,7 @@ from ..algorithms.noise import NoiseRecipe
 from .basics import check_finite_latent, frame_axis_of, set_wrapper
 
 WRAPPER_NOISE = "LongAnim.noise"
+RECIPE_KEY = "LongAnim.noise_recipe"  # transformer_options key: the recipe of the running sample
 SEED_MASK = 0xFFFFFFFFFFFFFFFF
 
 
@@ -58,7 +59,23 @@ class _NoiseReplaceWrapper:
             seed = int(extra_args.get("seed") or 0)
             new = self.recipe.draw(tuple(noise.shape), axis, seed)
             noise = new.to(device=noise.device, dtype=noise.dtype)
-        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+        # publish the recipe for this run only, so noise travel re-noises with the same structured noise (Eq. 9)
+        t_opts = extra_args.setdefault("model_options", {}).setdefault("transformer_options", {})
+        had, saved = RECIPE_KEY in t_opts, t_opts.get(RECIPE_KEY)
+        t_opts[RECIPE_KEY] = self.recipe
+        try:
+            return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+        finally:
+            if had:
+                t_opts[RECIPE_KEY] = saved
+            else:
+                t_opts.pop(RECIPE_KEY, None)
+
+
+def model_recipe(model_options: dict | None) -> NoiseRecipe | None:
+    """The initial-noise recipe of the running sample when its MODEL went through Apply Noise To Model."""
+    recipe = ((model_options or {}).get("transformer_options") or {}).get(RECIPE_KEY)
+    return recipe if isinstance(recipe, NoiseRecipe) else None
 
 
 def patch_model_noise(model, recipe: NoiseRecipe):

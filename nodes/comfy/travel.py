@@ -49,6 +49,7 @@ from ..algorithms import context_schedule as cs
 from ..algorithms import noise_travel as nt
 from ..algorithms.noise import NoiseRecipe
 from .basics import RUN_STATE_KEY, PackSampler, check_interrupt, frame_axis_of, set_wrapper
+from .noise import model_recipe
 
 log = logging.getLogger("LongAnim")
 
@@ -205,7 +206,9 @@ class TravelFunction:
                                        **options)
         plan = self.settings.plan(int(sigmas.shape[-1]) - 1)
         kind, scale = travel_parameterization(model_sampling_of(model))
-        recipe = self.settings.recipe
+        # ZoLA Eq. 9 re-noises with the initial noise's distribution: an explicit recipe, else the one the MODEL
+        # carries (Apply Noise To Model), else i.i.d.
+        recipe = self.settings.recipe or model_recipe(extra_args.get("model_options"))
         if recipe is not None:
             recipe.validate(num_frames=int(x.shape[_frame_axis(x)]))
         noise_fn = make_noise_fn(recipe, self.settings.seed, x, scale)

@@ -269,3 +269,22 @@ def test_travel_function_without_a_model(host):
     assert extra["model_options"]["transformer_options"][basics.RUN_STATE_KEY] == {"seed": 9, "pass": 0}, "restored"
     one = sigmas[:1]
     assert torch.equal(fn(null, x, one, extra_args={}), x)  # no step: the inner sampler returns x unchanged
+
+
+def test_travel_reuses_the_models_noise_recipe(host):
+    """With Apply Noise To Model on the MODEL, travel re-noises with that recipe unless one is wired (Eq. 9)."""
+    from longanim.nodes.comfy import noise as cnoise
+
+    recipe = NoiseRecipe("repeat_mask", {"ratio": 0.5, "base_length": 2})
+    noisy = cnoise.patch_model_noise(host.wan(), recipe)
+    latent = host.wan_latent(6)
+
+    def run(**kw):
+        (patched,) = tn.LongAnimNoiseTravelModel().run(noisy, jump=1, start=0.0, end=0.5, repeats=1, seed=3, **kw)
+        return host.ksample(patched, latent, steps=3)
+
+    implicit, explicit, iid = run(), run(recipe=recipe), run(recipe=NoiseRecipe.iid())
+    assert torch.equal(implicit, explicit)
+    assert not torch.allclose(implicit, iid)
+    # the recipe is published for the run only
+    assert cnoise.RECIPE_KEY not in noisy.model_options.get("transformer_options", {})

@@ -1,4 +1,4 @@
-"""Frame-interval prompt schedules and per-window prompt choice (pure layer, issue 4).
+"""Frame-interval prompt schedules and per-window prompt choice (pure layer).
 
 Papers
 ------

@@ -9,9 +9,12 @@ without any network. The full-video exact denoiser is the upper bound.
 
 Model. Videos ``x`` of ``T`` frames x ``D`` features, zero mean, features i.i.d., temporal covariance
 ``K`` (``T x T``): ``x[:, d] ~ N(0, K)``. ``K`` is a stationary kernel, a mixture of a squared-exponential
-(correlation length ``length_scale`` frames, chosen longer than a window) and a periodic kernel
-(period ``period`` frames, the "slow periodic component"):
-``K(s, t) = (1 - a) exp(-(s - t)^2 / (2 l^2)) + a exp(-2 sin^2(pi (s - t) / p) / l_p^2)``, unit variance.
+(correlation length ``length_scale`` frames), a periodic kernel (period ``period`` frames, the "slow periodic
+component") and a constant (a per-feature global content value ``c_d ~ N(0, g)`` shared by every frame):
+``K(s, t) = (1 - a - g) exp(-(s - t)^2 / (2 l^2)) + a exp(-2 sin^2(pi (s - t) / p) / l_p^2) + g``, unit variance.
+The easy case has ``l`` longer than a window and ``g = 0``; the hard case has ``l`` much shorter than a window
+and a large ``g``: a window sees the global value only through its own frames, mixed with their local variation,
+so windows that do not share frames drift apart in it (:func:`content_drift`).
 
 Denoiser. Variance-exploding / k-diffusion parameterisation ``x_sigma = x0 + sigma * eps`` (EDM,
 Karras et al. 2022, Eq. 1 setting). For a window ``S`` the posterior mean is the Wiener filter
@@ -39,10 +42,14 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Denoiser",
     "GaussianVideoPrior",
+    "content_drift",
+    "covariance_content_drift",
     "covariance_distance",
+    "covariance_jump_profile",
     "covariance_repetition_score",
     "euler_sample",
     "heun_sample",
+    "jump_profile",
     "karras_sigmas",
     "linear_output_covariance",
     "repetition_score",
@@ -63,6 +70,7 @@ def validate_prior_params(
     period: float,
     periodic_weight: float,
     periodic_length_scale: float,
+    global_weight: float = 0.0,
 ) -> None:
     """Validate :class:`GaussianVideoPrior` parameters (raises ``ValueError`` naming the parameter)."""
     if not (isinstance(num_frames, int) and num_frames >= 1):
@@ -77,6 +85,10 @@ def validate_prior_params(
         raise ValueError(f"periodic_weight must be in [0, 1], got {periodic_weight}")
     if not (periodic_length_scale > 0 and math.isfinite(periodic_length_scale)):
         raise ValueError(f"periodic_length_scale must be > 0, got {periodic_length_scale}")
+    if not 0.0 <= global_weight <= 1.0 - periodic_weight:
+        raise ValueError(
+            f"global_weight must be in [0, 1 - periodic_weight = {1.0 - periodic_weight:g}], got {global_weight}"
+        )
 
 
 def _generator(generator: torch.Generator | int) -> torch.Generator:
@@ -118,6 +130,8 @@ class GaussianVideoPrior:
         period: period of the periodic component, in frames.
         periodic_weight: mixture weight ``a`` of the periodic kernel, in [0, 1].
         periodic_length_scale: ``l_p`` of the periodic kernel (smaller = sharper periodic peaks).
+        global_weight: ``g``, variance of the per-feature constant shared by all frames (default 0 = none);
+            ``periodic_weight + global_weight <= 1``.
         jitter: diagonal nugget added to ``K`` (``K`` then has variance ``1 + jitter``); default 1e-6
             keeps the near-low-rank squared-exponential kernel numerically positive definite.
 
@@ -134,9 +148,10 @@ class GaussianVideoPrior:
         periodic_weight: float = 0.3,
         periodic_length_scale: float = 1.0,
         jitter: float = 1e-6,
+        global_weight: float = 0.0,
     ) -> None:
         validate_prior_params(
-            num_frames, features, length_scale, period, periodic_weight, periodic_length_scale
+            num_frames, features, length_scale, period, periodic_weight, periodic_length_scale, global_weight
         )
         if not jitter >= 0:
             raise ValueError(f"jitter must be >= 0, got {jitter}")
@@ -146,6 +161,7 @@ class GaussianVideoPrior:
         self.period = float(period)
         self.periodic_weight = float(periodic_weight)
         self.periodic_length_scale = float(periodic_length_scale)
+        self.global_weight = float(global_weight)
         self.jitter = float(jitter)
         self._cov = self.kernel(
             torch.arange(num_frames, dtype=torch.float64).view(-1, 1)
@@ -164,7 +180,9 @@ class GaussianVideoPrior:
         a = self.periodic_weight
         se = torch.exp(-0.5 * (lag / self.length_scale) ** 2)
         per = torch.exp(-2.0 * torch.sin(math.pi * lag / self.period) ** 2 / self.periodic_length_scale**2)
-        return (1.0 - a) * se + a * per
+        if self.global_weight == 0.0:  # the easy case's kernel, bit for bit
+            return (1.0 - a) * se + a * per
+        return (1.0 - a - self.global_weight) * se + a * per + self.global_weight
 
     def covariance(self) -> torch.Tensor:
         """The true temporal covariance ``K`` ``[T, T]`` float64 (a copy)."""
@@ -429,3 +447,65 @@ def covariance_repetition_score(cov: torch.Tensor, lag: int) -> float:
     num = torch.diagonal(k, offset=lag).sum()
     den = torch.sqrt(diag[:-lag].sum() * diag[lag:].sum())
     return float(num / den) if float(den) > 0 else 0.0
+
+
+def jump_profile(videos: torch.Tensor) -> torch.Tensor:
+    """Mean squared adjacent-frame change ``J[t] = mean (x_{t+1} - x_t)^2`` over samples and features of videos
+    ``[N, T, D]`` (or ``[T, D]``) -> ``float64 [T - 1]``. Compare with :func:`covariance_jump_profile` of the true
+    ``K``: the ratio is 1 where a transition looks like the truth, > 1 at a visible seam, < 1 where the video is
+    smoother than the truth."""
+    if videos.ndim == 2:
+        videos = videos.unsqueeze(0)
+    if videos.ndim != 3 or videos.shape[1] < 2:
+        raise ValueError(f"videos must be [N, T, D] or [T, D] with T >= 2, got {tuple(videos.shape)}")
+    x = videos.to(torch.float64)
+    return ((x[:, 1:] - x[:, :-1]) ** 2).mean(dim=(0, 2))
+
+
+def covariance_jump_profile(cov: torch.Tensor) -> torch.Tensor:
+    """Population value of :func:`jump_profile` for covariance ``cov`` ``[T, T]``:
+    ``J[t] = C[t, t] + C[t+1, t+1] - 2 C[t, t+1]`` -> ``float64 [T - 1]``."""
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or cov.shape[0] < 2:
+        raise ValueError(f"cov must be [T, T] with T >= 2, got {tuple(cov.shape)}")
+    c = cov.to(torch.float64)
+    d = torch.diagonal(c)
+    return d[:-1] + d[1:] - 2.0 * torch.diagonal(c, offset=1)
+
+
+def _check_window(num_frames: int, window: int) -> None:
+    if not (isinstance(window, int) and 1 <= window <= num_frames):
+        raise ValueError(f"window must be an integer number of frames in [1, {num_frames}], got {window}")
+
+
+def content_drift(videos: torch.Tensor, window: int) -> float:
+    """Share of (video, feature) columns whose global content differs between the first and the last window:
+    the sign of the mean over frames ``0..window-1`` differs from the sign of the mean over the last ``window``
+    frames. 0 = every column keeps its content, 0.5 = the two ends are independent (what windows that never share
+    frames give). Videos ``[N, T, D]`` or ``[T, D]``."""
+    if videos.ndim == 2:
+        videos = videos.unsqueeze(0)
+    if videos.ndim != 3:
+        raise ValueError(f"videos must be [N, T, D] or [T, D], got {tuple(videos.shape)}")
+    _check_window(videos.shape[1], window)
+    x = videos.to(torch.float64)
+    first, last = x[:, :window].mean(dim=1), x[:, -window:].mean(dim=1)
+    return float((torch.sign(first) != torch.sign(last)).double().mean())
+
+
+def covariance_content_drift(cov: torch.Tensor, window: int) -> float:
+    """Population value of :func:`content_drift` for zero-mean Gaussian videos of covariance ``cov`` ``[T, T]``:
+    the two window means are jointly Gaussian with correlation ``rho`` (from ``cov``), and two such variables differ
+    in sign with probability ``arccos(rho) / pi`` (Sheppard's formula). Exact for a linear sampler's output
+    covariance (:func:`linear_output_covariance`)."""
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"cov must be [T, T], got {tuple(cov.shape)}")
+    t = cov.shape[0]
+    _check_window(t, window)
+    c = cov.to(torch.float64)
+    a, b = slice(0, window), slice(t - window, t)
+    cab, caa, cbb = c[a, b].sum(), c[a, a].sum(), c[b, b].sum()
+    den = math.sqrt(max(float(caa), 0.0) * max(float(cbb), 0.0))
+    if den <= 0.0:
+        return 0.5
+    rho = max(-1.0, min(1.0, float(cab) / den))
+    return math.acos(rho) / math.pi

@@ -408,13 +408,17 @@ def zola_truncated_windows(
 
 
 def skip_phase_steps(skip_until: float, num_steps: int) -> int:
-    """Number of leading steps that use :func:`spanning_windows`: ``ceil(skip_until * num_steps)`` (float error of
-    ``1e-9`` forgiven, so 0.55 x 20 gives 11). ``skip_until`` in [0, 1]."""
+    """Number of leading steps that use :func:`spanning_windows`: the steps ``i`` whose position ``i / (num_steps - 1)``
+    on the noise schedule is below ``skip_until`` (``ceil(skip_until * (num_steps - 1))``, float error of ``1e-9``
+    forgiven; a single step counts as position 0). The position of step ``i`` is the ramp coordinate of its noise
+    level in ramp-built schedules (Karras, exponential, ``simple``), so one ``skip_until`` switches at about the same
+    noise level whatever the step count: 0.55 x 19 gives 11 of 20 steps, 0.55 x 11 gives 7 of 12. ``skip_until`` in
+    [0, 1]; 1 = every step but the last."""
     if not 0.0 <= float(skip_until) <= 1.0:
         raise ValueError(f"skip_until must be a share of the steps in [0, 1] (0 = off), got {skip_until!r}")
     if not (isinstance(num_steps, int) and num_steps >= 1):
         raise ValueError(f"num_steps must be the number of sampling steps (an integer >= 1), got {num_steps!r}")
-    return min(num_steps, math.ceil(float(skip_until) * num_steps - 1e-9))
+    return min(num_steps, math.ceil(float(skip_until) * max(num_steps - 1, 1) - 1e-9))
 
 
 def make_windows(
@@ -450,7 +454,8 @@ def make_windows(
       once (cost 1). While the noise is high a window that spans the video decides the content every frame
       shares; the later steps' windows (``schedule``) then denoise the detail between neighbouring frames.
       ``0`` (default) = off, i.e. today's schedules at every step. ``skip_until > 0`` needs ``num_steps`` (the
-      sampler's step count); steps ``0 .. skip_phase_steps(skip_until, num_steps) - 1`` are the skip phase.
+      sampler's step count); steps ``0 .. skip_phase_steps(skip_until, num_steps) - 1`` (those whose position
+      ``step / (num_steps - 1)`` on the noise schedule is below ``skip_until``) are the skip phase.
 
     Defaults (``ends="shift"``, ``skip_until=0``) give exactly the windows of the schedule alone, and draw the
     same random numbers.
@@ -536,6 +541,13 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-7 + 1e-4 * abs(b)
 
 
+def _exact_index(sigma: float, sample_sigmas: Sequence[float]) -> int | None:
+    for i, v in enumerate(sample_sigmas):
+        if _close(sigma, v):
+            return i
+    return None
+
+
 def step_of_sigma(sigma: float, sample_sigmas: Sequence[float]) -> int:
     """Sampling step of one model call from its noise level alone: the index of the first entry of
     ``sample_sigmas`` within ``rtol 1e-4, atol 1e-7`` of ``sigma``; otherwise the last step whose sigma is above
@@ -546,9 +558,9 @@ def step_of_sigma(sigma: float, sample_sigmas: Sequence[float]) -> int:
     """
     ss = [float(v) for v in sample_sigmas]
     sig = float(sigma)
-    for i, v in enumerate(ss):
-        if _close(sig, v):
-            return i
+    exact = _exact_index(sig, ss)
+    if exact is not None:
+        return exact
     return max(0, sum(1 for v in ss if v > sig) - 1)
 
 
@@ -556,15 +568,24 @@ class SamplerStepClock:
     """Sampler step of each model evaluation of ONE sampler run, so a step's evaluations share one schedule.
 
     Heun evaluates step ``i`` at ``sigma_i`` and again at ``sigma_{i+1}``; keyed on the call's sigma
-    (:func:`step_of_sigma`) the corrector would draw step ``i+1``'s windows and randomized-blend cuts (StreamingT2V
-    Eq. 8 is one cut per denoising step). With ``multi_call=True`` (see :func:`is_multi_call_sampler`) an
-    evaluation at a noise level strictly below the previous evaluation's (beyond the ``rtol 1e-4`` of
-    :func:`step_of_sigma`) continues the current step; one at the same or a higher level starts a step, numbered
-    :func:`step_of_sigma`. With ``multi_call=False`` every evaluation is numbered :func:`step_of_sigma`
-    (Euler-like samplers: their next step's evaluation is at a lower sigma, so the rule above would merge steps).
+    (:func:`step_of_sigma`) the corrector would draw step ``i+1``'s windows and randomized-blend cuts, while
+    StreamingT2V Eq. 8 is one cut per denoising step. With ``multi_call=True`` (see :func:`is_multi_call_sampler`)
+    an evaluation belongs to the current step ``i`` when it is
 
-    Call once per model evaluation, in the sampler's order (a guider that splits one evaluation into several calls
-    at the same sigma must call it once). Same sequence of sigmas => same steps.
+    - at ``sigma_{i+1}`` right after step ``i``'s first evaluation (Heun's corrector; DPM-2 / DPM++ 2S ancestral,
+      whose second evaluation is at ``sigma_{i+1}`` for ``eta = 1``),
+    - at ``sigma_{i+2}`` or further below, lower than the previous evaluation (Heun++'s third evaluation), or
+    - at a noise level between two schedule entries that :func:`step_of_sigma` puts in step ``i`` (midpoints:
+      DPM-2, DPM++ SDE, SEEDS);
+
+    any other evaluation starts a step, numbered :func:`step_of_sigma` (``sigma_{i+1}`` after a later evaluation of
+    step ``i`` is step ``i+1``'s first). With ``multi_call=False`` every evaluation is numbered
+    :func:`step_of_sigma` - right for one evaluation per step (Euler, DPM++ 2M, ...), where the rule above would
+    merge consecutive steps, so the sampler's kind must be known.
+
+    Call once per model evaluation, in the sampler's order; a guider that splits one evaluation into several calls
+    at the same sigma must call it once (a repeated first evaluation is harmless, a repeated corrector starts the
+    next step). Same sequence of sigmas => same steps.
     """
 
     def __init__(self, sample_sigmas: Sequence[float], multi_call: bool) -> None:
@@ -572,11 +593,22 @@ class SamplerStepClock:
         self.multi_call = bool(multi_call)
         self._last: float | None = None
         self._step = 0
+        self._after_first = False  # the previous evaluation was the current step's first
 
     def __call__(self, sigma: float) -> int:
         sig = float(sigma)
         last, self._last = self._last, sig
-        if self.multi_call and last is not None and sig < last and not _close(sig, last):
+        if not self.multi_call:
+            self._step = step_of_sigma(sig, self.sample_sigmas)
             return self._step
+        after_first, self._after_first = self._after_first, False
+        if last is not None:
+            exact = _exact_index(sig, self.sample_sigmas)
+            if exact is not None:
+                if (exact == self._step + 1 and after_first) or (exact >= self._step + 2 and sig < last):
+                    return self._step
+            elif step_of_sigma(sig, self.sample_sigmas) == self._step:
+                return self._step
         self._step = step_of_sigma(sig, self.sample_sigmas)
+        self._after_first = True
         return self._step

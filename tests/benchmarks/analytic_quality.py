@@ -39,6 +39,10 @@ noise seed and window draws, the same seeds for every technique = common random 
   sampling-noise floor is printed. ``cov exact``: the exact output covariance of the deterministic linear
   techniques (``analytic.linear_output_covariance``, no sampling noise).
 - ``cost``: model evaluations per frame-step = frames passed through the window model / (``T`` x steps).
+
+This is the easy case (one smooth correlation longer than a window). The harder cases - correlation length 6 frames
+with 16-frame windows, a global content value no single window sees whole, drift between the first and the last
+window, 96 and 256 frames - and the search over step-dependent schedules are in ``bench_schedules.py``.
 """
 from __future__ import annotations
 
@@ -155,8 +159,9 @@ class Run:
     """One technique on one group of videos: the denoiser seen by the sampler, with bookkeeping.
 
     Window draws mirror the pack's window loop: the step is the index of the model call's sigma in the schedule (a
-    Heun corrector call at ``sigma_{i+1}`` sees step ``i+1``'s windows, as ``comfy_adapter.step_index`` does) and the
-    seed is ``mix_seed(node_seed=0, sampler_seed, 1000 + travel_pass)``, the pass growing by one per noise-travel jump.
+    Heun corrector call at ``sigma_{i+1}`` sees step ``i+1``'s windows, as ``step_index`` in ``nodes/comfy/windows.py``
+    does) and the seed is ``mix_seed(node_seed=0, sampler_seed, 1000 + travel_pass)``, the pass growing by one per
+    noise-travel jump.
     """
 
     def __init__(self, tech: Technique, prior, sigmas: torch.Tensor, seed: int, cfg: Config):

@@ -197,3 +197,61 @@ def test_validation():
         A.GaussianVideoPrior(8, 4, periodic_weight=1.5)
     with pytest.raises(ValueError, match="generator"):
         A.GaussianVideoPrior(8, 4).sample(1, generator="x")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hard case: short correlation + a global content value; seam (jump profile) and drift metrics
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_global_weight_adds_a_constant_to_the_kernel():
+    hard = A.GaussianVideoPrior(T, 4, length_scale=6.0, periodic_weight=0.0, global_weight=0.7, jitter=0.0)
+    lag = torch.arange(T, dtype=torch.float64)
+    torch.testing.assert_close(hard.covariance()[0], 0.3 * torch.exp(-0.5 * (lag / 6.0) ** 2) + 0.7)
+    mixed = A.GaussianVideoPrior(T, 4, periodic_weight=0.2, global_weight=0.5, jitter=0.0)
+    per = torch.exp(-2.0 * torch.sin(math.pi * lag / 40.0) ** 2)
+    torch.testing.assert_close(mixed.covariance()[0], 0.3 * torch.exp(-0.5 * (lag / 24.0) ** 2) + 0.2 * per + 0.5)
+    with pytest.raises(ValueError, match="global_weight"):
+        A.GaussianVideoPrior(8, 4, periodic_weight=0.5, global_weight=0.6)
+    with pytest.raises(ValueError, match="global_weight"):
+        A.GaussianVideoPrior(8, 4, global_weight=-0.1)
+
+
+def test_jump_profile_matches_its_population_value():
+    hard = A.GaussianVideoPrior(T, 32, length_scale=6.0, periodic_weight=0.0, global_weight=0.7)
+    x = hard.sample(400, generator=3)
+    emp = A.jump_profile(x)
+    pop = A.covariance_jump_profile(hard.covariance())
+    assert emp.shape == (T - 1,) and pop.shape == (T - 1,)
+    # a squared Gaussian difference has relative standard deviation sqrt(2); mean of N = 400 * 32 columns: 5 sigma
+    rel = 5 * math.sqrt(2.0 / (400 * 32))
+    assert float(((emp - pop).abs() / pop).max()) < rel
+    # the constant cancels: the jump depends on the short-range part only, 2 * 0.3 * (1 - exp(-1/72))
+    torch.testing.assert_close(pop, torch.full_like(pop, 2 * 0.3 * (1 - math.exp(-1 / 72))), rtol=1e-4, atol=3e-6)
+    with pytest.raises(ValueError, match="videos"):
+        A.jump_profile(torch.zeros(3, 1, 2))
+
+
+def test_content_drift_matches_sheppard_and_the_extremes():
+    hard = A.GaussianVideoPrior(T, 32, length_scale=6.0, periodic_weight=0.0, global_weight=0.7)
+    k = hard.covariance()
+    want = A.covariance_content_drift(k, W)
+    # population: the two window means' correlation rho, P(signs differ) = arccos(rho) / pi
+    a, b = slice(0, W), slice(T - W, T)
+    rho = float(k[a, b].sum() / torch.sqrt(k[a, a].sum() * k[b, b].sum()))
+    assert want == pytest.approx(math.acos(rho) / math.pi, abs=1e-12)
+    assert 0.1 < want < 0.3
+    x = hard.sample(500, generator=5)
+    n = 500 * 32
+    got = A.content_drift(x, W)
+    assert abs(got - want) < 5 * math.sqrt(want * (1 - want) / n)  # binomial, 5 sigma
+    # independent ends (block-diagonal covariance) give exactly 0.5; identical ends give 0
+    iso = k.clone()
+    iso[:W, W:] = 0
+    iso[W:, :W] = 0
+    assert A.covariance_content_drift(iso, W) == pytest.approx(0.5, abs=1e-12)
+    assert A.covariance_content_drift(torch.ones(T, T, dtype=torch.float64), W) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="window"):
+        A.content_drift(x, 0)
+    with pytest.raises(ValueError, match="window"):
+        A.covariance_content_drift(k, T + 1)

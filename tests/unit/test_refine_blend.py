@@ -3,7 +3,7 @@ loop: the chunk grid F = 24 / O = 8 (uniform windows at stride F - O, last chunk
 overlaps, the cut frequencies on that grid, and the paper's ablation order naive > shared noise > randomized blend
 on a toy temporal signal. The window schedule, masks and fusion themselves are tested in test_context_schedule.py.
 
-The refine node maps its inputs exactly like this (comfy_adapter.refine_window_options):
+The refine node maps its inputs exactly like this (nodes/comfy/refine.py: refine_window_options):
 ``make_windows("uniform", T, step, seed, length=F, stride=F-O, ...)`` and, per step,
 ``randomized_blend_masks(windows, T, step_generator(seed, step, STREAM_BLEND))``.
 """

@@ -110,7 +110,7 @@ def main() -> int:
     ARGS = ap.parse_args()
     import safetensors.torch
 
-    out = Path(ARGS.out)
+    out = Path(ARGS.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     with ComfyServer(ARGS.comfyui, sys.executable, output_dir=out / "server") as server:

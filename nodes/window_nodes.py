@@ -9,6 +9,7 @@ from __future__ import annotations
 from .algorithms import context_schedule as cs
 from .algorithms import prompt_schedule as ps
 from .base import MAX_FRAMES, LongAnimNode, combo_input, int_input, link_input, outputs, seed_input, string_input
+from .comfy import basics as cb
 from .comfy import window_options as cwo
 from .comfy import windows as cw
 
@@ -33,11 +34,35 @@ PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prom
               "frames they cover. Prompts of different token lengths are padded as ComfyUI pads them; if that needs "
               "more than 4x padding (e.g. 1 vs 5 chunks of 75 tokens), those windows use the zola rule and the server "
               "log says so.")
+KEEP_FIRST_TIP = ("Image-to-video (Wan 2.1/2.2 I2V, Wan 2.2 5B TI2V, LTX-Video, HunyuanVideo I2V): turn on so every "
+                  "window also sees frame 0, the start image, and keeps its look and identity over the whole "
+                  "video. Frame 0 (its latent and its image conditioning) is added in front of each window that "
+                  "does not hold it, and that extra frame's output is thrown away: the window's own frames are "
+                  "unchanged. Costs one frame per window. Leave off for text-to-video and SD/AnimateDiff. Not "
+                  "with looped / closed_loop windows.")
+UNIT_TIP = ("Unit of context_length, stride and overlap. latent frames: as the latent holds them. video frames: "
+            "the frames you see, as Wan (4n+1), HunyuanVideo (4n+1) and LTX-Video (8n+1) users type them; "
+            "converted with the model's temporal compression ((n - 1) // r + 1, overlap n // r; SD/AnimateDiff: "
+            "r = 1, the same numbers).")
+LENGTH_UNITS = ["latent frames", "video frames"]
 OUT = outputs(("MODEL", "model", "The model with LongAnim context windows; connect it to any sampler."))
 
 
 def _patch(model, **kw):
     return (cw.patch_model_windows(model, cwo.WindowOptions(**kw)),)
+
+
+def _latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0) -> tuple[int, int, int]:
+    """(length, stride, overlap) in latent frames; ``unit = "video frames"`` converts with the model's temporal
+    compression r: length and stride ``(n - 1) // r + 1`` (stride at most the length), overlap ``n // r``."""
+    if unit == "latent frames":
+        return length, stride, overlap
+    if unit != "video frames":
+        raise ValueError(f"length_unit must be one of {LENGTH_UNITS}, got {unit!r}")
+    r = cb.temporal_compression(model)
+    latent = cb.video_frames_to_latent(length, r)
+    return latent, max(1, min(latent, cb.video_frames_to_latent(stride, r))), min(latent - 1, overlap // r) \
+        if latent > 1 else 0
 
 
 class LongAnimZoLAWindows(LongAnimNode):
@@ -64,12 +89,16 @@ class LongAnimZoLAWindows(LongAnimNode):
         }, "optional": {
             "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
+            "keep_first_frame": ("BOOLEAN", {"default": False, "tooltip": KEEP_FIRST_TIP}),
+            "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
         }}
 
     def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=0,
-            prompt_rule="zola"):
+            prompt_rule="zola", keep_first_frame=False, length_unit="latent frames"):
+        context_length, stride, _ = _latent_lengths(model, length_unit, context_length, stride)
         return _patch(model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
-                      fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
+                      fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
+                      keep_first_frame=bool(keep_first_frame))
 
 
 class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
@@ -84,9 +113,11 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
         spec["required"]["context_length"] = int_input(81, 1, 4097, "Video frames the model sees at once (81 for "
                                                        "Wan 2.1 = 21 latent frames).", step=4)
         spec["required"]["stride"] = int_input(61, 1, 4097, "Video frames between window starts.", step=4)
+        del spec["optional"]["length_unit"]  # always video frames
         return spec
 
     def run(self, model, context_length, stride, *args, **kwargs):
+        kwargs.pop("length_unit", None)
         latent = max(1, (context_length - 1) // 4 + 1)
         return super().run(model, latent, max(1, min(latent, (stride - 1) // 4 + 1)), *args, **kwargs)
 
@@ -113,11 +144,16 @@ class LongAnimGenLWindows(LongAnimNode):
             "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "genl", PROMPT_TIP),
             "seed": seed_input("Seed of the randomized-blend cuts (only used with fusion = randomized_blend)."),
+            "keep_first_frame": ("BOOLEAN", {"default": False, "tooltip": KEEP_FIRST_TIP}),
+            "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
         }}
 
-    def run(self, model, context_length, stride, fusion, max_windows_per_batch=0, prompt_rule="genl", seed=0):
+    def run(self, model, context_length, stride, fusion, max_windows_per_batch=0, prompt_rule="genl", seed=0,
+            keep_first_frame=False, length_unit="latent frames"):
+        context_length, stride, _ = _latent_lengths(model, length_unit, context_length, stride)
         return _patch(model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
-                      max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
+                      max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
+                      keep_first_frame=bool(keep_first_frame))
 
 
 def _schedule_inputs() -> dict:
@@ -156,13 +192,18 @@ class LongAnimContextWindows(LongAnimNode):
                                          "authors' code (cut from O values)."),
             "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
+            "keep_first_frame": ("BOOLEAN", {"default": False, "tooltip": KEEP_FIRST_TIP}),
+            "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
         }}
 
     def run(self, model, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed, fusion,
-            blend_variant="paper", max_windows_per_batch=0, prompt_rule="zola"):
+            blend_variant="paper", max_windows_per_batch=0, prompt_rule="zola", keep_first_frame=False,
+            length_unit="latent frames"):
+        context_length, stride, overlap = _latent_lengths(model, length_unit, context_length, stride, overlap)
         return _patch(model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                       max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
-                      seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule)
+                      seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
+                      keep_first_frame=bool(keep_first_frame))
 
 
 class LongAnimPreviewSchedule(LongAnimNode):

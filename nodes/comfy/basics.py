@@ -6,11 +6,14 @@ Owns:
 - :func:`frame_axis_of`: frames are the batch (axis 0) for SD/AnimateDiff latents ``[T, C, H, W]`` and axis 2 for
   video latents ``[B, C, T, H, W]``;
 - the per-run state the pack's wrappers publish to its window loop (``transformer_options["LongAnim.run"]``);
-- model-family detection (UNet with frames in the batch, Wan video DiT) and percent -> sigma of the model's schedule.
+- model-family detection (UNet with frames in the batch, Wan video DiT), the family's temporal compression, the
+  check that a latent's layout fits the model, and percent -> sigma of the model's schedule.
 
 Core hooks used: ``comfy.model_management.throw_exception_if_processing_interrupted``, ``comfy.utils.ProgressBar``
 and ``PROGRESS_BAR_ENABLED``, ``latent_preview.prepare_callback``, ``ModelPatcher.get_model_object`` and
-``model_sampling.percent_to_sigma``; the model classes ``UNetModel`` and ``WanModel`` for family detection.
+``model_sampling.percent_to_sigma``; ``BaseModel.latent_format`` (``latent_channels``,
+``temporal_downscale_ratio`` where the host has it); the model classes ``UNetModel`` and ``WanModel`` for family
+detection.
 """
 from __future__ import annotations
 
@@ -211,6 +214,52 @@ def require_video_dit(model, node: str) -> None:
                          f"at once, got the UNet {family_label(model)}, whose frames never attend to each other; "
                          "use LongAnim: Temporal Momentum Attention or Cross-Frame Attention instead")
     raise ValueError(f"model: {node} supports Wan-family video models (Wan 2.1/2.2), got {family_label(model)}")
+
+
+# latent-format class -> video frames per latent frame, for hosts whose latent formats lack
+# ``temporal_downscale_ratio`` (0.3.75); causal video VAEs: latent frame 0 holds one video frame, the others r
+_TEMPORAL_RATIO = {"Wan21": 4, "Wan22": 4, "HunyuanVideo": 4, "LTXV": 8, "Mochi": 6}
+
+
+def temporal_compression(model) -> int:
+    """Video frames per latent frame of the model's latent format (Wan / HunyuanVideo 4, LTX-Video 8); 1 for image
+    models (SD/AnimateDiff hold one video frame per latent in the batch) and unknown formats."""
+    fmt = getattr(getattr(model, "model", None), "latent_format", None)
+    ratio = getattr(fmt, "temporal_downscale_ratio", None)
+    if isinstance(ratio, int) and ratio >= 1:
+        return ratio
+    return _TEMPORAL_RATIO.get(type(fmt).__name__, 1)
+
+
+def video_frames_to_latent(frames: int, ratio: int) -> int:
+    """Latent frames of ``frames`` video frames under a causal VAE of temporal ratio ``ratio``: ``(n - 1) // r + 1``."""
+    return max(1, (int(frames) - 1) // int(ratio) + 1)
+
+
+def check_latent_fits_model(model, samples) -> None:
+    """Refuse a latent whose layout the model cannot take, naming the mismatch and the fix (core would fail deep in
+    a convolution): a video latent ``[B, C, T, H, W]`` into an image UNet, an image-batch latent into a video DiT, or
+    a channel count other than the model's latent format's."""
+    if not isinstance(samples, torch.Tensor):
+        return
+    family, label = model_family(model), family_label(model)
+    video = temporal_compression(model) > 1 or family == "wan"
+    if family == "unet" and samples.ndim == 5:
+        raise ValueError(f"latent_image: a video latent {list(samples.shape)} ([B, C, frames, H, W], e.g. from a "
+                         f"Wan/LTXV/Hunyuan latent node) cannot go into the image model {label}, which takes frames "
+                         "in the batch [frames, C, H, W]; use Empty Latent Image with batch_size = frames, or load "
+                         "the video model the latent was made for")
+    if video and samples.ndim == 4:
+        raise ValueError(f"latent_image: an image-batch latent {list(samples.shape)} ([frames, C, H, W]) cannot go "
+                         f"into the video model {label}, which takes [B, C, frames, H, W]; make the latent with the "
+                         "family's own latent node (e.g. EmptyHunyuanLatentVideo for Wan/Hunyuan, "
+                         "EmptyLTXVLatentVideo for LTX-Video)")
+    fmt = getattr(getattr(model, "model", None), "latent_format", None)
+    channels = getattr(fmt, "latent_channels", None)
+    if isinstance(channels, int) and samples.ndim in (4, 5) and samples.shape[1] != channels:
+        raise ValueError(f"latent_image: it has {samples.shape[1]} channels but {label} takes {channels}-channel "
+                         f"latents ({type(fmt).__name__}); make the latent with the node of this model's family "
+                         "(e.g. Wan 2.2 5B takes 48 channels from Wan22ImageToVideoLatent, Wan 2.1/2.2 14B 16)")
 
 
 def sigma_range(model, start_percent: float, end_percent: float) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """The options of LongAnim's window loop and the picture of the schedule they give.
 
 Owns :class:`WindowOptions` (schedule, window length, stride/overlap/skip, fusion, seeds, windows per call, prompt
-rule: plain values, so they deep-copy with the model) and :func:`schedule_picture`, the drawing of the windows every
+rule, keep_first_frame:
+plain values, so they deep-copy with the model) and :func:`schedule_picture`, the drawing of the windows every
 sampling step uses. Both are shared by the window nodes, the Preview Schedule node, the window loop
 (``windows.py``) and the canvas preview route (``routes.py``): one source of truth for what sampling does.
 
@@ -31,6 +32,7 @@ class WindowOptions:
     seed: int = 0
     max_batch: int = 1
     prompt_rule: str = "zola"
+    keep_first_frame: bool = False
     extra: dict = field(default_factory=dict)
 
     def _params(self) -> dict:
@@ -51,6 +53,10 @@ class WindowOptions:
             raise ValueError(f"blend_variant must be one of {list(cs.BLEND_VARIANTS)}, got {self.blend_variant!r}")
         if self.prompt_rule not in ("zola", "genl"):
             raise ValueError(f"prompt_rule must be 'zola' or 'genl', got {self.prompt_rule!r}")
+        if self.keep_first_frame and (self.schedule == "looped" or self.closed_loop):
+            raise ValueError("keep_first_frame: windows that wrap around the end (schedule 'looped' or "
+                             "closed_loop) put frame 0 in the middle of a window; use another schedule or turn "
+                             "keep_first_frame off")
         if self.max_batch < 0:
             raise ValueError(f"max_windows_per_batch must be >= 0 (0 = auto), got {self.max_batch}")
 

@@ -29,7 +29,15 @@ import torch
 from ..algorithms import context_schedule as cs
 from ..algorithms import prompt_schedule as ps
 from . import animatediff as ade
-from .basics import RUN_STATE_KEY, check_finite_latent, check_interrupt, frame_axis_of, run_state, set_wrapper
+from .basics import (
+    RUN_STATE_KEY,
+    check_finite_latent,
+    check_interrupt,
+    check_latent_fits_model,
+    frame_axis_of,
+    run_state,
+    set_wrapper,
+)
 from .window_options import WindowOptions
 
 logger = logging.getLogger(__name__)
@@ -82,17 +90,49 @@ def step_index(timestep: torch.Tensor, model_options: dict) -> int:
     """Sampling step of this model call: the index of ``timestep`` in ``sample_sigmas``.
 
     Substep evaluations (Heun, DPM-2, SDE midpoints) whose sigma is not in the schedule belong to the last step
-    whose sigma is above theirs, so they see that step's windows.
+    whose sigma is above theirs, so they see that step's windows. A run that continues another (see
+    :func:`continued_run`) counts on from that run's last step: the global step.
     """
-    sample_sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+    t_opts = model_options.get("transformer_options", {})
+    sample_sigmas = t_opts.get("sample_sigmas")
+    offset = int(t_opts.get(RUN_STATE_KEY, {}).get("step_offset", 0))
     if sample_sigmas is None:
-        return 0
+        return offset
     sig = float(timestep.reshape(-1)[0])
     ss = sample_sigmas.detach().float().cpu()
     close = torch.nonzero(torch.isclose(ss, torch.tensor(sig), rtol=1e-4, atol=1e-7)).flatten()
     if close.numel():
-        return int(close[0])
-    return max(0, int((ss > sig).sum()) - 1)
+        return offset + int(close[0])
+    return offset + max(0, int((ss > sig).sum()) - 1)
+
+
+# Continued runs (Wan 2.2's two experts: KSamplerAdvanced 0..k on the high-noise model with leftover noise, then
+# k..n on the low-noise model without new noise): a run that adds no noise and starts at the sigma where a finished
+# run on a latent of the same shape stopped continues that run's schedule -- its seed and its step count -- so
+# windows and blend cuts stay a function of (seed, global step) across the switch.
+_CONTINUATIONS: OrderedDict[tuple, tuple[int, int]] = OrderedDict()  # (shape, last sigma) -> (seed, global step)
+_MAX_CONTINUATIONS = 16
+
+
+def _sigma_key(shape, sigma) -> tuple:
+    return tuple(int(d) for d in shape), float(sigma)
+
+
+def continued_run(shape, sigmas: torch.Tensor, noise) -> tuple[int, int] | None:
+    """(seed, step offset) of the finished run this one continues, or None (see ``_CONTINUATIONS``)."""
+    if not isinstance(noise, torch.Tensor) or sigmas is None or sigmas.numel() < 2 or bool(noise.any()):
+        return None
+    return _CONTINUATIONS.get(_sigma_key(shape, sigmas.reshape(-1)[0]))
+
+
+def note_finished_run(shape, sigmas: torch.Tensor, seed: int, offset: int) -> None:
+    last = float(sigmas.reshape(-1)[-1]) if sigmas is not None and sigmas.numel() > 1 else 0.0
+    if last <= 0.0:  # a run that ended at sigma 0 is complete: nothing continues it
+        return
+    _CONTINUATIONS[_sigma_key(shape, last)] = (int(seed), int(offset) + int(sigmas.numel()) - 1)
+    _CONTINUATIONS.move_to_end(_sigma_key(shape, last))
+    while len(_CONTINUATIONS) > _MAX_CONTINUATIONS:
+        _CONTINUATIONS.popitem(last=False)
 
 
 def _has_tags(conds) -> bool:
@@ -121,6 +161,7 @@ class _WindowView:
         self.guide_overlap_info: list[tuple[int, int]] = []
         self.guide_kf_local_positions: list[int] = []
         self.guide_downscale_factors: list[int] = []
+        self.causal_anchor_index: int | None = None  # 0 when frame 0 was prepended as the reference frame
 
     def get_tensor(self, full: torch.Tensor, device=None, dim=None, retain_index_list=()) -> torch.Tensor:
         dim = self.dim if dim is None else dim
@@ -215,6 +256,103 @@ def _slice_value(value, axis: int, num_frames: int, idx_list: list[torch.Tensor]
     return None
 
 
+LTXV_TIME_SCALE = 8  # LTX-Video: pixel time coordinate of latent frame p is 8 p (its VAE's temporal ratio)
+
+
+def _cond_value(conds, key: str):
+    """The first ``model_conds[key]`` tensor of any cond entry (raw tensor or a CONDRegular's ``.cond``)."""
+    for cond in conds:
+        for entry in cond or []:
+            mc = entry.get("model_conds")
+            if isinstance(mc, dict) and key in mc:
+                value = mc[key]
+                return value if isinstance(value, torch.Tensor) else getattr(value, "cond", None)
+    return None
+
+
+class _FrameLayout:
+    """Which latent frames of one model evaluation are video and which are LTX-Video keyframe guides, and which
+    extra frames each window carries.
+
+    ``LTXVAddGuide`` appends G guide latents after the V video frames (``T = V + G``) and gives the model their
+    pixel coordinates in ``keyframe_idxs`` ([B, 3, G·h·w] on 0.3.75, [B, 3, G·h·w, 2] start/end on newer hosts),
+    guide frame j owning tokens ``j·h·w .. (j+1)·h·w - 1``; its target latent frame is ``ceil(t / 8)`` of its first
+    time coordinate (``LTXVAddGuide.get_latent_index``). Windows are drawn over the V video frames; each window's
+    model frames are ``[0]`` (with ``keep_first_frame``, when the window lacks frame 0) + the window + the guide
+    latents whose target frame is in the window. Without guides and ``keep_first_frame`` the model frames are the
+    window itself (the plain loop, bit for bit).
+    """
+
+    def __init__(self, conds, x_in: torch.Tensor, axis: int, keep_first: bool):
+        total = x_in.shape[axis]
+        self.total = total
+        self.keep_first = keep_first
+        self.targets: list[int] = []
+        kf = _cond_value(conds, "keyframe_idxs") if axis == 2 else None
+        if isinstance(kf, torch.Tensor) and kf.ndim >= 3 and kf.shape[2] > 0:
+            hw = x_in.shape[-1] * x_in.shape[-2]
+            guides = kf.shape[2] // hw
+            if guides * hw != kf.shape[2] or not 0 < guides < total:
+                raise ValueError(f"positive/negative: keyframe_idxs holds {kf.shape[2]} guide tokens, not a whole "
+                                 f"number of {hw}-token latent frames of this {list(x_in.shape)} latent; use "
+                                 "LTXVAddGuide on the latent you sample, and LTXVCropGuides only after sampling")
+            times = kf[0, 0].reshape(guides, hw, -1).amin(dim=(1, 2)).tolist()
+            video = total - guides
+            self.targets = [min(video - 1, max(0, (int(t) + LTXV_TIME_SCALE - 1) // LTXV_TIME_SCALE))
+                            for t in times]
+        self.video = total - len(self.targets)
+
+    @property
+    def plain(self) -> bool:
+        return not self.keep_first and not self.targets
+
+    def prefix(self, window: list[int]) -> list[int]:
+        return [0] if self.keep_first and 0 not in window else []
+
+    def guides(self, window: list[int]) -> list[int]:
+        """Guide indices j (0..G-1) whose target frame is in ``window``."""
+        held = set(window)
+        return [j for j, g in enumerate(self.targets) if g in held]
+
+    def model_frames(self, window: list[int]) -> list[int]:
+        return self.prefix(window) + list(window) + [self.video + j for j in self.guides(window)]
+
+    def group_key(self, window: list[int]) -> tuple:
+        return len(self.prefix(window)), tuple(self.guides(window)) if self.targets else ()
+
+    def guide_positions(self, window: list[int]) -> list[tuple[int, int]]:
+        """(guide j, position of its target frame among the window's model frames) for the window's guides."""
+        frames = self.prefix(window) + list(window)
+        return [(j, frames.index(self.targets[j])) for j in self.guides(window)]
+
+    def keyframe_idxs(self, kf: torch.Tensor, window: list[int], hw: int) -> torch.Tensor | None:
+        """The window's guides' tokens of ``keyframe_idxs`` with the time coordinate re-based to the window:
+        ``t_new = t_old + 8 (p - g)`` for a guide targeting latent frame g sitting at window position p."""
+        parts = []
+        for j, pos in self.guide_positions(window):
+            part = kf[:, :, j * hw:(j + 1) * hw].clone()
+            part[:, 0] += LTXV_TIME_SCALE * (pos - self.targets[j])
+            parts.append(part)
+        return torch.cat(parts, dim=2) if parts else None
+
+    def guide_entries(self, entries, window: list[int]):
+        """0.28.0's ``guide_attention_entries`` (one per LTXVAddGuide call, ``latent_shape[0]`` frames each) of the
+        window's guides: whole entries kept, partly held ones cut to the frames held."""
+        held, out, start = set(self.guides(window)), [], 0
+        for entry in entries:
+            n = int(entry["latent_shape"][0])
+            k = sum(1 for j in range(start, start + n) if j in held)
+            if k:
+                e = dict(entry)
+                if k != n:
+                    h, w = entry["latent_shape"][1:]
+                    e["latent_shape"] = [k, h, w]
+                    e["pre_filter_count"] = k * h * w
+                out.append(e)
+            start += n
+        return out
+
+
 WINDOWS_KEY = "longanim_windows"  # LATENT key: windows (index lists) of the last step that produced it
 RECORD_KEY = "LongAnim.schedule_record"  # transformer_options: the ScheduleRecord of the running sample
 
@@ -280,7 +418,8 @@ class LongAnimContextHandler(_HandlerBase):
     # -- ContextHandlerABC ---------------------------------------------------------------------
     def should_use_context(self, model, conds, x_in, timestep, model_options) -> bool:
         axis = frame_axis_of(x_in)
-        return x_in.shape[axis] > self.options.length or _has_tags(conds)
+        layout = _FrameLayout(conds, x_in, axis, self.options.keep_first_frame)
+        return layout.video > self.options.length or _has_tags(conds)
 
     def get_resized_cond(self, cond_in, x_in, window, device=None):
         axis = frame_axis_of(x_in)
@@ -309,12 +448,17 @@ class LongAnimContextHandler(_HandlerBase):
                        "their frames (the 'zola' rule) instead")
         return plain + [tagged[ps.zola_prompt_for_window(window, intervals)]]
 
-    def _resize_cond(self, cond_in, windows, num_frames, axis):
+    def _resize_cond(self, cond_in, windows, num_frames, axis, layout: _FrameLayout | None = None):
+        """The conds of a batch of windows: per-frame tensors sliced to each window's model frames (see
+        :class:`_FrameLayout`) and joined on the batch axis; LTX-Video guide conds rebuilt per window;
+        HunyuanVideo's ``guiding_frame_index`` (the model's clean first frame) dropped from windows whose first
+        frame is not frame 0."""
         if cond_in is None:
             return None
         if len(windows) == 1:
             cond_in = self._select_prompts(cond_in, windows[0])
-        idx = [torch.tensor(w, dtype=torch.long) for w in windows]
+        frames = [layout.model_frames(w) for w in windows] if layout is not None else [list(w) for w in windows]
+        idx = [torch.tensor(f, dtype=torch.long) for f in frames]
         out = []
         for entry in cond_in:
             new = dict(entry)
@@ -323,6 +467,13 @@ class LongAnimContextHandler(_HandlerBase):
                     mc = dict(value)
                     for ck, cv in value.items():
                         tensor = cv if isinstance(cv, torch.Tensor) else getattr(cv, "cond", None)
+                        if layout is not None and layout.targets and ck in ("keyframe_idxs",
+                                                                              "guide_attention_entries"):
+                            self._resize_guides(mc, ck, cv, tensor, windows, layout)
+                            continue
+                        if ck == "guiding_frame_index" and any(f[0] != 0 for f in frames):
+                            del mc[ck]
+                            continue
                         sliced = _slice_value(tensor, axis, num_frames, idx, 0)
                         if sliced is not None:
                             mc[ck] = sliced if isinstance(cv, torch.Tensor) else cv._copy_with(cond=sliced)
@@ -334,17 +485,40 @@ class LongAnimContextHandler(_HandlerBase):
             out.append(new)
         return out
 
+    @staticmethod
+    def _resize_guides(mc: dict, key: str, cv, tensor, windows, layout: _FrameLayout) -> None:
+        """keyframe_idxs / guide_attention_entries of the batch's windows (all hold the same guides: one group)."""
+        if key == "keyframe_idxs":
+            hw = tensor.shape[2] // len(layout.targets)
+            parts = [layout.keyframe_idxs(tensor, w, hw) for w in windows]
+            if parts[0] is None:
+                del mc[key]
+                return
+            joined = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+            mc[key] = joined if isinstance(cv, torch.Tensor) else cv._copy_with(cond=joined)
+            return
+        entries = getattr(cv, "cond", cv)
+        if not isinstance(entries, list):
+            return
+        kept = layout.guide_entries(entries, windows[0])
+        if not kept:
+            del mc[key]
+        else:
+            mc[key] = cv._copy_with(cond=kept) if hasattr(cv, "_copy_with") else kept
+
     # -- the loop ---------------------------------------------------------------------------------
     def execute(self, calc_cond_batch, model, conds, x_in, timestep, model_options):
         opts = self.options
         axis = frame_axis_of(x_in)
         num_frames = x_in.shape[axis]
         self.dim = axis
+        layout = _FrameLayout(conds, x_in, axis, opts.keep_first_frame)
+        video = layout.video
         state = run_state(model_options)
         step = step_index(timestep, model_options)
         seed = opts.step_seed(state.get("seed", 0), state.get("pass", 0))
-        windows = opts.windows(num_frames, step, seed)
-        masks = opts.blend_masks(windows, num_frames, step, seed)
+        windows = opts.windows(video, step, seed)
+        masks = opts.blend_masks(windows, video, step, seed)
         record = model_options.get("transformer_options", {}).get(RECORD_KEY)
         if isinstance(record, ScheduleRecord):
             record.note(step, windows)
@@ -362,23 +536,36 @@ class LongAnimContextHandler(_HandlerBase):
             max_batch = opts.max_batch or self._auto_windows(model, x_in, axis)
         slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
+        guide_sum = guide_count = None
+        if layout.targets:
+            guide_sum = [torch.zeros_like(x_in.narrow(axis, video, len(layout.targets))) for _ in conds]
+            guide_count = [0] * len(layout.targets)
 
-        def evaluate(batch: list[list[int]]) -> list[torch.Tensor]:
-            idx = [torch.tensor(w, dtype=torch.long, device=x_in.device) for w in batch]
+        def call(batch: list[list[int]]) -> list[torch.Tensor]:
+            """One model call on windows sharing one frame layout; per window, the outputs of its model frames."""
+            frames = [layout.model_frames(w) for w in batch]
+            idx = [torch.tensor(f, dtype=torch.long, device=x_in.device) for f in frames]
             x_b = torch.cat([x_in.index_select(axis, i) for i in idx], dim=0)
             if per_frame_t:
                 t_b = torch.cat([timestep.index_select(0, i.to(timestep.device)) for i in idx])
             else:
                 t_b = torch.cat([timestep] * len(batch))
-            sub_conds = [self._resize_cond(c, batch, num_frames, axis) for c in conds]
-            t_opts["context_window"] = _window_view(batch[0], axis, num_frames)
-            t_opts["ad_params"] = {"sub_idxs": list(batch[0]), "full_length": num_frames,
-                                   "context_length": len(batch[0]), "sub_idxs_batch": [list(w) for w in batch]}
+            sub_conds = [self._resize_cond(c, batch, num_frames, axis, layout) for c in conds]
+            view_frames = [layout.prefix(w) + list(w) for w in batch]  # the video frames of the call
+            view = _window_view(view_frames[0], axis, num_frames)
+            if not layout.plain:
+                view.total_frames = video
+                view.causal_anchor_index = 0 if layout.prefix(batch[0]) else None
+                view.guide_frames_indices = [video + j for j in layout.guides(batch[0])]
+                view.guide_kf_local_positions = [p for _, p in layout.guide_positions(batch[0])]
+            t_opts["context_window"] = view
+            t_opts["ad_params"] = {"sub_idxs": list(view_frames[0]), "full_length": num_frames,
+                                   "context_length": len(view_frames[0]), "sub_idxs_batch": view_frames}
             if slicer is not None:
-                slicer.set(batch)
-            cleanups = [cb(batch, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
+                slicer.set(frames)
+            cleanups = [cb(view_frames, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
             if ade_state is not None:
-                cleanups.append(ade.set_window(ade_state, batch[0], num_frames))
+                cleanups.append(ade.set_window(ade_state, view_frames[0], num_frames))
             try:
                 outs = calc_cond_batch(model=model, conds=sub_conds, x_in=x_b, timestep=t_b,
                                        model_options=model_options)
@@ -391,11 +578,40 @@ class LongAnimContextHandler(_HandlerBase):
             per_cond = [o.chunk(len(batch), dim=0) for o in outs]
             return [torch.stack([pc[i] for pc in per_cond], dim=0) for i in range(len(batch))]
 
-        stacked = x_in.unsqueeze(0).expand(len(conds), *x_in.shape)
+        def evaluate(batch: list[list[int]]) -> list[torch.Tensor]:
+            if layout.plain:
+                return call(batch)
+            groups: dict[tuple, list[int]] = {}
+            for i, w in enumerate(batch):
+                groups.setdefault(layout.group_key(w), []).append(i)
+            results: list[torch.Tensor | None] = [None] * len(batch)
+            for ids in groups.values():
+                for i, o in zip(ids, call([batch[i] for i in ids]), strict=True):
+                    w = batch[i]
+                    start = len(layout.prefix(w))
+                    for k, j in enumerate(layout.guides(w)):  # guide outputs: averaged over the windows holding it
+                        pos = start + len(w) + k
+                        for ci in range(len(conds)):
+                            guide_sum[ci].narrow(axis, j, 1).add_(o[ci].narrow(axis, pos, 1))
+                        guide_count[j] += 1
+                    results[i] = o.narrow(axis + 1, start, len(w))  # the window's own frames only
+            return results
+
+        x_video = x_in if not layout.targets else x_in.narrow(axis, 0, video)
+        stacked = x_video.unsqueeze(0).expand(len(conds), *x_video.shape)
         weights = None if masks is not None else opts.fusion
         fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, weights=weights, blend_masks=masks,
                               max_batch=max_batch, check_interrupt=check_interrupt)
-        return [fused[i] for i in range(len(conds))]
+        if not layout.targets:
+            return [fused[i] for i in range(len(conds))]
+        result = []
+        for ci in range(len(conds)):
+            guides = x_in.narrow(axis, video, len(layout.targets)).clone()
+            for j, n in enumerate(guide_count):
+                if n:  # a guide no window held keeps its latent (its noise mask holds it to the guide anyway)
+                    guides.narrow(axis, j, 1).copy_(guide_sum[ci].narrow(axis, j, 1) / n)
+            result.append(torch.cat([fused[ci], guides.to(fused.dtype)], dim=axis))
+        return result
 
 
 def _interpolate_entries(weighted: list[tuple[dict, float]]) -> tuple[dict | None, str]:
@@ -463,7 +679,9 @@ def _warn_once(message: str) -> None:
 
 
 class _RunStateWrapper:
-    """SAMPLER_SAMPLE wrapper: publish the sampler's seed to the window loop and check the setup before sampling."""
+    """SAMPLER_SAMPLE wrapper: publish the sampler's seed and step offset to the window loop, check the setup before
+    sampling (the latent's layout against the model family, one window loop per model), and note the finished run
+    so a run continuing it (the second Wan 2.2 expert) continues its schedule."""
 
     def __init__(self, check_handler: bool):
         self.check_handler = check_handler
@@ -475,18 +693,30 @@ class _RunStateWrapper:
         state = dict(t_opts.get(RUN_STATE_KEY, {}))
         state.setdefault("pass", 0)
         state["seed"] = int(extra_args.get("seed") or 0)
+        latent = args[0] if args else kwargs.get("latent_image")
+        patcher = getattr(guider, "model_patcher", None)
+        if patcher is not None:
+            check_latent_fits_model(patcher, latent)
+        shape = tuple(latent.shape) if isinstance(latent, torch.Tensor) else None
+        cont = continued_run(shape, sigmas, noise) if shape is not None else None
+        if cont is not None:
+            state["seed"], state["step_offset"] = cont
+        else:
+            state["step_offset"] = 0
         t_opts[RUN_STATE_KEY] = state
         if self.check_handler and not isinstance(mo.get("context_handler"), LongAnimContextHandler):
             raise ValueError("model: another context-window node (core Context Windows or AnimateDiff context "
                              "options) replaced LongAnim's windows on this MODEL; use only one of them")
-        patcher = getattr(guider, "model_patcher", None)
         other = foreign_context(patcher) if self.check_handler and patcher is not None else None
         if other and "core Context Windows" not in other:
             raise ValueError(f"model: LongAnim windows cannot run together with {other}; remove one of them")
         conds = getattr(guider, "conds", {}) or {}
         if noise is not None and noise.ndim == 4:
             check_control_hints(list(conds.values()), noise.shape[0])
-        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+        out = executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+        if shape is not None:
+            note_finished_run(shape, sigmas, state["seed"], state["step_offset"])
+        return out
 
 
 class _PrepareSamplingWrapper:

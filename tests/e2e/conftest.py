@@ -28,8 +28,9 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     from comfy_client import ComfyServer
+    from reliability_sweep import SERVER_ARGS  # previews on: every sampler step is a progress (and cancel) point
 
-    srv = ComfyServer(COMFY, PYTHON, output_dir=tmp_path_factory.mktemp("comfy-output"))
+    srv = ComfyServer(COMFY, PYTHON, output_dir=tmp_path_factory.mktemp("comfy-output"), extra_args=SERVER_ARGS)
     srv.start()
     yield srv
     srv.stop()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from comfy_client import ServerError, execution_error
 from reliability_sweep import (
-    cancel,
+    cancel_at_progress,
     cancel_same_prompt,
     cancel_sweep,
     evict_prompt,
@@ -44,9 +44,10 @@ def wan_latent(server, prefix, seed=3, **kw):
 
 def test_cancel_leaves_no_state_behind(server):
     ref = wan_latent(server, "rel_c_ref")
-    long_prompt, _ = wan_prompt(steps=40, length=97, seed=11, prefix="rel_c_long")  # ~3 min if not cancelled
-    res = cancel(server, long_prompt, delay=0.5, timeout=60)
+    long_prompt, sampler = wan_prompt(steps=40, length=97, seed=11, prefix="rel_c_long")  # minutes if not cancelled
+    res = cancel_at_progress(server, long_prompt, sampler, 0.05, timeout=60)  # an early progress point
     assert res["interrupted"] and res["status"] == "error", res["entry"].get("status")
+    assert res["stopped_in"] == sampler and res["at"][0] < res["at"][1], res
     assert execution_error(res["entry"]) is None  # an interrupt, not a crash
     assert not res["entry"].get("outputs")
     first = wan_latent(server, "rel_c_1")
@@ -162,10 +163,13 @@ def test_rss_flat_over_20_runs(server):
 
 @pytest.mark.slow
 def test_cancel_sweep(server):
+    """Cancel a long windowed Wan run at six progress points of its sampler (start to 95 %): each stops inside the
+    sampler and the next run of a short prompt equals the reference."""
     rows = cancel_sweep(server)
+    print(*rows, sep="\n")
     for r in rows:
-        assert r["interrupted"] and r["after_equals_ref"], rows
-        assert r["stop_latency_s"] < 30, rows
+        assert r["interrupted"] and r["stopped_in"] == r["node"] and r["status"] == "error", rows
+        assert r["after_equals_ref"] and r["stop_latency_s"] < 30, rows
 
 
 @pytest.mark.parametrize("make", [refine_prompt, phased_prompt], ids=["refine", "phased"])

@@ -1,11 +1,17 @@
-"""Issue 11 (reliability) through the real ComfyUI server: prompts on the tiny models, a cancel helper, an RSS
-curve over consecutive runs and a cancel sweep at several interrupt delays. Used by tests/e2e/test_e2e_reliability.py;
-as a script it starts its own server and writes tests/reliability.md:
+"""Reliability through the real ComfyUI server: prompts on the tiny models, a cancel helper, an RSS curve over
+consecutive runs and cancel sweeps at several progress points. Used by tests/e2e/test_e2e_reliability.py; as a
+script it starts its own server and writes tests/reliability.md:
 
     .host/venv/bin/python tests/tools/reliability_sweep.py [--runs 20] [--out tests/reliability.md]
 
 Every prompt saves its result with SaveLatent (the tiny VAEs cost more CPU than sampling), so outputs compare as
 tensors and as file bytes.
+
+Cancels are sent at progress points of a node (its websocket ``progress`` messages), never after a delay, so they
+land at the same place of the run however fast or loaded the machine is. Current ComfyUI throttles progress updates
+closer than 100 ms (``comfy.utils.ProgressBar``), and with them the server's interrupt check in the progress hook,
+except updates that carry a preview image: the server is started with ``--preview-method latent2rgb``
+(:data:`SERVER_ARGS`) so that every step of the fast tiny models is a progress point on every ComfyUI version.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from comfy_client import ComfyServer, Graph, execution_error, status_messages  # noqa: E402
 
+# every sampler step reports progress (a preview image exempts the update from ComfyUI's progress throttle)
+SERVER_ARGS = ["--preview-method", "latent2rgb"]
 WAN = "longanim_tiny_wan21.safetensors"
 SD = "longanim_tiny_sd15.safetensors"
 
@@ -174,35 +182,6 @@ def run_ok(server: ComfyServer, prompt: dict, must_run: list[str] = (), timeout:
     return entry
 
 
-def wait_running(server: ComfyServer, prompt_id: str, timeout: float = 60) -> float:
-    """Block until ``prompt_id`` is the running prompt; returns the time it was seen running."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        q = server.get("/queue")
-        if any(item[1] == prompt_id for item in q.get("queue_running", [])):
-            return time.time()
-        hist = server.get(f"/history/{prompt_id}")
-        if hist and prompt_id in hist:
-            raise AssertionError(f"{prompt_id} finished before it could be interrupted")
-        time.sleep(0.02)
-    raise AssertionError(f"{prompt_id} never started")
-
-
-def cancel(server: ComfyServer, prompt: dict, delay: float, timeout: float = 300) -> dict:
-    """Queue ``prompt``, interrupt it ``delay`` s after it starts running; returns a summary with the entry."""
-    pid = server.queue(prompt)
-    t_run = wait_running(server, pid)
-    time.sleep(delay)
-    t_int = time.time()
-    server.post("/interrupt", {"prompt_id": pid})
-    entry = server.wait(pid, timeout=timeout)
-    t_done = time.time()
-    kinds = [k for k, _ in status_messages(entry)]
-    return {"entry": entry, "interrupted": "execution_interrupted" in kinds,
-            "status": entry.get("status", {}).get("status_str"), "stop_latency_s": t_done - t_int,
-            "ran_s": t_int - t_run}
-
-
 def rss_mb(server: ComfyServer) -> float:
     import psutil
 
@@ -220,26 +199,32 @@ def rss_curve(server: ComfyServer, runs: int = 20) -> list[dict]:
     return rows
 
 
-def cancel_sweep(server: ComfyServer, delays=(0.0, 0.05, 0.2, 0.5, 1.0, 2.0)) -> list[dict]:
-    """Interrupt a long Wan run after each delay, then check a short reference prompt is unchanged."""
+def cancel_sweep(server: ComfyServer, fractions=(0.0, 0.05, 0.25, 0.5, 0.75, 0.95)) -> list[dict]:
+    """Interrupt a long Wan run at each progress fraction of its sampler, then check that a short reference prompt
+    is unchanged (an unrelated prompt first evicts ComfyUI's cache, so the reference really samples again)."""
     ref_prompt, ref_sampler = wan_prompt(prefix="rel_sweep_ref")
+    run_ok(server, evict_prompt())
     ref = latents(server, run_ok(server, ref_prompt, must_run=[ref_sampler]))["rel_sweep_ref"][0]
     rows = []
-    for i, delay in enumerate(delays):
-        long_prompt, _ = wan_prompt(steps=40, length=97, seed=50 + i, prefix=f"rel_sweep_long{i}")
-        res = cancel(server, long_prompt, delay)
+    for i, frac in enumerate(fractions):
+        long_prompt, long_sampler = wan_prompt(steps=16, length=49, seed=50 + i, prefix=f"rel_sweep_long{i}")
+        res = cancel_at_progress(server, long_prompt, long_sampler, frac)
+        run_ok(server, evict_prompt())
         prompt, sampler = wan_prompt(prefix=f"rel_sweep_after{i}")
         after = latents(server, run_ok(server, prompt, must_run=[sampler]))[f"rel_sweep_after{i}"][0]
-        rows.append({"delay_s": delay, "interrupted": res["interrupted"], "status": res["status"],
+        rows.append({"fraction": frac, "at": res["at"], "node": long_sampler, "stopped_in": res["stopped_in"],
+                     "interrupted": res["interrupted"], "status": res["status"],
                      "stop_latency_s": res["stop_latency_s"], "after_equals_ref": bool((after == ref).all())})
     return rows
 
 
 def cancel_at_progress(server: ComfyServer, prompt: dict, node: str, fraction: float, timeout: float = 600) -> dict:
-    """Queue ``prompt`` and POST /interrupt when ``node`` reports progress >= ``fraction`` of its total over the
-    websocket (``fraction`` 0: as soon as ``node`` starts executing). Progress points, unlike delays, land at the
-    same place of the run however loaded the machine is. Returns the summary of :func:`cancel` plus the progress
-    value the interrupt was sent at."""
+    """Queue ``prompt`` and POST /interrupt {prompt_id} when ``node`` reports progress >= ``fraction`` of its total
+    over the websocket (``fraction`` 0: as soon as ``node`` starts executing). The point must lie inside the node:
+    a first report at or past the fraction that is already the node's last one (value == max) raises, naming the
+    throttled progress as the cause, instead of cancelling after the node. Returns the /history entry, whether and
+    in which node the prompt was interrupted, its status, the progress ``(value, max)`` the interrupt was sent at
+    and the stop latency."""
     import asyncio
     import json
 
@@ -260,6 +245,13 @@ def cancel_at_progress(server: ComfyServer, prompt: dict, node: str, fraction: f
                 started = data["type"] == "executing" and d.get("node") == node and fraction == 0
                 if data["type"] == "progress" and d.get("node") == node and d["value"] >= fraction * d["max"]:
                     at = (d["value"], d["max"])
+                    if fraction > 0 and d["value"] >= d["max"]:
+                        await ws.close()
+                        server.wait(pid, timeout=timeout)
+                        raise AssertionError(
+                            f"node {node} sent no progress between {fraction:.0%} and its end (first report at or "
+                            f"past it: {at}); the server throttled its progress updates: start it with "
+                            f"{' '.join(SERVER_ARGS)}")
                 if started or at:
                     at = at or (0, None)
                     break
@@ -318,7 +310,8 @@ def refine_phased_cancel_sweep(server: ComfyServer, fractions=(0.0, 0.1, 0.25, 0
 def markdown(rss: list[dict], sweep: list[dict], machine: str) -> str:
     first = rss[0]["rss_mb"]
     lines = ["# Reliability (issue 11): measured numbers", "",
-             f"Measured with `tests/tools/reliability_sweep.py` on {machine}; ComfyUI started with `--cpu`.", "",
+             f"Measured with `tests/tools/reliability_sweep.py` on {machine}; ComfyUI started with "
+             f"`--cpu {' '.join(SERVER_ARGS)}`.", "",
              "## Server RSS over consecutive runs", "",
              "Workflow: tiny Wan 2.1, 49 frames (13 latent frames) at 48x48, LongAnim ZoLA windows 9/5, repeat-mask "
              "noise, noise travel sampler, 4 steps, SaveLatent; a new seed per run so every run samples.", "",
@@ -329,14 +322,15 @@ def markdown(rss: list[dict], sweep: list[dict], machine: str) -> str:
     peak = max(r["rss_mb"] for r in rss)
     lines += ["", f"Max growth after run 1: {100 * (peak - first) / first:+.2f} % (test limit: < 5 %).", "",
               "## Cancel sweep", "",
-              "Workflow: tiny Wan, 97 frames, 40 steps, windows + noise travel; POST /interrupt {prompt_id} the given "
-              "delay after the prompt shows up in /queue as running; then a short reference prompt must give the "
-              "same latent as before any cancel.", "",
-              "| delay (s) | interrupted | status | stop latency (s) | next run == reference |",
-              "|---:|:---:|:---:|---:|:---:|"]
+              "Workflow: tiny Wan, 49 frames, 16 steps, windows + noise travel; POST /interrupt {prompt_id} when the "
+              "sampler reports the given fraction of its progress (0: when it starts); then a short reference prompt "
+              "must give the same latent as before any cancel.", "",
+              "| cancel at | progress sent at | stopped in the sampler | status | stop latency (s) | "
+              "next run == reference |", "|---:|---:|:---:|:---:|---:|:---:|"]
     for r in sweep:
-        lines.append(f"| {r['delay_s']:.2f} | {r['interrupted']} | {r['status']} | {r['stop_latency_s']:.2f} | "
-                     f"{r['after_equals_ref']} |")
+        at = f"{r['at'][0]}/{r['at'][1]}" if r["at"] and r["at"][1] else "start"
+        lines.append(f"| {r['fraction']:.0%} | {at} | {r['stopped_in'] == r['node']} | {r['status']} | "
+                     f"{r['stop_latency_s']:.2f} | {r['after_equals_ref']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -349,7 +343,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "tests" / "reliability.md"))
     ap.add_argument("--comfyui", default=os.environ.get("LONGANIM_COMFYUI") or str(ROOT / ".host" / "ComfyUI"))
     args = ap.parse_args(argv)
-    with ComfyServer(args.comfyui, sys.executable) as server:
+    with ComfyServer(args.comfyui, sys.executable, extra_args=SERVER_ARGS) as server:
         rss = rss_curve(server, args.runs)
         sweep = cancel_sweep(server)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch CPU"

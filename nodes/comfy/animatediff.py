@@ -12,6 +12,13 @@ the ModelPatcher, and every function is a no-op when ADE is absent.
 * Inside sampling, LongAnim's window loop drops ADE's sliding-window CALC_COND_BATCH wrapper from its private copy
   of the options (:func:`drop_sliding_loop`: one window loop only) and, per window, does what ADE's own loop does
   (:func:`set_window`): motion models' ``set_sub_idxs`` / ``set_video_length`` and ``ADGS.params.sub_idxs``.
+* Windows of one length share a model call when :func:`windows_share_call` finds nothing in ADE's state that reads
+  ``sub_idxs``. ADE's temporal layers fold ``(b f)`` with one ``video_length`` per call. The positional encoding
+  takes ``pe[:, :f]`` by length alone (ADE's ``PositionalEncoding.forward`` ignores ``sub_idxs``), and its
+  group-norm hack normalises each ``context_length``-frame clip of the batch by itself. So a batch of equal-length
+  windows gives each window what a call of its own gives. ``sub_idxs`` (one list per call) are read only by
+  per-frame inputs: mask-valued (tensor) effect / scale / CameraCtrl effect, AnimateLCM-I2V image latents,
+  CameraCtrl poses and MotionCtrl camera matrices. With any of those, windows run one per call.
 * ADE's own context options are a second window loop: :func:`has_context_options` lets the window loop refuse them.
 
 Core hooks used: ``ModelPatcher.get_attachment`` / ``set_attachments`` / ``additional_models`` (where ADE keeps its
@@ -114,10 +121,57 @@ def drop_sliding_loop(t_opts: dict) -> None:
         t_opts["wrappers"][ccb] = {k: v for k, v in wrappers[ccb].items() if k != ADE_KEY}
 
 
-def set_window(state, window: list[int], num_frames: int) -> Callable[[], None]:
-    """What ADE's own window loop does per window: motion modules see this window's frames and length."""
-    groups = list((getattr(state, "motion_models_devices", None) or {}).values()) or [state.motion_models]
-    idxs = list(window)
+_MASK_FIELDS = ("scale_multival", "effect_multival", "cameractrl_multival", "current_scale", "current_effect",
+                "current_cameractrl_effect", "combined_scale", "combined_effect", "combined_cameractrl_effect")
+_PER_FRAME_INPUTS = ("orig_img_latents", "orig_camera_entries", "orig_RT")
+_BLOCK_LISTS = ("per_block_list", "current_per_block_list", "combined_per_block_list")
+
+
+def _motion_groups(state) -> list:
+    return list((getattr(state, "motion_models_devices", None) or {}).values()) or [state.motion_models]
+
+
+def _reads_sub_idxs(attachment) -> bool:
+    """Whether an ADE motion-model attachment holds a per-frame input that ADE indexes by ``sub_idxs``."""
+    if any(isinstance(getattr(attachment, name, None), torch.Tensor) for name in _MASK_FIELDS):
+        return True
+    if any(getattr(attachment, name, None) is not None for name in _PER_FRAME_INPUTS):
+        return True
+    for name in _BLOCK_LISTS:  # per-block effect / scale may be masks too
+        for block in getattr(attachment, name, None) or ():
+            if any(isinstance(v, torch.Tensor) for v in vars(block).values()):
+                return True
+    return False
+
+
+def windows_share_call(state) -> bool:
+    """Whether equal-length windows may share one model call with ADE's motion models in ``state`` (ADGS).
+
+    True only when every motion model's attachment (``MotionModelPatcher.get_attachment("ADE")``) is found and none
+    of it reads ``sub_idxs`` (see the module docstring); an unknown layout answers False (one window per call).
+    """
+    for group in _motion_groups(state):
+        models = getattr(group, "models", None)
+        if models is None:
+            return False
+        for mm in models:
+            get = getattr(mm, "get_attachment", None)
+            attachment = get(ADE_KEY) if get is not None else None
+            if attachment is None or _reads_sub_idxs(attachment):
+                return False
+    return True
+
+
+def set_window(state, windows: list[list[int]], num_frames: int) -> Callable[[], None]:
+    """What ADE's own window loop does per window, for one model call over ``windows`` (all of one length).
+
+    Motion models get the windows' length as ``video_length``; ``sub_idxs`` (one list per call in ADE) are the first
+    window's, which is exact for one window and unread when several share a call (:func:`windows_share_call`).
+    """
+    groups = _motion_groups(state)
+    idxs = list(windows[0])
+    if any(len(w) != len(idxs) for w in windows):
+        raise ValueError("windows that share an AnimateDiff-Evolved call must have one length")
     for g in groups:
         g.set_sub_idxs(idxs)
         g.set_video_length(len(idxs), num_frames)

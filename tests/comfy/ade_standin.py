@@ -13,7 +13,12 @@ that LongAnim's window loop meets:
 * ADE's CALC_COND_BATCH wrapper (key ``"ADE"``): its own sliding-window loop over ``full_length`` when a context
   length is set (so it indexes past the end when it runs inside a shorter LongAnim window, as ADE does);
 * the motion module: it reshapes ``(b f) c h w -> b f c h w`` with its *own* ``video_length`` (an einops error when the
-  batch does not divide, as ADE's does) and mixes the frames of each clip, so any window mix-up changes the output.
+  batch does not divide, as ADE's does), adds a positional encoding chosen by length alone (``pe[:f]``, as ADE's
+  ``PositionalEncoding.forward``, which ignores ``sub_idxs``) and mixes the frames of each clip, so any window mix-up
+  changes the output;
+* the motion-model attachment (``get_attachment("ADE")`` on each of ``MotionModelGroup.models``, ADE's
+  ``MotionModelAttachment`` field names): an ``effect_multival`` mask (a per-frame tensor over the full video) is
+  indexed as ADE's ``get_effect_mask`` does, ``mask[sub_idxs * (batch // video_length)]``: one ``sub_idxs`` per call.
 
 Nothing here is ADE's code; it is the behaviour, written from the notes.
 """
@@ -85,10 +90,22 @@ class Params:
         return self.clone()
 
 
+class Attachment:
+    """The fields of ADE's MotionModelAttachment that decide what reads ``sub_idxs`` (all unset: a plain module)."""
+
+    def __init__(self):
+        for name in ("scale_multival", "effect_multival", "cameractrl_multival", "current_scale", "current_effect",
+                     "current_cameractrl_effect", "combined_scale", "combined_effect", "combined_cameractrl_effect",
+                     "orig_img_latents", "orig_camera_entries", "orig_RT"):
+            setattr(self, name, None)
+        self.per_block_list = self.current_per_block_list = self.combined_per_block_list = None
+
+
 class MotionGroup:
     """ADE's MotionModelGroup: what the window loop tells the motion modules."""
 
     def __init__(self):
+        self.models: list = []  # the motion-model patchers, each with an "ADE" attachment
         self.video_length = 0
         self.full_length = 0
         self.sub_idxs: list[int] | None = None
@@ -107,6 +124,27 @@ def mix_frames(h: torch.Tensor, f: int) -> torch.Tensor:
         raise RuntimeError(f"Shape mismatch, can't divide axis of length {h.shape[0]} in chunks of {f}")
     clips = h.reshape(h.shape[0] // f, f, *h.shape[1:])
     return (0.5 * clips + 0.5 * clips.mean(dim=1, keepdim=True)).reshape(h.shape)
+
+
+def positional_encoding(length: int) -> torch.Tensor:
+    """The stand-in's sinusoid, ``[ENCODING_MAX_LEN]`` per frame position; ADE adds ``pe[:, :f]`` (by length)."""
+    return 0.1 * torch.sin(torch.arange(length, dtype=torch.float32) * 0.7)
+
+
+def temporal_layer(h: torch.Tensor, f: int) -> torch.Tensor:
+    """The stand-in motion module on ``(b f) ...``: positional encoding ``pe[:f]`` then frame mixing per clip."""
+    if h.shape[0] % f:
+        raise RuntimeError(f"Shape mismatch, can't divide axis of length {h.shape[0]} in chunks of {f}")
+    pe = positional_encoding(ENCODING_MAX_LEN)[:f].to(h).view(1, f, *([1] * (h.ndim - 1)))
+    clips = h.reshape(h.shape[0] // f, f, *h.shape[1:]) + pe
+    return mix_frames(clips.reshape(h.shape), f)
+
+
+def effect_mask(mask: torch.Tensor, batch: int, video_length: int, sub_idxs) -> torch.Tensor:
+    """ADE's get_effect_mask: the full-length per-frame mask indexed by one ``sub_idxs`` repeated per clip."""
+    batched_number = batch // video_length
+    idx = list(sub_idxs) * batched_number if sub_idxs is not None else list(range(video_length)) * batched_number
+    return mask[idx]
 
 
 class State:  # ADGS
@@ -140,9 +178,20 @@ def outer_sample(executor, *args, **kwargs):
     guider.model_options = comfy.model_patcher.create_model_options_clone(orig)
     guider.model_options["transformer_options"]["ADGS"] = state
 
+    for mm in group.models:  # ADE: pre_run / prepare_current_keyframe combine the model's effect with the keyframe's
+        att = mm.get_attachment("ADE")
+        att.combined_effect = att.effect_multival
+    effects = [mm.get_attachment("ADE").combined_effect for mm in group.models]
+
     def motion(module, inputs, output):
         group.seen.append((output.shape[0], group.video_length, group.sub_idxs))
-        return mix_frames(output, group.video_length)
+        out = temporal_layer(output, group.video_length)
+        for effect in effects:
+            if isinstance(effect, torch.Tensor):
+                e = effect_mask(effect, output.shape[0], group.video_length, group.sub_idxs)
+                e = e.to(output).view(-1, *([1] * (output.ndim - 1)))
+                out = output * (1.0 - e) + out * e
+        return out
 
     handle = _hook_target(patcher).register_forward_hook(motion)
     try:
@@ -187,6 +236,8 @@ def apply_ade(model, context_length: int | None = None):
     m = model.clone()
     dev = comfy.model_management.get_torch_device()
     holder = comfy.model_patcher.ModelPatcher(_MotionHolder(), load_device=dev, offload_device=dev)
+    holder.set_attachments("ADE", Attachment())
+    holder.model.group.models = [holder]
     m.set_additional_models("ADE", [holder])
     m.set_attachments("ADE_params", Params(context_length))
     WP = comfy.patcher_extension.WrappersMP
@@ -199,3 +250,8 @@ def apply_ade(model, context_length: int | None = None):
 
 def motion_group(model) -> MotionGroup:
     return model.additional_models["ADE"][0].model.group
+
+
+def attachment(model) -> Attachment:
+    """The motion model's ADE attachment (set ``effect_multival`` to a ``[frames]`` tensor for an effect mask)."""
+    return motion_group(model).models[0].get_attachment("ADE")

@@ -4,7 +4,7 @@ checked by hand: tests/tools/ade_interop_notes.md)."""
 import comfy.patcher_extension
 import pytest
 import torch
-from ade_standin import apply_ade, mix_frames, motion_group
+from ade_standin import apply_ade, attachment, motion_group, temporal_layer
 from longanim.nodes import window_nodes as wn
 from longanim.nodes.comfy import windows as ca
 
@@ -16,13 +16,24 @@ def zola(model, **kw):
     return wn.LongAnimZoLAWindows().run(model, LENGTH, 12, 2, "zola", 0, **kw)[0]
 
 
-def window_aware(model):
-    """Reference: the same temporal layer, told the window by the batch itself (cfg 1: one cond per call)."""
+def window_aware(model, mask=None):
+    """Reference: the same temporal layer, told the windows by LongAnim's own ``ad_params`` (clips of LENGTH frames,
+    one window per clip; ``mask``: ADE's effect mask, taken per window from ``sub_idxs_batch``)."""
     m = model.clone()
 
     def wrapper(executor, *args, **kwargs):
         block = executor.class_obj.diffusion_model.input_blocks[1][0]
-        handle = block.register_forward_hook(lambda mod, i, out: mix_frames(out, out.shape[0]))
+        windows = args[5]["ad_params"]["sub_idxs_batch"]
+
+        def hook(mod, i, out):
+            mixed = temporal_layer(out, LENGTH)
+            if mask is None:
+                return mixed
+            e = mask[[f for w in windows for f in w] * (out.shape[0] // (LENGTH * len(windows)))]
+            e = e.to(out).view(-1, 1, 1, 1)
+            return out * (1.0 - e) + mixed * e
+
+        handle = block.register_forward_hook(hook)
         try:
             return executor(*args, **kwargs)
         finally:
@@ -41,7 +52,8 @@ def test_standin_enforces_ades_frame_limit(host):
 @pytest.mark.parametrize("order", ["ade_then_longanim", "longanim_then_ade"])
 def test_longanim_windows_drive_the_motion_module(host, order):
     base = host.sd15()
-    model = zola(apply_ade(base)) if order == "ade_then_longanim" else apply_ade(zola(base))
+    model = zola(apply_ade(base), max_windows_per_batch=1) if order == "ade_then_longanim" \
+        else apply_ade(zola(base, max_windows_per_batch=1))
     latent = host.sd_latent(FRAMES)
     out = host.ksample(model, latent, steps=1, cfg=1.0)
     seen = motion_group(model).seen
@@ -55,8 +67,60 @@ def test_longanim_windows_drive_the_motion_module(host, order):
     assert model.get_attachment("ADE_params").context_options.context_length is None
 
 
+def ade_batches(seen):
+    """Windows per motion-module call, from the batch sizes the motion module saw (cfg 1: one cond)."""
+    assert all(batch % LENGTH == 0 and vlen == LENGTH for batch, vlen, _ in seen), seen[:3]
+    return [batch // LENGTH for batch, _, _ in seen]
+
+
+@pytest.mark.parametrize("order", ["ade_then_longanim", "longanim_then_ade"])
+def test_equal_length_windows_share_a_motion_module_call(host, order):
+    """A plain motion module (nothing reads sub_idxs; the positional encoding goes by length): windows share calls."""
+    base = host.sd15()
+    latent = host.sd_latent(FRAMES)
+    model = zola(apply_ade(base), max_windows_per_batch=4) if order == "ade_then_longanim" \
+        else apply_ade(zola(base, max_windows_per_batch=4))
+    out = host.ksample(model, latent, steps=2, cfg=1.0)
+    batches = ade_batches(motion_group(model).seen)
+    assert max(batches) > 1 and max(batches) <= 4, batches
+    # like with like: the same batches through a temporal layer told each window by LongAnim's ad_params
+    ref = host.ksample(zola(window_aware(base), max_windows_per_batch=4), latent, steps=2, cfg=1.0)
+    assert torch.equal(out, ref)
+    # and one window per call, within float32 rounding of the UNet's batched vs unbatched kernels (the same
+    # tolerance as the batched tests without ADE, tests/comfy/test_comfy_windows.py)
+    one = zola(apply_ade(base), max_windows_per_batch=1)
+    single = host.ksample(one, latent, steps=2, cfg=1.0)
+    assert set(ade_batches(motion_group(one).seen)) == {1}
+    assert torch.allclose(out, single, atol=1e-4, rtol=1e-4)
+    assert not torch.equal(single, host.ksample(zola(base, max_windows_per_batch=1), latent, steps=2, cfg=1.0))
+
+
+def test_default_auto_batch_shares_calls_with_ade(host):
+    model = zola(apply_ade(host.sd15()))  # max_windows_per_batch = 0: auto
+    host.ksample(model, host.sd_latent(FRAMES), steps=1, cfg=1.0)
+    assert max(ade_batches(motion_group(model).seen)) > 1
+
+
+def test_effect_mask_reads_sub_idxs_so_windows_run_one_per_call(host):
+    """An effect mask is indexed by one sub_idxs per call (ADE's get_effect_mask): windows may not share a call."""
+    base = host.sd15()
+    latent = host.sd_latent(FRAMES)
+    mask = torch.linspace(0.2, 1.0, FRAMES)
+    model = zola(apply_ade(base), max_windows_per_batch=4)
+    attachment(model).effect_multival = mask
+    out = host.ksample(model, latent, steps=2, cfg=1.0)
+    seen = motion_group(model).seen
+    assert set(ade_batches(seen)) == {1}
+    assert len({tuple(idx) for _, _, idx in seen}) > 2
+    ref = host.ksample(zola(window_aware(base, mask), max_windows_per_batch=1), latent, steps=2, cfg=1.0)
+    assert torch.equal(out, ref)
+    # the mask matters: without it the same run differs
+    plain = zola(apply_ade(base), max_windows_per_batch=1)
+    assert not torch.equal(out, host.ksample(plain, latent, steps=2, cfg=1.0))
+
+
 def test_motion_module_sees_cond_and_uncond_of_one_window(host):
-    model = zola(apply_ade(host.sd15()))
+    model = zola(apply_ade(host.sd15()), max_windows_per_batch=1)
     host.ksample(model, host.sd_latent(FRAMES), steps=1, cfg=5.0)
     seen = motion_group(model).seen
     assert seen and all(batch == 2 * LENGTH and vlen == LENGTH for batch, vlen, _ in seen)

@@ -5,8 +5,18 @@
         fe.screenshot_jpg(path)               # the whole graph fitted into the canvas
 
 The browser gets a fresh profile (``--user-data-dir``) and no network beyond the server. ``GET /settings`` is
-answered by the driver (tutorial done, no missing-node/model dialogs) and settings writes are swallowed, so the
-host's user settings are never changed. Console errors and page errors are collected in ``errors``.
+answered by the driver (tutorial done, no missing-node/model dialogs, plus ``settings=`` given to ``Frontend``) and
+settings writes are swallowed, so the host's user settings are never changed. Console errors and page errors are
+collected in ``errors``.
+
+Startup: the frontend loads a workflow of its own once the app exists (the previous session's, the default graph,
+or on a first run a blank graph and the template browser); a workflow loaded before that is replaced. ``Frontend``
+returns from ``__enter__`` only after that load is done (the workflow store has an active workflow).
+
+Node renderers: ``Frontend(url, settings={VUE_NODES: True})`` starts the frontend with "Nodes 2.0" (nodes as DOM
+elements ``[data-node-id]`` instead of drawn on the canvas) and ``set_vue_nodes(on)`` switches it as the settings
+dialog does; ``offers_vue_nodes()`` says whether this frontend has that setting, ``vue_nodes`` whether it is on.
+One ``Frontend`` at a time per thread (Playwright's sync API).
 """
 from __future__ import annotations
 
@@ -23,7 +33,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage"]
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": False,
             "Comfy.Workflow.ShowMissingModelsWarning": False, "Comfy.Validation.Workflows": True}
+VUE_NODES = "Comfy.VueNodes.Enabled"  # the frontend's "Modern Node Design (Nodes 2.0)" setting
 VIEWPORT = {"width": 1600, "height": 1000}
+APP_READY = ("window.LiteGraph?.registered_node_types?.KSampler && window.comfyAPI?.app?.app?.graph "
+             "&& window.comfyAPI.app.app.canvas")
+# set by the workflow service when the frontend's own startup load (restored, default or blank graph) is done
+STARTUP_LOADED = "!!window.comfyAPI.app.app.extensionManager?.workflow?.activeWorkflow"
 # the frontend's menus, side bars, minimap and toasts, hidden for screenshots of the canvas alone
 HIDE_CHROME = (".comfyui-body-top, .comfyui-body-left, .comfyui-body-right, .comfyui-body-bottom, "
                ".splitter-overlay-root, .p-toast { visibility: hidden !important; }")
@@ -47,8 +62,10 @@ def playwright_available() -> bool:
 
 
 class Frontend:
-    def __init__(self, url: str, chromium: str | None = None, timeout_s: float = 120.0):
+    def __init__(self, url: str, chromium: str | None = None, timeout_s: float = 120.0,
+                 settings: dict | None = None):
         self.url = url.rstrip("/")
+        self.settings = {**SETTINGS, **(settings or {})}
         self.chromium = chromium or find_chromium()
         self.timeout_ms = int(timeout_s * 1000)
         self.errors: list[dict] = []
@@ -74,9 +91,9 @@ class Frontend:
             self.page.route("**/settings", self._settings)
             self.page.route("**/settings/**", self._settings)
             self.page.goto(self.url + "/", timeout=self.timeout_ms)
-            self.page.wait_for_function("window.LiteGraph?.registered_node_types?.KSampler "
-                                        "&& window.comfyAPI?.app?.app?.graph && window.comfyAPI.app.app.canvas",
-                                        timeout=self.timeout_ms)
+            self.page.wait_for_function(APP_READY, timeout=self.timeout_ms)
+            self.page.wait_for_function(STARTUP_LOADED, timeout=self.timeout_ms)
+            self.settle()
         except Exception:
             self.close()
             raise
@@ -97,10 +114,10 @@ class Frontend:
 
     def _settings(self, route) -> None:
         if route.request.method == "GET" and route.request.url.rstrip("/").endswith("/settings"):
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(SETTINGS))
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(self.settings))
         elif route.request.method == "GET":
             key = route.request.url.rsplit("/", 1)[-1]
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(SETTINGS.get(key)))
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(self.settings.get(key)))
         else:  # never write the host's settings file
             route.fulfill(status=200, content_type="application/json", body="{}")
 
@@ -128,6 +145,60 @@ class Frontend:
     # ------------------------------------------------------------------ graph
     def evaluate(self, script: str, arg=None):
         return self.page.evaluate(script, arg)
+
+    def offers_vue_nodes(self) -> bool:
+        """Whether this frontend has the "Nodes 2.0" renderer setting (``Comfy.VueNodes.Enabled``)."""
+        return bool(self.evaluate("""(id) => {
+            const store = window.comfyAPI.app.app.extensionManager?.setting;
+            return !!(store?.settingsById?.[id] ?? store?.settings?.[id]); }""", VUE_NODES))
+
+    def dom_node_state(self, node_id: int) -> dict | None:
+        """What a Nodes 2.0 node element ``[data-node-id]`` shows: ``{"widgets": {name: greyed}, "images":
+        [[natural width, rendered width, rendered height], ...]}``; None when the node has no DOM element (classic
+        canvas). A widget is greyed when its control (found by its ``aria-label``) or the value field inside it is
+        disabled (not merely a step button: the decrement button of a number at its minimum is disabled too)."""
+        return self.evaluate("""(id) => {
+            const el = document.querySelector(`[data-node-id="${id}"]`);
+            if (!el) return null;
+            const node = window.comfyAPI.app.app.graph.getNodeById(id);
+            const off = ':disabled, [aria-disabled="true"], [data-p-disabled="true"], .p-disabled';
+            const fields = 'input, select, textarea, [role="combobox"], [role="switch"], [role="spinbutton"]';
+            const widgets = {};
+            for (const w of node.widgets ?? []) {
+                const controls = [...el.querySelectorAll('[aria-label]')].filter(
+                    (c) => c.getAttribute('aria-label') === w.name);
+                if (!controls.length) continue;
+                widgets[w.name] = controls.some((c) => c.matches(off) || c.closest('.p-disabled') !== null
+                    || [...c.querySelectorAll(fields)].some((f) => f.matches(off)));
+            }
+            const images = [...el.querySelectorAll('img')].map((i) => {
+                const r = i.getBoundingClientRect();
+                return [i.naturalWidth, r.width, r.height];
+            });
+            return { widgets, images };
+        }""", node_id)
+
+    def dom_follows_widget_state(self, node_id: int) -> bool:
+        """Whether this frontend's DOM nodes follow later changes of a widget's ``disabled`` (newer frontends keep it
+        in a reactive widget store, an accessor on the widget; older ones copy widget options once per node)."""
+        return bool(self.evaluate("""(id) => {
+            let p = window.comfyAPI.app.app.graph.getNodeById(id).widgets?.[0];
+            while (p && !Object.getOwnPropertyDescriptor(p, 'disabled')) p = Object.getPrototypeOf(p);
+            return !!p && !!Object.getOwnPropertyDescriptor(p, 'disabled').get; }""", node_id))
+
+    def set_vue_nodes(self, on: bool) -> None:
+        """Switch between the classic canvas and Nodes 2.0 through the frontend's setting store (as the settings
+        dialog does; the write to the server is swallowed) and wait until the renderer has switched."""
+        self.evaluate("async ([id, on]) => { await window.comfyAPI.app.app.extensionManager.setting.set(id, on); }",
+                      [VUE_NODES, bool(on)])
+        self.page.wait_for_function(f"!!window.LiteGraph.vueNodesMode === {'true' if on else 'false'}",
+                                    timeout=self.timeout_ms)
+        self.settle()
+
+    @property
+    def vue_nodes(self) -> bool:
+        """Whether nodes are rendered as DOM elements (Nodes 2.0) rather than drawn on the canvas."""
+        return bool(self.evaluate("() => !!window.LiteGraph.vueNodesMode"))
 
     def load(self, workflow: dict, name: str = "workflow") -> list[str]:
         """Load a UI-format workflow; returns the node types the frontend has no definition for."""

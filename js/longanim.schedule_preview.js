@@ -3,6 +3,13 @@
 // The picture is drawn by the pack's Python schedule code (GET /longanim/schedule_preview, the same
 // window_nodes.schedule_picture the sampler and "LongAnim: Preview Schedule" use): no JavaScript port of the math.
 // The preview widget is view-only (serialize: false): nothing is saved in the workflow or sent to the backend.
+//
+// Works with both node renderers of the frontend: the classic canvas (LiteGraph draws every node and calls
+// onDrawForeground) and "Nodes 2.0" (setting Comfy.VueNodes.Enabled: nodes are DOM elements, the canvas draws no
+// node and never calls onDrawForeground). So preview and greying are also refreshed by one timer over the live
+// nodes, and a greyed input is marked both ways the renderers read it: widget.disabled (the canvas, and the DOM
+// nodes of frontends that keep it in their reactive widget store, 1.45) and widget.options.disabled (read by the
+// DOM nodes of older frontends, 1.32, when a node is added or a workflow loaded; they do not follow later changes).
 const { app } = window.comfyAPI.app;
 const { api } = window.comfyAPI.api;
 
@@ -21,7 +28,31 @@ const USED_BY_SCHEDULE = {
 };
 const SCHEDULE_INPUTS = ["stride", "overlap", "max_skip", "closed_loop"];
 const DEBOUNCE_MS = 150;
+const POLL_MS = 250;
 const MAX_STEPS = 6;
+
+// nodes of this pack with greying (and maybe a preview) that are alive on the page
+const LIVE = new Set();
+let pollTimer = null;
+
+function track(node) {
+    LIVE.add(node);
+    pollTimer ??= setInterval(() => {
+        for (const n of LIVE) {
+            if (!n.graph) continue; // created but not added yet, or being moved between graphs
+            applyGreying(n);
+            n.longanimRefresh?.();
+        }
+    }, POLL_MS);
+}
+
+function untrack(node) {
+    LIVE.delete(node);
+    if (!LIVE.size && pollTimer !== null) {
+        clearInterval(pollTimer);
+        pollTimer = null;
+    }
+}
 
 function widget(node, name) {
     return node.widgets?.find((w) => w.name === name);
@@ -54,8 +85,9 @@ function applyGreying(node) {
     let changed = false;
     const setDisabled = (name, off) => {
         const w = widget(node, name);
-        if (w && !!w.disabled !== off) {
+        if (w && (!!w.disabled !== off || !!w.options?.disabled !== off)) {
             w.disabled = off;
+            if (w.options) w.options.disabled = off;
             changed = true;
         }
     };
@@ -170,6 +202,7 @@ app.registerExtension({
         chain(nodeType.prototype, "onNodeCreated", function () {
             if (preview) addPreview(this);
             applyGreying(this);
+            track(this);
         });
         chain(nodeType.prototype, "onConfigure", function () {
             applyGreying(this);
@@ -182,6 +215,7 @@ app.registerExtension({
             this.longanimRefresh?.();
         });
         chain(nodeType.prototype, "onRemoved", function () {
+            untrack(this);
             this.longanimDispose?.();
         });
     },

@@ -2,8 +2,10 @@
 
 Every ``workflows/*.json`` loads with no unknown node type except declared third-party ones and its widget values
 are valid for the server's node definitions; the pack's canvas extension draws the schedule preview and redraws
-it when a widget changes, greys unused inputs and serializes nothing; tiny-model variants of two workflows are
-queued from the UI and produce images. One screenshot per workflow goes to ``bench_out/e2e_browser/``.
+it when a widget changes, greys unused inputs and serializes nothing, with both node renderers of the frontend:
+the classic canvas and "Nodes 2.0" (nodes as DOM elements, setting ``Comfy.VueNodes.Enabled``; skipped where the
+frontend has no such setting); tiny-model variants of two workflows are queued from the UI and produce images.
+One screenshot per workflow goes to ``bench_out/e2e_browser/``.
 
 Needs ``pip install playwright`` (no ``playwright install``) and Debian's ``/usr/bin/chromium``. Without them the
 tests skip, or fail with the reason when ``LONGANIM_REQUIRE_BROWSER=1``.
@@ -39,10 +41,25 @@ def _need_browser() -> None:
 
 @pytest.fixture(scope="module")
 def frontend(server):
+    """The frontend with the classic canvas renderer (set explicitly: newer frontends may default to Nodes 2.0)."""
     _need_browser()
-    with browser.Frontend(server.url) as fe:
+    with browser.Frontend(server.url, settings={browser.VUE_NODES: False}) as fe:
+        assert not fe.vue_nodes
         yield fe
     assert not fe.pack_errors(), f"console errors from the pack's js: {fe.pack_errors()}"
+
+
+@pytest.fixture
+def frontend_nodes2(frontend):
+    """The same page switched to "Nodes 2.0" (nodes are DOM elements; the canvas never draws nor calls into them),
+    switched back to the classic canvas afterwards."""
+    if not frontend.offers_vue_nodes():
+        pytest.skip(f"this frontend has no Nodes 2.0 renderer (no setting {browser.VUE_NODES})")
+    frontend.set_vue_nodes(True)
+    try:
+        yield frontend
+    finally:
+        frontend.set_vue_nodes(False)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +142,48 @@ def _preview(frontend, nid, previous=None):
     return frontend.evaluate(PREVIEW_STATE, nid)
 
 
-def test_schedule_preview_redraws_and_greys_unused_inputs(frontend, server):
+def _add_context_windows_node(frontend) -> int:
+    frontend.evaluate("() => window.comfyAPI.app.app.graph.clear()")
+    return frontend.evaluate("""() => {
+        const app = window.comfyAPI.app.app, node = window.LiteGraph.createNode('LongAnimContextWindows');
+        node.pos = [100, 100]; app.graph.add(node); app.canvas.setDirty(true, true); return node.id; }""")
+
+
+def _set_widget(frontend, nid, name, value, canvas_event: bool) -> None:
+    """Set a widget as its renderer does: value + callback; the classic canvas also calls onWidgetChanged (DOM
+    nodes do not, so with Nodes 2.0 the pack must notice the change by itself)."""
+    frontend.evaluate("""([id, name, value, canvasEvent]) => {
+        const n = window.comfyAPI.app.app.graph.getNodeById(id), w = n.widgets.find((w) => w.name === name);
+        const old = w.value; w.value = value; w.callback?.(value);
+        if (canvasEvent) { n.onWidgetChanged?.(name, value, old, w); n.setDirtyCanvas(true, true); } }""",
+                      [nid, name, value, canvas_event])
+
+
+def _greyed_flags(frontend, nid) -> dict:
+    return frontend.evaluate("""(id) => Object.fromEntries(window.comfyAPI.app.app.graph.getNodeById(id).widgets
+        .filter((w) => w.name).map((w) => [w.name, !!w.disabled]))""", nid)
+
+
+def _matches(greyed: dict, expected: dict) -> bool:
+    return all(greyed.get(name) == off for name, off in expected.items())
+
+
+def _wait_dom_greyed(frontend, nid, expected: dict) -> dict:
+    """The DOM node's greyed widgets once they match ``expected`` (or after 10 s, for the assertion message)."""
+    for _ in range(40):
+        greyed = (frontend.dom_node_state(nid) or {}).get("widgets", {})
+        if _matches(greyed, expected):
+            break
+        frontend.page.wait_for_timeout(250)
+    return greyed
+
+
+ZOLA_GREYED = {"stride": False, "max_skip": False, "overlap": True, "closed_loop": True, "blend_variant": True}
+STATIC_GREYED = {"stride": True, "max_skip": True, "overlap": False, "closed_loop": True, "blend_variant": True}
+
+
+@pytest.mark.parametrize("renderer", ["classic", "nodes2"])
+def test_schedule_preview_redraws_and_greys_unused_inputs(request, server, renderer):
     import urllib.error
 
     try:
@@ -134,29 +192,48 @@ def test_schedule_preview_redraws_and_greys_unused_inputs(frontend, server):
         pytest.fail(f"GET /longanim/schedule_preview -> HTTP {e.code}: the route is registered by the node family "
                     "'ui_nodes' (nodes/ui_nodes.py); is it listed in nodes/registry.py FAMILIES?")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    frontend.evaluate("() => window.comfyAPI.app.app.graph.clear()")
-    nid = frontend.evaluate("""() => {
-        const app = window.comfyAPI.app.app, node = window.LiteGraph.createNode('LongAnimContextWindows');
-        node.pos = [100, 100]; app.graph.add(node); app.canvas.setDirty(true, true); return node.id; }""")
+    frontend = request.getfixturevalue("frontend" if renderer == "classic" else "frontend_nodes2")
+    classic = renderer == "classic"
+    nid = _add_context_windows_node(frontend)
     first = _preview(frontend, nid)
     assert first["w"] > 0 and first["h"] > 0 and "frames" in first["caption"], first
+    if not classic:  # the picture is inside the node's DOM element, laid out with a size
+        dom = frontend.dom_node_state(nid)
+        assert dom is not None, "Nodes 2.0 is on but the node has no [data-node-id] element"
+        assert any(w == first["w"] and rw > 50 and rh > 50 for w, rw, rh in dom["images"]), dom["images"]
+        greyed = _wait_dom_greyed(frontend, nid, ZOLA_GREYED)
+        assert _matches(greyed, ZOLA_GREYED), f"the DOM node does not grey the inputs zola does not read: {greyed}"
+    assert _matches(_greyed_flags(frontend, nid), ZOLA_GREYED), _greyed_flags(frontend, nid)
     # a widget change redraws the picture (computed by the server's schedule code)
-    frontend.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(id);
-        const w = n.widgets.find((w) => w.name === 'stride'); w.value = 6; w.callback?.(6);
-        n.setDirtyCanvas(true, true); }""", nid)
+    _set_widget(frontend, nid, "stride", 6, classic)
     second = _preview(frontend, nid, first["src"])
     assert second["sum"] != first["sum"] or (second["w"], second["h"]) != (first["w"], first["h"])
     # inputs the chosen schedule does not read are greyed
-    state = frontend.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(id);
-        const w = n.widgets.find((w) => w.name === 'context_schedule'); w.value = 'static'; w.callback?.('static');
-        n.onWidgetChanged?.('context_schedule', 'static', 'zola', w);
-        return Object.fromEntries(n.widgets.filter((w) => w.name).map((w) => [w.name, !!w.disabled])); }""", nid)
-    assert state["stride"] and state["max_skip"] and not state["overlap"], state
+    _set_widget(frontend, nid, "context_schedule", "static", classic)
+    frontend.page.wait_for_function(f"""(() => {{ const n = window.comfyAPI.app.app.graph.getNodeById({nid});
+        return n.widgets.find((w) => w.name === 'stride').disabled; }})()""", timeout=10000)
+    state = _greyed_flags(frontend, nid)
+    assert _matches(state, STATIC_GREYED), state
     assert state["blend_variant"], "blend_variant applies only to fusion randomized_blend"
     # the preview widget is view-only: not in the saved workflow, not in the prompt
-    saved = frontend.evaluate("(id) => window.comfyAPI.app.app.graph.getNodeById(id).serialize()", nid)
-    assert len(saved["widgets_values"]) == 12, saved["widgets_values"]
-    frontend.screenshot_png(ARTIFACTS / "schedule_preview_node.png")
+    saved, widgets = frontend.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(id);
+        return [n.serialize(), n.widgets.map((w) => w.name)]; }""", nid)
+    assert "longanim_schedule_preview" in widgets, widgets
+    assert len(saved["widgets_values"]) == len(widgets) - 1, (saved["widgets_values"], widgets)
+    frontend.screenshot_png(ARTIFACTS / f"schedule_preview_node_{renderer}.png")
+
+
+def test_nodes2_greying_follows_changes(frontend_nodes2):
+    """With Nodes 2.0 a DOM node shows a changed greying at once (frontends that keep widget state reactively)."""
+    nid = _add_context_windows_node(frontend_nodes2)
+    if not frontend_nodes2.dom_follows_widget_state(nid):
+        pytest.skip("this frontend's DOM nodes copy widget options once when a node is added and afterwards "
+                    "update only values, so no extension can change their greying (frontend 1.32)")
+    assert _matches(_wait_dom_greyed(frontend_nodes2, nid, ZOLA_GREYED), ZOLA_GREYED)
+    for schedule, expected in (("static", STATIC_GREYED), ("zola", ZOLA_GREYED)):
+        _set_widget(frontend_nodes2, nid, "context_schedule", schedule, False)
+        greyed = _wait_dom_greyed(frontend_nodes2, nid, expected)
+        assert _matches(greyed, expected), f"{schedule}: the DOM node shows {greyed}"
 
 
 @pytest.mark.parametrize("name", ["longanim_zero_shot_sd15", "longanim_wan_t2v_long"])

@@ -43,9 +43,13 @@ def test_full_denoiser_is_best(bench):
     _, rows, truth = bench
     full = rows["full denoiser (bound)"]
     assert 0.9 < full["seam"] < 1.1 and full["cost"] == pytest.approx(1.0)
+    # with i.i.d. initial noise no window scheme reaches the full denoiser's covariance; a structured initial noise
+    # (the "noise" family, e.g. ZoLA Eq. 8's tiled repeat mask) adds correlation of its own and may come close, so it
+    # is held to the bound without the margin
     for r in rows.values():
         if r is not full:
-            assert full["cov"] < r["cov"] - 0.1, r["name"]
+            margin = 0.0 if r["family"] == "noise" else 0.1
+            assert full["cov"] < r["cov"] - margin, r["name"]
     full_err = abs(full["long_range"] - truth["long_range"])
     for r in co_denoising(rows) + [rows["isolated windows"]]:
         assert full_err < abs(r["long_range"] - truth["long_range"]) - 0.1, r["name"]

@@ -1,4 +1,4 @@
-"""An analytic "short video model": a Gaussian video prior with exact denoisers (issue 9B).
+"""An analytic "short video model": a Gaussian video prior with exact denoisers.
 
 Purpose: a ground-truth benchmark for the long-video samplers of the pack (ZoLA section 4.4 denoising
 path expansion, Gen-L-Video section 3.2 temporal co-denoising, StreamingT2V section 4.3 randomized

@@ -1,8 +1,12 @@
 """Window schedules: which frames each model window holds at each sampling step (pure layer).
 
 Part of :mod:`context_schedule` (import names from there). Papers: ZoLA (``zola.txt``) section 4.3, Eqs. 5-7;
-Gen-L-Video (``gen-l-video.txt``) section 3.2; parity schedules as in /work/shared/research/anchors.md. Conventions
+Gen-L-Video (``gen-l-video.txt``) section 3.2; parity schedules with the published anchors. Conventions
 (windows, seeds, frame axis) are in the :mod:`context_schedule` docstring.
+
+Length: a little over 600 lines because every schedule (uniform, static, batched, looped, shifted, ZoLA with
+shifted or truncated ends, spanning skip phase) shares the same draw and validation helpers; splitting them would
+scatter one concern over several files.
 """
 
 from __future__ import annotations

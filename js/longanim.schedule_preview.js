@@ -1,7 +1,8 @@
 // LongAnim: live schedule preview on the context-window nodes, and greying of inputs a mode does not use.
 //
 // The picture is drawn by the pack's Python schedule code (GET /longanim/schedule_preview, the same
-// window_nodes.schedule_picture the sampler and "LongAnim: Preview Schedule" use): no JavaScript port of the math.
+// nodes/comfy/window_options.schedule_picture the sampler and "LongAnim: Preview Schedule" use): no JavaScript
+// port of the math.
 // The preview widget is view-only (serialize: false): nothing is saved in the workflow or sent to the backend.
 //
 // Works with both node renderers of the frontend: the classic canvas (LiteGraph draws every node and calls

@@ -1,4 +1,4 @@
-"""e2e, issue 11 (reliability) through the real server: cancel leaves nothing behind, determinism, isolation of
+"""e2e, reliability through the real server: cancel leaves nothing behind, determinism, isolation of
 patched and plain models in one prompt, bad inputs rejected with the input named and the server still serving.
 
 ComfyUI caches node outputs between prompts with the same inputs, so every comparison below checks (through the

@@ -309,7 +309,7 @@ def refine_phased_cancel_sweep(server: ComfyServer, fractions=(0.0, 0.1, 0.25, 0
 # ---------------------------------------------------------------------------------------------------- report
 def markdown(rss: list[dict], sweep: list[dict], machine: str) -> str:
     first = rss[0]["rss_mb"]
-    lines = ["# Reliability (issue 11): measured numbers", "",
+    lines = ["# Reliability: measured numbers", "",
              f"Measured with `tests/tools/reliability_sweep.py` on {machine}; ComfyUI started with "
              f"`--cpu {' '.join(SERVER_ARGS)}`.", "",
              "## Server RSS over consecutive runs", "",

@@ -528,9 +528,11 @@ class LongAnimContextHandler(_HandlerBase):
         ade_state = ade.ade_run_state(t_opts)
         if ade_state is not None:  # ADE's own sliding loop must not run inside LongAnim's windows
             ade.drop_sliding_loop(t_opts)
-        # windows with their own prompts, their own adapter weights or an ADE motion module (one video length per
-        # call) are evaluated one per call
-        if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or ade_state is not None:
+        # windows with their own prompts, their own adapter weights or an ADE motion module that reads per-window
+        # frame indices (one sub_idxs per call) are evaluated one per call; otherwise equal-length windows share a
+        # call with ADE too (one video length per call; co_denoise batches by length)
+        if _has_tags(conds) or t_opts.get(WINDOW_CALLBACKS) or \
+                (ade_state is not None and not ade.windows_share_call(ade_state)):
             max_batch = 1
         else:
             max_batch = opts.max_batch or self._auto_windows(model, x_in, axis)
@@ -565,7 +567,7 @@ class LongAnimContextHandler(_HandlerBase):
                 slicer.set(frames)
             cleanups = [cb(view_frames, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
             if ade_state is not None:
-                cleanups.append(ade.set_window(ade_state, view_frames[0], num_frames))
+                cleanups.append(ade.set_window(ade_state, view_frames, num_frames))
             try:
                 outs = calc_cond_batch(model=model, conds=sub_conds, x_in=x_b, timestep=t_b,
                                        model_options=model_options)
@@ -680,7 +682,7 @@ def _warn_once(message: str) -> None:
 
 class _RunStateWrapper:
     """SAMPLER_SAMPLE wrapper: publish the sampler's seed and step offset to the window loop, check the setup before
-    sampling (the latent's layout against the model family, one window loop per model), and note the finished run
+    sampling (one window loop per model, ControlNet hint lengths), and note the finished run
     so a run continuing it (the second Wan 2.2 expert) continues its schedule."""
 
     def __init__(self, check_handler: bool):
@@ -695,8 +697,6 @@ class _RunStateWrapper:
         state["seed"] = int(extra_args.get("seed") or 0)
         latent = args[0] if args else kwargs.get("latent_image")
         patcher = getattr(guider, "model_patcher", None)
-        if patcher is not None:
-            check_latent_fits_model(patcher, latent)
         shape = tuple(latent.shape) if isinstance(latent, torch.Tensor) else None
         cont = continued_run(shape, sigmas, noise) if shape is not None else None
         if cont is not None:
@@ -742,6 +742,7 @@ class _OuterSampleWrapper:
 
     * Records the windows of the run's last step and files them under the output latent (:func:`recorded_windows`),
       so the Video Metrics node marks the borders the run really had.
+    * Refuses a latent whose layout does not fit the model family (:func:`basics.check_latent_fits_model`).
     * AnimateDiff-Evolved: ADE sees LongAnim's window length for this run only
       (:func:`animatediff.bridge_window_length`).
     """
@@ -752,6 +753,8 @@ class _OuterSampleWrapper:
     def __call__(self, executor, noise, latent_image, *args, **kwargs):
         guider = executor.class_obj
         patcher = getattr(guider, "model_patcher", None)
+        if patcher is not None:  # before the latent format's process_latent_in, which would fail on a mismatch
+            check_latent_fits_model(patcher, latent_image)
         record = ScheduleRecord()
         orig_options = guider.model_options
         guider.model_options = dict(orig_options)

@@ -259,6 +259,9 @@ def test_ltxv_guide_frames_join_only_the_windows_that_hold_their_frame():
     video = c["frames"]
     guides = c["latent"]["samples"].shape[2] - video
     assert guides == 1
+    plain, plain_log = logged(load(tf.LTXV))
+    ksample(plain, c, steps=1)
+    full = plain_log.calls[0]["conds"]
     model, log = logged(windows(load(tf.LTXV), length=6, stride=4, skip=1, max_windows_per_batch=1))
     x = ksample(model, c)
     assert torch.isfinite(x).all()
@@ -268,22 +271,88 @@ def test_ltxv_guide_frames_join_only_the_windows_that_hold_their_frame():
         kf = call["conds"].get("keyframe_idxs")
         assert call["shape"][2] == len(call["window"]) + int(holds)
         assert (kf is not None and kf.cond.shape[2] == SIZE * SIZE) if holds else kf is None or kf.cond.numel() == 0
+        frames = list(call["window"]) + ([video] if holds else [])
+        mask = call["conds"]["denoise_mask"].cond
+        assert torch.equal(mask, full["denoise_mask"].cond.index_select(2, torch.tensor(frames)))
+        if holds:  # the keyframe's time coordinate re-based to its target's window position p: + 8 (p - 8)
+            shift = 8 * (call["window"].index(8) - 8)
+            assert torch.equal(kf.cond[:, 0], full["keyframe_idxs"].cond[:, 0] + shift), call["window"]
+            assert torch.equal(kf.cond[:, 1:], full["keyframe_idxs"].cond[:, 1:])
+    held = [call for call in log.calls if 8 in call["window"]]
+    assert held and len(held) < len(log.calls), "some windows hold the keyframe and some do not (test can fail)"
+
+
+def test_windows_keep_ltxv_guide_output_and_shape():
+    """The sampled latent keeps the appended guide frame (LTXVCropGuides strips it after sampling) and repeats."""
+    c = case("ltxv_guide")
+    model = windows(load(tf.LTXV), length=6, stride=4, skip=1, max_windows_per_batch=2)
+    a = ksample(model, c)
+    assert a.shape == c["latent"]["samples"].shape and torch.isfinite(a).all()
+    assert torch.equal(a, ksample(model, c))
 
 
 # --------------------------------------------------------------------------------------------- reference frame
-def test_start_image_frame_is_kept_in_every_window_when_asked():
-    """With keep_first_frame every window not holding frame 0 gets frame 0 (latent and c_concat) prepended; its
-    own frames are unchanged; the prepended frame's output is not fused."""
+@pytest.mark.parametrize("name,key", [("wan21_i2v", "c_concat"), ("wan22_5b", "denoise_mask"),
+                                      ("hunyuan_i2v", "c_concat"), ("ltxv_i2v", "denoise_mask")])
+def test_start_image_frame_is_kept_in_every_window_when_asked(name, key):
+    """With keep_first_frame every window not holding frame 0 gets frame 0 (latent and per-frame conds) prepended;
+    its own frames are unchanged; the prepended frame's output is not fused."""
     assert "keep_first_frame" in wn.LongAnimZoLAWindows.INPUT_TYPES()["optional"]
-    c = case("wan21_i2v")
-    base = load(tf.WAN21_I2V)
+    c = case(name)
+    base = load(c["files"][0])
     plain, plain_log = logged(base)
     ksample(plain, c, steps=1)
-    full = plain_log.calls[0]["conds"]["c_concat"].cond
+    full = plain_log.calls[0]["conds"][key].cond
     model, log = logged(windows(base, length=6, stride=4, skip=1, max_windows_per_batch=1, keep_first_frame=True))
-    ksample(model, c)
+    a = ksample(model, c)
+    assert torch.isfinite(a).all() and a.shape == c["latent"]["samples"].shape
+    prepended = 0
     for call in log.calls:
-        got = call["conds"]["c_concat"].cond
-        frames = call["window"] if call["window"][0] == 0 else [0] + call["window"]
+        got = call["conds"][key].cond
+        frames = call["window"]  # the published window lists the call's video frames, frame 0 first
+        assert frames[0] == 0 and len(frames) in (6, 7)
+        prepended += len(frames) == 7
         assert call["shape"][2] == len(frames)
         assert torch.equal(got, full.index_select(2, torch.tensor(frames)))
+    assert prepended, "some windows do not start at frame 0 (the test can fail)"
+    off = ksample(windows(base, length=6, stride=4, skip=1, max_windows_per_batch=1), c)
+    assert not torch.equal(a, off), "the reference frame changes the result"
+
+
+def test_keep_first_frame_off_is_the_plain_loop_bit_for_bit():
+    c = case("wan21_i2v")
+    base = load(tf.WAN21_I2V)
+    a = ksample(windows(base, skip=2, max_windows_per_batch=1), c)
+    b = ksample(windows(base, skip=2, max_windows_per_batch=1, keep_first_frame=False), c)
+    assert torch.equal(a, b)
+
+
+def test_keep_first_frame_batched_equals_one_by_one():
+    c = case("wan22_5b")
+    base = load(tf.WAN22_TI2V5B)
+    one = ksample(windows(base, max_windows_per_batch=1, keep_first_frame=True), c)
+    many = ksample(windows(base, max_windows_per_batch=4, keep_first_frame=True), c)
+    assert torch.allclose(one, many, atol=1e-4, rtol=1e-4)
+
+
+def test_keep_first_frame_refuses_wrapping_windows():
+    with pytest.raises(ValueError, match="keep_first_frame"):
+        wn.LongAnimContextWindows().run(load(tf.WAN21_I2V), "looped", 6, 4, 2, 1, True, 0, "zola",
+                                        keep_first_frame=True)
+
+
+# --------------------------------------------------------------------------------------------- units, layout
+@pytest.mark.parametrize("name,typed,latent", [(tf.LTXV, 41, 6), (tf.HUNYUAN_T2V, 21, 6), (tf.WAN21_I2V, 21, 6)])
+def test_video_frame_lengths_use_the_family_compression(name, typed, latent):
+    model = wn.LongAnimZoLAWindows().run(load(name), typed, typed, 1, "zola", 0, length_unit="video frames")[0]
+    opts = model.model_options["context_handler"].options
+    assert (opts.length, opts.stride) == (latent, latent)
+    same = wn.LongAnimZoLAWindows().run(load(name), typed, typed, 1, "zola", 0)[0]
+    assert same.model_options["context_handler"].options.length == typed
+
+
+def test_a_latent_of_another_family_is_refused_by_name():
+    """Non-empty latents (core >= 0.28 re-shapes an all-zero latent to the model's channels by itself)."""
+    model = windows(load(tf.WAN22_TI2V5B), max_windows_per_batch=1)
+    with pytest.raises(ValueError, match="latent_image: it has 16 channels .* takes 48"):
+        ksample(model, case("wan22_5b"), latent={"samples": rnd((1, 16, FRAMES, SIZE, SIZE), "wan latent")})

@@ -186,3 +186,35 @@ def test_step_index_matches_schedule_and_substeps():
     assert ca.step_index(torch.tensor([7.0, 7.0]), mo) == 1
     assert ca.step_index(torch.tensor([5.0]), mo) == 1  # a midpoint belongs to the step above it
     assert ca.step_index(torch.tensor([14.6]), mo) == 0
+
+
+def test_video_latent_into_an_image_unet_is_refused_by_name(host):
+    """A Wan-style [B, C, T, H, W] latent into SD1.5 names the mismatch and the fix (not a conv2d error)."""
+    video = {"samples": torch.randn((1, 4, 12, 8, 8), generator=torch.Generator().manual_seed(3))}  # not empty:
+    # core re-shapes an all-zero latent to the model's layout itself
+    with pytest.raises(ValueError, match=r"latent_image: a video latent .*Empty Latent Image"):
+        host.ksample(zola(host.sd15()), video, steps=1)
+
+
+def test_new_window_options_off_are_the_plain_loop_bit_for_bit(host):
+    """keep_first_frame off and length_unit 'latent frames' (the defaults) change nothing; on SD (one video frame
+    per latent) 'video frames' gives the same numbers."""
+    for model, latent in ((host.sd15(), host.sd_latent(20)), (host.wan(), host.wan_latent(20))):
+        plain = host.ksample(zola(model), latent, steps=2)
+        explicit = zola(model, keep_first_frame=False, length_unit="latent frames")
+        assert torch.equal(plain, host.ksample(explicit, latent, steps=2))
+    sd = host.sd15()
+    opts = zola(sd, length_unit="video frames").model_options["context_handler"].options
+    assert (opts.length, opts.stride) == (8, 6)
+
+
+def test_a_continued_run_counts_on_from_the_finished_run_step():
+    """Two KSamplerAdvanced halves (the second adds no noise and starts where the first stopped) see global steps."""
+    sig = torch.tensor([14.6, 7.0, 3.0, 1.0, 0.0])
+    shape = (1, 16, 9, 4, 4)
+    ca.note_finished_run(shape, sig[:3], seed=5, offset=0)
+    assert ca.continued_run(shape, sig[2:], torch.zeros(shape)) == (5, 2)
+    assert ca.continued_run(shape, sig[2:], torch.ones(shape)) is None, "fresh noise: a new run"
+    assert ca.continued_run((1, 16, 10, 4, 4), sig[2:], torch.zeros(1, 16, 10, 4, 4)) is None
+    mo = {"transformer_options": {"sample_sigmas": sig[2:], "LongAnim.run": {"step_offset": 2}}}
+    assert ca.step_index(torch.tensor([1.0]), mo) == 3

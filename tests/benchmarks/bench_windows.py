@@ -5,7 +5,8 @@
 (a) overhead of the pack's window loop over the bare model calls it requests (same call count), target <= 3 %;
 (b) peak extra memory for 64, 256, 1024 latent frames (separate processes), target: 1024 frames < 2x 64 frames;
 (c) the pack's schedule vs core's Context Windows on the tiny Wan model, same windows, time ratio, target <= 1.0;
-(d) batched windows vs one-by-one.
+(d) batched windows vs one-by-one;
+(e) the same with the AnimateDiff-Evolved stand-in motion module (tests/comfy/ade_standin.py); ``--ade-only``: just (e).
 Runs on the tiny models of the test host (CPU by default; ``--device cuda`` on a GPU machine).
 """
 from __future__ import annotations
@@ -178,11 +179,39 @@ def batched(h, frames: int, steps: int, repeats: int):
     return out
 
 
+def batched_ade(h, frames: int, steps: int, repeats: int):
+    """Tiny SD1.5 with the ADE stand-in motion module: windows one per call vs sharing calls (same windows)."""
+    import torch
+    from ade_standin import apply_ade, motion_group
+    from longanim.nodes.comfy import windows as ca
+
+    latent = h.sd_latent(frames, size=4)
+    out, results = [], {}
+    for mb in (1, 4, 0):
+        m = ca.patch_model_windows(apply_ade(h.sd15()),
+                                   ca.WindowOptions(schedule="uniform", length=8, stride=4, max_batch=mb))
+        best = float("inf")
+        for _ in range(repeats):
+            motion_group(m).seen.clear()
+            t0 = time.perf_counter()
+            results[mb] = h.ksample(m, latent, steps=steps, cfg=1.0)
+            best = min(best, time.perf_counter() - t0)
+        seen = motion_group(m).seen
+        out.append({"max_batch": mb, "seconds": best, "calls": len(seen),
+                    "per_call": max(b for b, _, _ in seen) // 8})
+    for r in out:
+        r["speedup"] = out[0]["seconds"] / r["seconds"]
+        r["max_abs_diff"] = float((results[r["max_batch"]] - results[1]).abs().max())
+        r["finite"] = bool(torch.isfinite(results[r["max_batch"]]).all())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--memory-child", type=int)
+    ap.add_argument("--ade-only", action="store_true")
     args = ap.parse_args()
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.device)))
@@ -192,6 +221,9 @@ def main() -> None:
 
     reps = 1 if args.quick else 3
     steps = 2 if args.quick else 4
+    if args.ade_only:
+        print("\n".join(ade_lines(h, steps, reps)))
+        return
     lines = [f"# Context-window benchmark ({args.device}, tiny models)", ""]
     ov = [loop_overhead(h, f, steps, reps) for f in (64, 256)]
     lines += ["## (a) window-loop overhead over the model calls it requests (target <= 3 %)", "",
@@ -229,11 +261,23 @@ def main() -> None:
     lines += ["", "## (d) batched windows vs one by one (uniform, length 8, stride 4)", "",
               "| model | windows per call | seconds |", "|---|---|---|"]
     lines += [f"| {r['family']} | {r['max_batch']} | {r['seconds']:.2f} |" for r in bt]
+    lines += ade_lines(h, steps, reps)
     text = "\n".join(lines) + "\n"
     print(text)
     OUT.mkdir(exist_ok=True)
     (OUT / "windows.md").write_text(text)
     _plot(ov, mem, cv, OUT / "windows.png")
+
+
+def ade_lines(h, steps: int, reps: int) -> list[str]:
+    ad = batched_ade(h, 40, steps, reps)
+    lines = ["", "## (e) with the AnimateDiff-Evolved stand-in motion module, tiny SD1.5, 40 frames "
+             "(uniform, length 8, stride 4, cfg 1)", "",
+             "| max windows per call | motion-module calls per run | most windows in a call | seconds | speed-up vs "
+             "1 per call | max abs diff vs 1 per call |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['max_batch'] or 'auto'} | {r['calls']} | {r['per_call']} | {r['seconds']:.2f} | "
+              f"{r['speedup']:.2f}x | {r['max_abs_diff']:.1e} |" for r in ad]
+    return lines
 
 
 def _plot(ov, mem, cv, path) -> None:

@@ -61,8 +61,8 @@ def render_schedule_preview(
                           max_height=max_height, step_labels=step_labels)
 
 
-def _render_rows(steps_windows, num_frames, blend_masks, cell) -> torch.Tensor:
-    """The plain picture (one sub-row per window, ``cell`` pixels per frame), as documented above."""
+def _check_picture_args(steps_windows, num_frames: int, blend_masks, cell: int) -> None:
+    """``ValueError`` naming the argument for the checks both picture layouts share."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if cell < 1:
@@ -71,6 +71,11 @@ def _render_rows(steps_windows, num_frames, blend_masks, cell) -> torch.Tensor:
         raise ValueError(
             f"blend_masks must have one entry per step ({len(steps_windows)}), got {len(blend_masks)}"
         )
+
+
+def _render_rows(steps_windows, num_frames, blend_masks, cell) -> torch.Tensor:
+    """The plain picture (one sub-row per window, ``cell`` pixels per frame), as documented above."""
+    _check_picture_args(steps_windows, num_frames, blend_masks, cell)
     bg = torch.tensor([0.06, 0.06, 0.07])
     gap = torch.tensor([0.22, 0.22, 0.24])
     sep = torch.tensor([0.55, 0.55, 0.55])
@@ -207,14 +212,7 @@ def _nice_spacing(min_frames: float) -> int:
 
 def _render_framed(steps_windows, num_frames: int, blend_masks, cell: int, *, axes: bool, lanes: bool,
                    max_width: int | None, max_height: int | None, step_labels) -> torch.Tensor:
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if cell < 1:
-        raise ValueError(f"cell must be >= 1, got {cell}")
-    if blend_masks is not None and len(blend_masks) != len(steps_windows):
-        raise ValueError(
-            f"blend_masks must have one entry per step ({len(steps_windows)}), got {len(blend_masks)}"
-        )
+    _check_picture_args(steps_windows, num_frames, blend_masks, cell)
     n_steps = len(steps_windows)
     labels = list(range(n_steps)) if step_labels is None else [int(v) for v in step_labels]
     if len(labels) != n_steps:

@@ -8,6 +8,7 @@ concern, each naming at its top what it owns and which core hooks it uses:
 ``noise``              the NOISE object, the KSampler initial-noise wrapper, KSampler-identical seeded draws
 ``window_options``     the window loop's options and the picture of their schedule (pure; shared with the route)
 ``windows``            the window loop: LongAnim's context handler and the wrappers that set a run up
+``window_conds``       one window's conditioning: window view, per-frame conds, hints, reference frame, guides
 ``animatediff``        the AnimateDiff-Evolved bridge (duck-typed; LongAnim's windows drive ADE's motion module)
 ``unet_attention``     ZS² momentum / Gen-L cross-frame attention as a UNet ``attn1_patch``
 ``wan_attention``      ZoLA attention expansion as Wan's ``optimized_attention_override``

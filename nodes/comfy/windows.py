@@ -7,7 +7,8 @@ model call when allowed), fuses the predictions with ``co_denoise`` and returns 
 ``_calc_cond_batch`` does. Also owns the wrappers that set a run up (the sampler's seed, the memory estimate of
 one batch of windows, the record of the last step's windows), the window view published to other packs
 (``transformer_options["context_window"]`` / ``["ad_params"]``) and the per-window callbacks other features
-register (``WINDOW_CALLBACKS``: Window LoRA).
+register (``WINDOW_CALLBACKS``: Window LoRA). What one window's call receives (the window view, sliced conds and
+hints, the reference frame, LTX-Video guides, interpolated prompts) is built by ``window_conds.py``.
 
 Core hooks used: ``comfy.context_windows.ContextHandlerABC`` (subclassed, see :class:`LongAnimContextHandler`);
 ``comfy.patcher_extension.WrappersMP`` ``SAMPLER_SAMPLE``, ``PREPARE_SAMPLING`` and ``OUTER_SAMPLE`` wrappers on the
@@ -37,6 +38,15 @@ from .basics import (
     frame_axis_of,
     run_state,
     set_wrapper,
+)
+from .window_conds import (
+    _FrameLayout,
+    _HintSlicer,
+    _interpolate_entries,
+    _slice_value,
+    _warn_once,
+    _window_view,
+    check_control_hints,
 )
 from .window_options import WindowOptions
 
@@ -137,220 +147,6 @@ def note_finished_run(shape, sigmas: torch.Tensor, seed: int, offset: int) -> No
 
 def _has_tags(conds) -> bool:
     return any(c is not None and any(TAG_KEY in e for e in c) for c in conds)
-
-
-class _WindowView:
-    """What other packs read from ``transformer_options["context_window"]``.
-
-    An own object with the attributes and methods of core's ``IndexListContextWindow`` (``index_list``,
-    ``context_length``, ``context_overlap``, ``dim``, ``total_frames``, ``center_ratio``, ``modality_windows``, the
-    guide-frame lists, ``get_tensor``, ``add_window``, ``get_region_index``, ``get_window_for_modality``), so no
-    core constructor signature is assumed; ``tests/comfy/test_core_manifest.py`` checks the host's window has no
-    attribute this one lacks.
-    """
-
-    def __init__(self, index_list: list[int], dim: int, total: int):
-        self.index_list = index_list
-        self.context_length = len(index_list)
-        self.context_overlap = 0
-        self.dim = dim
-        self.total_frames = total
-        self.center_ratio = (min(index_list) + max(index_list)) / (2 * max(total, 1))
-        self.modality_windows = None
-        self.guide_frames_indices: list[int] = []
-        self.guide_overlap_info: list[tuple[int, int]] = []
-        self.guide_kf_local_positions: list[int] = []
-        self.guide_downscale_factors: list[int] = []
-        self.causal_anchor_index: int | None = None  # 0 when frame 0 was prepended as the reference frame
-
-    def get_tensor(self, full: torch.Tensor, device=None, dim=None, retain_index_list=()) -> torch.Tensor:
-        dim = self.dim if dim is None else dim
-        if dim == 0 and full.shape[dim] == 1:
-            return full if device is None else full.to(device)
-        out = full.index_select(dim, torch.tensor(self.index_list, device=full.device))
-        return out if device is None else out.to(device)
-
-    def add_window(self, full: torch.Tensor, to_add: torch.Tensor, dim=None) -> torch.Tensor:
-        dim = self.dim if dim is None else dim
-        full.index_add_(dim, torch.tensor(self.index_list, device=full.device), to_add)
-        return full
-
-    def get_region_index(self, num_regions: int) -> int:
-        """Which of ``num_regions`` equal parts of the video this window's centre falls in."""
-        return min(max(int(self.center_ratio * num_regions), 0), num_regions - 1)
-
-    def get_window_for_modality(self, modality_idx: int):
-        """The window of one modality (0 = the latent itself; LongAnim windows carry no other modality)."""
-        if modality_idx == 0:
-            return self
-        return self.modality_windows[modality_idx]
-
-
-def _window_view(index_list: list[int], dim: int, total: int) -> _WindowView:
-    return _WindowView(index_list, dim, total)
-
-
-def _is_core_control(control) -> bool:
-    return type(control).__module__.startswith("comfy.")
-
-
-def _control_chain(conds):
-    seen = {}
-    for cond in conds:
-        for entry in cond or []:
-            c = entry.get("control")
-            while c is not None:
-                seen.setdefault(id(c), c)
-                c = getattr(c, "previous_controlnet", None)
-    return list(seen.values())
-
-
-def _invalidate_hint_cache(control) -> None:
-    for attr in ("cond_hint", "control_input"):
-        if hasattr(control, attr):
-            setattr(control, attr, None)
-    for attr in ("cond_hints", "control_inputs"):
-        cache = getattr(control, attr, None)
-        if isinstance(cache, dict):
-            cache.clear()
-
-
-def check_control_hints(conds, num_frames: int) -> None:
-    """A per-frame ControlNet hint must have 1 frame or as many frames as the latent."""
-    for control in _control_chain(conds):
-        hint = getattr(control, "cond_hint_original", None)
-        if isinstance(hint, torch.Tensor) and hint.ndim == 4 and hint.shape[0] not in (1, num_frames):
-            raise ValueError(
-                f"ControlNet image: it has {hint.shape[0]} frames but the latent has {num_frames}; give one image "
-                f"(used for every frame) or exactly {num_frames} (one per frame)")
-
-
-class _HintSlicer:
-    """Give ComfyUI's own ControlNet objects the hint frames of the windows being evaluated, then restore."""
-
-    def __init__(self, conds, num_frames: int):
-        self.items = []
-        for control in _control_chain(conds):
-            hint = getattr(control, "cond_hint_original", None)
-            if _is_core_control(control) and isinstance(hint, torch.Tensor) and hint.ndim == 4 \
-                    and hint.shape[0] == num_frames and num_frames > 1:
-                self.items.append((control, hint))
-
-    def set(self, windows: list[list[int]]) -> None:
-        for control, hint in self.items:
-            idx = torch.tensor([f for w in windows for f in w], device=hint.device)
-            control.cond_hint_original = hint.index_select(0, idx)
-            _invalidate_hint_cache(control)
-
-    def restore(self) -> None:
-        for control, hint in self.items:
-            control.cond_hint_original = hint
-            _invalidate_hint_cache(control)
-
-
-def _slice_value(value, axis: int, num_frames: int, idx_list: list[torch.Tensor], batch_axis_cat: int):
-    """Slice a per-frame tensor (frames on ``axis``) to the windows and join the windows on the batch axis."""
-    if isinstance(value, torch.Tensor) and value.ndim > axis and value.shape[axis] == num_frames and num_frames > 1:
-        parts = [value.index_select(axis, i.to(value.device)) for i in idx_list]
-        return torch.cat(parts, dim=batch_axis_cat) if len(parts) > 1 else parts[0]
-    return None
-
-
-LTXV_TIME_SCALE = 8  # LTX-Video: pixel time coordinate of latent frame p is 8 p (its VAE's temporal ratio)
-
-
-def _cond_value(conds, key: str):
-    """The first ``model_conds[key]`` tensor of any cond entry (raw tensor or a CONDRegular's ``.cond``)."""
-    for cond in conds:
-        for entry in cond or []:
-            mc = entry.get("model_conds")
-            if isinstance(mc, dict) and key in mc:
-                value = mc[key]
-                return value if isinstance(value, torch.Tensor) else getattr(value, "cond", None)
-    return None
-
-
-class _FrameLayout:
-    """Which latent frames of one model evaluation are video and which are LTX-Video keyframe guides, and which
-    extra frames each window carries.
-
-    ``LTXVAddGuide`` appends G guide latents after the V video frames (``T = V + G``) and gives the model their
-    pixel coordinates in ``keyframe_idxs`` ([B, 3, G·h·w] on 0.3.75, [B, 3, G·h·w, 2] start/end on newer hosts),
-    guide frame j owning tokens ``j·h·w .. (j+1)·h·w - 1``; its target latent frame is ``ceil(t / 8)`` of its first
-    time coordinate (``LTXVAddGuide.get_latent_index``). Windows are drawn over the V video frames; each window's
-    model frames are ``[0]`` (with ``keep_first_frame``, when the window lacks frame 0) + the window + the guide
-    latents whose target frame is in the window. Without guides and ``keep_first_frame`` the model frames are the
-    window itself (the plain loop, bit for bit).
-    """
-
-    def __init__(self, conds, x_in: torch.Tensor, axis: int, keep_first: bool):
-        total = x_in.shape[axis]
-        self.total = total
-        self.keep_first = keep_first
-        self.targets: list[int] = []
-        kf = _cond_value(conds, "keyframe_idxs") if axis == 2 else None
-        if isinstance(kf, torch.Tensor) and kf.ndim >= 3 and kf.shape[2] > 0:
-            hw = x_in.shape[-1] * x_in.shape[-2]
-            guides = kf.shape[2] // hw
-            if guides * hw != kf.shape[2] or not 0 < guides < total:
-                raise ValueError(f"positive/negative: keyframe_idxs holds {kf.shape[2]} guide tokens, not a whole "
-                                 f"number of {hw}-token latent frames of this {list(x_in.shape)} latent; use "
-                                 "LTXVAddGuide on the latent you sample, and LTXVCropGuides only after sampling")
-            times = kf[0, 0].reshape(guides, hw, -1).amin(dim=(1, 2)).tolist()
-            video = total - guides
-            self.targets = [min(video - 1, max(0, (int(t) + LTXV_TIME_SCALE - 1) // LTXV_TIME_SCALE))
-                            for t in times]
-        self.video = total - len(self.targets)
-
-    @property
-    def plain(self) -> bool:
-        return not self.keep_first and not self.targets
-
-    def prefix(self, window: list[int]) -> list[int]:
-        return [0] if self.keep_first and 0 not in window else []
-
-    def guides(self, window: list[int]) -> list[int]:
-        """Guide indices j (0..G-1) whose target frame is in ``window``."""
-        held = set(window)
-        return [j for j, g in enumerate(self.targets) if g in held]
-
-    def model_frames(self, window: list[int]) -> list[int]:
-        return self.prefix(window) + list(window) + [self.video + j for j in self.guides(window)]
-
-    def group_key(self, window: list[int]) -> tuple:
-        return len(self.prefix(window)), tuple(self.guides(window)) if self.targets else ()
-
-    def guide_positions(self, window: list[int]) -> list[tuple[int, int]]:
-        """(guide j, position of its target frame among the window's model frames) for the window's guides."""
-        frames = self.prefix(window) + list(window)
-        return [(j, frames.index(self.targets[j])) for j in self.guides(window)]
-
-    def keyframe_idxs(self, kf: torch.Tensor, window: list[int], hw: int) -> torch.Tensor | None:
-        """The window's guides' tokens of ``keyframe_idxs`` with the time coordinate re-based to the window:
-        ``t_new = t_old + 8 (p - g)`` for a guide targeting latent frame g sitting at window position p."""
-        parts = []
-        for j, pos in self.guide_positions(window):
-            part = kf[:, :, j * hw:(j + 1) * hw].clone()
-            part[:, 0] += LTXV_TIME_SCALE * (pos - self.targets[j])
-            parts.append(part)
-        return torch.cat(parts, dim=2) if parts else None
-
-    def guide_entries(self, entries, window: list[int]):
-        """0.28.0's ``guide_attention_entries`` (one per LTXVAddGuide call, ``latent_shape[0]`` frames each) of the
-        window's guides: whole entries kept, partly held ones cut to the frames held."""
-        held, out, start = set(self.guides(window)), [], 0
-        for entry in entries:
-            n = int(entry["latent_shape"][0])
-            k = sum(1 for j in range(start, start + n) if j in held)
-            if k:
-                e = dict(entry)
-                if k != n:
-                    h, w = entry["latent_shape"][1:]
-                    e["latent_shape"] = [k, h, w]
-                    e["pre_filter_count"] = k * h * w
-                out.append(e)
-            start += n
-        return out
 
 
 WINDOWS_KEY = "longanim_windows"  # LATENT key: windows (index lists) of the last step that produced it
@@ -614,70 +410,6 @@ class LongAnimContextHandler(_HandlerBase):
                     guides.narrow(axis, j, 1).copy_(guide_sum[ci].narrow(axis, j, 1) / n)
             result.append(torch.cat([fused[ci], guides.to(fused.dtype)], dim=axis))
         return result
-
-
-def _interpolate_entries(weighted: list[tuple[dict, float]]) -> tuple[dict | None, str]:
-    """Gen-L condition interpolation (Gen-L-Video sec. 3.2): one entry whose model conds are ``sum_i w_i c_i``.
-
-    Cross-attention conds of different token lengths are padded as the host pads conds it batches
-    (``prompt_schedule.interpolate_conditioning``: repetition to the lcm, at most 4x); every other model cond that
-    differs between the prompts -- SDXL's ``y``, which carries the pooled output, Flux's pooled ``y`` -- is
-    interpolated when all prompts give it one shape (``prompt_schedule.interpolate_pooled``); conds equal in every
-    prompt are kept. Returns ``(entry, "")``, or ``(None, reason)`` when the prompts cannot be interpolated (a cond
-    present in only some prompts, token lengths the host would not pad, a differing cond that is not a
-    floating-point tensor of one shape); the caller then falls back to the majority prompt.
-    """
-    if len(weighted) == 1:
-        return weighted[0][0], ""
-    weights = [w for _, w in weighted]
-    model_conds = [entry.get("model_conds") for entry, _ in weighted]
-    if not all(isinstance(mc, dict) for mc in model_conds):
-        return None, "a prompt's conditioning has no model conds"
-    keys = set(model_conds[0])
-    if any(set(mc) != keys for mc in model_conds):
-        return None, "the prompts' conditionings carry different model inputs"
-    mixed = {}
-    for key, first in model_conds[0].items():
-        values = [mc[key] for mc in model_conds]
-        tensors = [getattr(v, "cond", v) for v in values]
-        if all(isinstance(t, torch.Tensor) for t in tensors):
-            if all(t.shape == tensors[0].shape and torch.equal(t, tensors[0]) for t in tensors[1:]):
-                mixed[key] = first
-                continue
-            try:
-                if key == "c_crossattn":
-                    mix = ps.interpolate_conditioning(tensors, weights)
-                else:
-                    mix = ps.interpolate_pooled(tensors, weights)
-            except ValueError as exc:
-                return None, f"model cond {key!r}: {exc}"
-            mixed[key] = mix if isinstance(first, torch.Tensor) else first._copy_with(cond=mix)
-        elif _same_values(values, tensors):
-            mixed[key] = first
-        else:
-            return None, f"model cond {key!r} differs between the prompts and is not a tensor"
-    base = dict(weighted[0][0])
-    base["model_conds"] = mixed
-    return base, ""
-
-
-def _same_values(values: list, raw: list) -> bool:
-    """Non-tensor model conds (``CONDConstant``, ``CONDList``, ...) equal in every prompt."""
-    try:
-        return all(v is values[0] or (type(v) is type(values[0]) and bool(r == raw[0]))
-                   for v, r in zip(values[1:], raw[1:]))
-    except (RuntimeError, TypeError, ValueError):  # e.g. lists of tensors: no plain equality
-        return False
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    """Log ``message`` once per server process (the window loop would repeat it every window and step)."""
-    if message not in _WARNED:
-        _WARNED.add(message)
-        logger.warning("LongAnim: %s", message)
 
 
 class _RunStateWrapper:

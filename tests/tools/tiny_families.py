@@ -122,18 +122,50 @@ def build_ltxv():
     return LTXVModel(**LTXV_CONFIG, operations=_ops())
 
 
+def hunyuan_params(config: dict) -> dict:
+    """``config`` fitted to the installed host's ``HunyuanVideoParams`` (a dataclass whose fields vary by version).
+
+    ``HunyuanVideo`` passes its keyword arguments to that dataclass, which has no defaults, so every field must be
+    given and no other. The host's fields are read from the class itself (``dataclasses.fields``): a bool field our
+    config does not name is a feature switch of a newer model version and is set off (``False``), which is what
+    ``comfy/model_detection.py`` derives for weights without that feature's tensors; a key of ours the host does not
+    have is dropped when it is off (``False`` / ``None``). Anything else missing or extra is an error naming the
+    field, never a guess at its value.
+    """
+    import dataclasses
+
+    from comfy.ldm.hunyuan_video.model import HunyuanVideoParams
+
+    fields = {f.name: f for f in dataclasses.fields(HunyuanVideoParams)}
+    out = {}
+    for key, value in config.items():
+        if key in fields:
+            out[key] = value
+        elif value not in (False, None):
+            raise RuntimeError(f"this host's HunyuanVideoParams has no field {key!r} (needed: {value!r})")
+    for name, field in fields.items():
+        if name in out or field.default is not dataclasses.MISSING \
+                or field.default_factory is not dataclasses.MISSING:
+            continue
+        if field.type in (bool, "bool"):
+            out[name] = False
+        else:
+            raise RuntimeError(f"this host's HunyuanVideoParams needs {name!r} ({field.type}); no value known")
+    return out
+
+
 def build_hunyuan_t2v():
     """HunyuanVideo T2V: 16 latent channels, guidance embedding, 768-wide pooled (CLIP-L) input."""
     from comfy.ldm.hunyuan_video.model import HunyuanVideo
 
-    return HunyuanVideo(**HUNYUAN_CONFIG, operations=_ops())
+    return HunyuanVideo(**hunyuan_params(HUNYUAN_CONFIG), operations=_ops())
 
 
 def build_hunyuan_i2v():
     """HunyuanVideo I2V: 33 input channels (noise 16 + image 16 + inverted mask 1)."""
     from comfy.ldm.hunyuan_video.model import HunyuanVideo
 
-    return HunyuanVideo(**HUNYUAN_I2V_CONFIG, operations=_ops())
+    return HunyuanVideo(**hunyuan_params(HUNYUAN_I2V_CONFIG), operations=_ops())
 
 
 # file -> (builder, seed, latent family)

@@ -21,16 +21,16 @@ const PREVIEW_NODES = new Set([
 const GREY_NODES = new Set([...PREVIEW_NODES, "LongAnimPreviewSchedule"]);
 // widgets whose values are sent to the route (names of the nodes' inputs)
 const QUERY_WIDGETS = ["context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop",
-    "fusion", "seed", "blend_variant"];
+    "fusion", "seed", "blend_variant", "ends", "skip_until"];
 // inputs each context_schedule reads (context_schedule.make_windows docstring); the rest are greyed
 const USED_BY_SCHEDULE = {
-    zola: ["stride", "max_skip"], uniform: ["stride"], static: ["overlap"], shifted: ["overlap"],
+    zola: ["stride", "max_skip", "ends"], uniform: ["stride"], static: ["overlap"], shifted: ["overlap"],
     looped: ["overlap", "closed_loop"], batched: [],
 };
-const SCHEDULE_INPUTS = ["stride", "overlap", "max_skip", "closed_loop"];
+const SCHEDULE_INPUTS = ["stride", "overlap", "max_skip", "closed_loop", "ends"];
 const DEBOUNCE_MS = 150;
 const POLL_MS = 250;
-const MAX_STEPS = 6;
+const MAX_STEPS = 1000; // the route's limit; it draws at most 12 of the run's steps
 
 // nodes of this pack with greying (and maybe a preview) that are alive on the page
 const LIVE = new Set();
@@ -76,7 +76,7 @@ function graphSteps(node) {
             return Math.max(1, Math.min(MAX_STEPS, w.value));
         }
     }
-    return 6;
+    return 20; // KSampler's default
 }
 
 function applyGreying(node) {
@@ -156,8 +156,9 @@ function addPreview(node) {
             const p = new URLSearchParams(query);
             caption.style.color = "#aaa";
             const unit = node.comfyClass === "LongAnimWanZoLAWindows" ? "video" : "latent";
-            caption.textContent = `windows of ${p.get("frames")} ${unit} frames, one band per step (first `
-                + `${p.get("steps")} steps, sampler seed 0)`;
+            const steps = Number(p.get("steps"));
+            caption.textContent = `windows of ${p.get("frames")} ${unit} frames, one band per step (`
+                + `${steps <= 12 ? `all ${steps}` : `12 of ${steps}`} steps, sampler seed 0)`;
         } catch (e) {
             if (e?.name !== "AbortError") {
                 caption.textContent = "preview unavailable (server not reachable)";

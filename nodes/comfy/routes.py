@@ -1,7 +1,8 @@
 """HTTP route for the canvas schedule preview.
 
 ``GET /longanim/schedule_preview?node=<NodeId>&<input>=<value>...&frames=N&steps=S`` returns a PNG of the windows
-each sampling step uses for the widget values of a context-window node, drawn by
+the sampling steps of an ``S``-step run use (all steps of a short run, else 12 evenly spread ones, each labelled
+with its step number) for the widget values of a context-window node, drawn by
 ``window_options.schedule_picture`` (the code the sampler and the Preview Schedule node use: one source of truth,
 no JavaScript port). Bad values answer ``400`` with the node's own ``ValueError`` text, which the canvas shows.
 The frontend extension is ``js/longanim.schedule_preview.js``.
@@ -17,13 +18,14 @@ import logging
 import numpy as np
 
 from ..algorithms import context_schedule as cs
-from .window_options import WindowOptions, schedule_picture
+from .window_options import WindowOptions, schedule_picture, shown_steps
 
 log = logging.getLogger("LongAnim")
 
 ROUTE = "/longanim/schedule_preview"
 MAX_PREVIEW_FRAMES = 1024  # keeps one request in the tens of milliseconds
-MAX_PREVIEW_STEPS = 16
+MAX_PREVIEW_STEPS = 1000  # the sampler's step count the picture is computed for
+MAX_PREVIEW_BANDS = 12  # steps drawn: all of a short run, else evenly spread ones (window_options.shown_steps)
 PREVIEW_NODES = ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows",
                  "LongAnimPreviewSchedule")
 
@@ -36,6 +38,16 @@ def _int(params, name: str, default: int) -> int:
         return int(float(raw))
     except ValueError as e:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from e
+
+
+def _float(params, name: str, default: float) -> float:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from e
 
 
 def _bool(params, name: str, default: bool = False) -> bool:
@@ -64,7 +76,10 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     stride = _int(params, "stride", 8)
     frames = _int(params, "frames", 64)
     kw = dict(fusion=params.get("fusion") or "zola", seed=_int(params, "seed", 0) & 0xFFFFFFFFFFFFFFFF,
-              max_skip=_int(params, "max_skip", 1), blend_variant=params.get("blend_variant") or "paper")
+              max_skip=_int(params, "max_skip", 1), blend_variant=params.get("blend_variant") or "paper",
+              skip_until=_float(params, "skip_until", 0.0))
+    if node != "LongAnimGenLWindows":
+        kw.update(ends=params.get("ends") or "truncate")
     if node in ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows"):
         schedule = "zola"
         if node == "LongAnimWanZoLAWindows":
@@ -93,7 +108,7 @@ def preview_png(params) -> bytes:
     from PIL import Image
 
     opts, frames, steps, sampler_seed = preview_request(params)
-    image = schedule_picture(opts, frames, steps, sampler_seed)
+    image = schedule_picture(opts, frames, steps, sampler_seed, shown=shown_steps(steps, MAX_PREVIEW_BANDS))
     arr = (image[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

@@ -1,10 +1,10 @@
 """The options of LongAnim's window loop and the picture of the schedule they give.
 
-Owns :class:`WindowOptions` (schedule, window length, stride/overlap/skip, fusion, seeds, windows per call, prompt
-rule, keep_first_frame:
-plain values, so they deep-copy with the model) and :func:`schedule_picture`, the drawing of the windows every
-sampling step uses. Both are shared by the window nodes, the Preview Schedule node, the window loop
-(``windows.py``) and the canvas preview route (``routes.py``): one source of truth for what sampling does.
+Owns :class:`WindowOptions` (schedule, window length, stride/overlap/skip, the ends rule and the spanning skip
+phase, fusion, seeds, windows per call, prompt rule, keep_first_frame: plain values, so they deep-copy with the
+model) and :func:`schedule_picture`, the drawing of the windows every sampling step uses. Both are shared by the
+window nodes, the Preview Schedule node, the window loop (``windows.py``) and the canvas preview route
+(``routes.py``): one source of truth for what sampling does.
 
 Core hooks used: none (pure: ``nodes/algorithms/context_schedule.py`` only), so both sides can import it.
 """
@@ -33,6 +33,8 @@ class WindowOptions:
     max_batch: int = 1
     prompt_rule: str = "zola"
     keep_first_frame: bool = False
+    ends: str = "shift"
+    skip_until: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def _params(self) -> dict:
@@ -57,11 +59,21 @@ class WindowOptions:
             raise ValueError("keep_first_frame: windows that wrap around the end (schedule 'looped' or "
                              "closed_loop) put frame 0 in the middle of a window; use another schedule or turn "
                              "keep_first_frame off")
+        if self.ends not in cs.ENDS:
+            raise ValueError(f"ends must be one of {list(cs.ENDS)}, got {self.ends!r}")
+        if not 0.0 <= float(self.skip_until) <= 1.0:
+            raise ValueError(f"skip_until must be a share of the sampling steps in [0, 1] (0 = off), got "
+                             f"{self.skip_until!r}")
         if self.max_batch < 0:
             raise ValueError(f"max_windows_per_batch must be >= 0 (0 = auto), got {self.max_batch}")
 
-    def windows(self, num_frames: int, step: int, seed: int) -> list[list[int]]:
-        return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, **self._params())
+    def windows(self, num_frames: int, step: int, seed: int, num_steps: int | None = None) -> list[list[int]]:
+        """The windows of sampling step ``step`` of a run of ``num_steps`` steps (needed when ``skip_until > 0``:
+        the spanning skip phase is a share of the run's steps, ``context_schedule.skip_phase_steps``)."""
+        skip_until = float(self.skip_until)
+        return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, ends=self.ends,
+                               skip_until=skip_until, num_steps=max(1, int(num_steps or 1)) if skip_until else None,
+                               **self._params())
 
     def blend_masks(self, windows, num_frames: int, step: int, seed: int):
         if self.fusion != "randomized_blend":
@@ -74,13 +86,34 @@ class WindowOptions:
         return cs.mix_seed(self.seed, run_seed, 1000 + int(travel_pass))
 
 
-def schedule_picture(opts, frames: int, steps: int, sampler_seed: int = 0):
-    """The windows (and blend masks) sampling would use, drawn; shared by the node and the canvas preview route."""
+PICTURE_MAX_SIZE = 1280  # pixels, each side: the labelled picture stays readable and cheap at 4096 frames
+
+
+def shown_steps(num_steps: int, max_bands: int) -> list[int]:
+    """The steps a picture of a ``num_steps``-step run draws when it has room for ``max_bands`` bands: all of them,
+    or ``max_bands`` steps spread evenly from the first to the last (so the switch of a skip phase shows)."""
+    n, m = max(1, int(num_steps)), max(1, int(max_bands))
+    if n <= m:
+        return list(range(n))
+    if m == 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (m - 1)) for i in range(m)})
+
+
+def schedule_picture(opts, frames: int, steps: int, sampler_seed: int = 0, shown=None):
+    """The windows (and blend masks) sampling would use, drawn with frame and step axes, a legend and one lane per
+    set of disjoint windows; shared by the Preview Schedule node and the canvas preview route.
+
+    ``steps`` is the sampler's step count (the spanning skip phase is a share of it); ``shown`` the steps drawn
+    (default all), each band labelled with its step number.
+    """
     seed = opts.step_seed(sampler_seed, 0)
+    shown = list(range(steps)) if shown is None else [int(s) for s in shown]
     per_step, masks = [], []
-    for step in range(steps):
-        windows = opts.windows(frames, step, seed)
+    for step in shown:
+        windows = opts.windows(frames, step, seed, num_steps=steps)
         per_step.append(windows)
         masks.append(opts.blend_masks(windows, frames, step, seed))
     cell = max(2, min(8, 1024 // max(1, frames)))
-    return cs.render_schedule_preview(per_step, frames, masks, cell=cell)
+    return cs.render_schedule_preview(per_step, frames, masks, cell=cell, axes=True, lanes=True,
+                                      max_width=PICTURE_MAX_SIZE, max_height=PICTURE_MAX_SIZE, step_labels=shown)

@@ -303,6 +303,16 @@ class LongAnimContextHandler(_HandlerBase):
             mc[key] = cv._copy_with(cond=kept) if hasattr(cv, "_copy_with") else kept
 
     # -- the loop ---------------------------------------------------------------------------------
+    def _step(self, timestep, model_options, state) -> int:
+        """The (global) sampling step of this evaluation. Randomized blending (StreamingT2V Eq. 8: one random cut
+        per denoising step) on a sampler with several evaluations per step (Heun, DPM-2, ...) numbers evaluations
+        by the run's :class:`~context_schedule.SamplerStepClock`, so a step's evaluations share one cut and one
+        set of windows; otherwise by :func:`step_index` (noise level)."""
+        clock = state.get("clock")
+        if clock is not None and self.options.fusion == "randomized_blend":
+            return int(state.get("step_offset", 0)) + clock(float(timestep.reshape(-1)[0]))
+        return step_index(timestep, model_options)
+
     def execute(self, calc_cond_batch, model, conds, x_in, timestep, model_options):
         opts = self.options
         axis = frame_axis_of(x_in)
@@ -311,9 +321,9 @@ class LongAnimContextHandler(_HandlerBase):
         layout = _FrameLayout(conds, x_in, axis, opts.keep_first_frame)
         video = layout.video
         state = run_state(model_options)
-        step = step_index(timestep, model_options)
+        step = self._step(timestep, model_options, state)
         seed = opts.step_seed(state.get("seed", 0), state.get("pass", 0))
-        windows = opts.windows(video, step, seed)
+        windows = opts.windows(video, step, seed, num_steps=state.get("num_steps"))
         masks = opts.blend_masks(windows, video, step, seed)
         record = model_options.get("transformer_options", {}).get(RECORD_KEY)
         if isinstance(record, ScheduleRecord):
@@ -435,6 +445,13 @@ class _RunStateWrapper:
             state["seed"], state["step_offset"] = cont
         else:
             state["step_offset"] = 0
+        steps = int(sigmas.numel()) - 1 if isinstance(sigmas, torch.Tensor) else 0
+        # the skip phase of `skip_until` is a share of the steps of this run and the runs it continues
+        state["num_steps"] = max(1, state["step_offset"] + steps)
+        sampler_fn = getattr(getattr(executor, "class_obj", None), "sampler_function", None)
+        state["clock"] = None
+        if steps > 0 and cs.is_multi_call_sampler(getattr(sampler_fn, "__name__", "")):
+            state["clock"] = cs.SamplerStepClock(sigmas.detach().float().cpu().tolist(), multi_call=True)
         t_opts[RUN_STATE_KEY] = state
         if self.check_handler and not isinstance(mo.get("context_handler"), LongAnimContextHandler):
             raise ValueError("model: another context-window node (core Context Windows or AnimateDiff context "

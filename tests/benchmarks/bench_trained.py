@@ -37,6 +37,12 @@ def _cost_uniform(frames: int, length: int, stride: int) -> float:
     return n * length / frames
 
 
+def _cost_skip(skip_until: float, later: float) -> float:
+    """Spanning skip phase (each frame once: cost 1) for its share of the steps, then ``later`` per step."""
+    skip = min(ARGS.steps, math.ceil(skip_until * max(ARGS.steps - 1, 1) - 1e-9))
+    return (skip + (ARGS.steps - skip) * later) / ARGS.steps
+
+
 METHODS = {
     # name: (cost(frames), builder(g, model) -> model link, noise builder or None)
     "full length": (lambda f: 1.0, lambda g, m: m),
@@ -44,10 +50,24 @@ METHODS = {
         "LongAnimGenLWindows", model=m, context_length=L, stride=L, fusion="least_squares"))),
     "Gen-L (stride 8)": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
         "LongAnimGenLWindows", model=m, context_length=L, stride=8, fusion="least_squares"))),
-    "ZoLA (defaults)": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=2, fusion="zola", seed=0))),
-    "ZoLA (skip 1)": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="zola", seed=0))),
+    "ZoLA (paper: skip 2, shift)": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=2, fusion="zola", seed=0,
+        ends="shift"))),
+    "ZoLA (skip 1, shift)": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="zola", seed=0,
+        ends="shift"))),
+    "ZoLA (skip 1, truncate)": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="zola", seed=0,
+        ends="truncate"))),
+    "ZoLA (skip 1, truncate, least squares)": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="least_squares", seed=0,
+        ends="truncate"))),
+    "ZoLA truncate + skip_until 0.6": (lambda f: _cost_skip(0.6, L / 12), lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="least_squares", seed=0,
+        ends="truncate", skip_until=0.6))),
+    "ZoLA truncate + skip_until 0.3": (lambda f: _cost_skip(0.3, L / 12), lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="least_squares", seed=0,
+        ends="truncate", skip_until=0.3))),
     "core Context Windows": (lambda f: _cost_uniform(f, L, L - 4), lambda g, m: g.out(g.node(
         "ContextWindowsManual", model=m, context_length=L, context_overlap=4, context_schedule="standard_static",
         context_stride=1, closed_loop=False, fuse_method="pyramid", dim=2))),
@@ -56,7 +76,8 @@ METHODS = {
             "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
                 "LongAnimFreeNoiseShuffle", seed=0, window_length=L, stride=4), 1)))))),
     "repeat-mask + ZoLA": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, model=g.out(g.node(
+        "LongAnimZoLAWindows", context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="shift",
+        model=g.out(g.node(
             "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
                 "LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L), 1)))))),
 }

@@ -12,8 +12,10 @@ FRAMES = 40  # more than the motion module's positional encoding (32): ADE alone
 LENGTH = 16
 
 
-def zola(model, **kw):
-    return wn.LongAnimZoLAWindows().run(model, LENGTH, 12, 2, "zola", 0, **kw)[0]
+def zola(model, ends="shift", **kw):
+    """ZoLA windows of LENGTH frames; ends 'shift' keeps every window full length (the contract below is about
+    windows of the motion module's length; windows cut at the ends: test_truncated_windows_...)."""
+    return wn.LongAnimZoLAWindows().run(model, LENGTH, 12, 2, "zola", 0, ends=ends, **kw)[0]
 
 
 def window_aware(model, mask=None):
@@ -93,6 +95,18 @@ def test_equal_length_windows_share_a_motion_module_call(host, order):
     assert set(ade_batches(motion_group(one).seen)) == {1}
     assert torch.allclose(out, single, atol=1e-4, rtol=1e-4)
     assert not torch.equal(single, host.ksample(zola(base, max_windows_per_batch=1), latent, steps=2, cfg=1.0))
+
+
+def test_truncated_windows_reach_the_motion_module_with_their_own_length(host):
+    """ends 'truncate' (the node default): windows cut at the video ends are shorter; the motion module gets each
+    window's own frames and length, equal-length windows still share a call, and every frame is covered."""
+    model = zola(apply_ade(host.sd15()), ends="truncate", max_windows_per_batch=4)
+    out = host.ksample(model, host.sd_latent(FRAMES), steps=2, cfg=1.0)
+    seen = motion_group(model).seen
+    assert torch.isfinite(out).all()
+    assert all(idx is not None and vlen == len(idx) and batch % vlen == 0 for batch, vlen, idx in seen), seen[:4]
+    assert min(vlen for _, vlen, _ in seen) < LENGTH, "some windows are cut at an end"
+    assert max(batch // vlen for batch, vlen, _ in seen) > 1, "equal-length windows share a call"
 
 
 def test_default_auto_batch_shares_calls_with_ade(host):

@@ -59,12 +59,21 @@ function widget(node, name) {
     return node.widgets?.find((w) => w.name === name);
 }
 
-// Latent frames of the video this graph makes (largest latent batch / video length); null when none is found.
-function graphFrames(node, videoFrames) {
+// The video this graph makes: {frames, video, ratio} from its latent node: a video latent node's `length` (video
+// frames; temporal compression 8 for LTX-Video, else 4) or an image latent's `batch_size` (latent frames); null
+// when the graph has none.
+function graphVideo(node) {
     let best = null;
     for (const other of node.graph?._nodes ?? []) {
-        const w = widget(other, videoFrames ? "length" : "batch_size");
-        if (w && typeof w.value === "number" && /Latent|Video/i.test(other.type ?? "")) best = Math.max(best ?? 0, w.value);
+        if (!/Latent|Video/i.test(other.type ?? "")) continue;
+        const length = widget(other, "length");
+        const batch = widget(other, "batch_size");
+        const found = length && typeof length.value === "number"
+            ? { frames: length.value, video: true, ratio: /LTXV/i.test(other.type) ? 8 : 4 }
+            : batch && typeof batch.value === "number" ? { frames: batch.value, video: false, ratio: 1 } : null;
+        if (found && (!best || found.video > best.video || (found.video === best.video && found.frames > best.frames))) {
+            best = found;
+        }
     }
     return best;
 }
@@ -100,14 +109,16 @@ function applyGreying(node) {
 }
 
 function previewQuery(node) {
-    const video = node.comfyClass === "LongAnimWanZoLAWindows";
+    const wan = node.comfyClass === "LongAnimWanZoLAWindows";
     const params = new URLSearchParams({ node: node.comfyClass });
     for (const name of QUERY_WIDGETS) {
         const w = widget(node, name);
         if (w !== undefined && w.value !== undefined && w.value !== null) params.set(name, String(w.value));
     }
-    const frames = graphFrames(node, video) ?? (video ? 241 : 64);
-    params.set("frames", String(Math.min(frames, video ? 4093 : 1024)));
+    const g = graphVideo(node) ?? (wan ? { frames: 241, video: true, ratio: 4 } : { frames: 64, video: false, ratio: 1 });
+    params.set("frames", String(Math.min(g.frames, g.video ? 4093 : 1024)));
+    params.set("frames_unit", g.video ? "video frames" : "latent frames");
+    params.set("temporal_compression", String(g.video ? g.ratio : 1));
     params.set("steps", String(graphSteps(node)));
     return params.toString();
 }
@@ -154,10 +165,11 @@ function addPreview(node) {
             img.src = state.url;
             img.style.opacity = "1";
             const p = new URLSearchParams(query);
-            caption.style.color = "#aaa";
-            const unit = node.comfyClass === "LongAnimWanZoLAWindows" ? "video" : "latent";
             const steps = Number(p.get("steps"));
-            caption.textContent = `windows of ${p.get("frames")} ${unit} frames, one band per step (`
+            const note = res.headers.get("X-LongAnim-Note");
+            caption.style.color = note ? "#eb6" : "#aaa";
+            caption.title = note ?? "";
+            caption.textContent = note ?? `windows of ${p.get("frames")} ${p.get("frames_unit")}, one band per step (`
                 + `${steps <= 12 ? `all ${steps}` : `12 of ${steps}`} steps, sampler seed 0)`;
         } catch (e) {
             if (e?.name !== "AbortError") {

@@ -28,8 +28,9 @@ CATEGORY = "LongAnim/context windows"
 MODEL_IN = link_input("MODEL", "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned. With "
                                "AnimateDiff-Evolved: use its loader WITHOUT context options; LongAnim drives "
                                "the motion module window by window.")
-LENGTH_TIP = ("Frames the model sees at once (its native window): 16 for AnimateDiff, 21 latent frames "
-              "(81 video frames) for Wan 2.1.")
+LENGTH_TIP = ("Frames the model sees at once (its native window), in length_unit: 16 for AnimateDiff. For Wan, "
+              "HunyuanVideo or LTX-Video set length_unit = video frames and type the frames you type in the latent "
+              "node (81 for Wan 2.1), or use the Wan variant of this node.")
 STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother seams but more model calls; "
               "equal to context_length = no overlap (ZoLA's re-drawn windows still hide the seams).")
 FUSION_TIP = ("How overlapping windows are merged per frame: zola = exp(-0.5·|j - f/2|) (ZoLA Eq. 4); "
@@ -102,9 +103,11 @@ class LongAnimZoLAWindows(LongAnimNode):
     DISPLAY_NAME = "LongAnim: ZoLA Windows"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "ZoLA denoising-path expansion (Eqs. 5-7): at every sampling step the windows are re-drawn with a random "
-        "start offset and a random frame skip, so window borders never sit at the same frames twice and seams "
-        "wash out, even with little overlap. Overlaps are merged with ZoLA's Eq. 4 weights."
+        "Start here for long videos. ZoLA denoising-path expansion (Eqs. 5-7): at every sampling step the windows "
+        "are re-drawn with a random start offset and a random frame skip, so window borders never sit at the same "
+        "frames twice and seams wash out, even with little overlap. Overlaps are merged with ZoLA's Eq. 4 "
+        "weights. Lengths in latent frames by default (AnimateDiff: the frames themselves); for Wan, HunyuanVideo "
+        "and LTX-Video set length_unit = video frames, or pick the Wan variant."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
 
@@ -138,8 +141,11 @@ class LongAnimZoLAWindows(LongAnimNode):
 class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
     NODE_ID = "LongAnimWanZoLAWindows"
     DISPLAY_NAME = "LongAnim: ZoLA Windows (Wan, video frames)"
-    DESCRIPTION = LongAnimZoLAWindows.DESCRIPTION + (
-        " This variant takes lengths in video frames and converts them to Wan latent frames ((n - 1) // 4 + 1).")
+    DESCRIPTION = (
+        "ZoLA Windows for Wan 2.1/2.2 and HunyuanVideo, with lengths in the video frames you type in the latent "
+        "node (81, 61: converted to latent frames as (n - 1) // 4 + 1). For LTX-Video (8x temporal compression) "
+        "use ZoLA Windows with length_unit = video frames. " + LongAnimZoLAWindows.DESCRIPTION.split(". ", 1)[1]
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -163,7 +169,8 @@ class LongAnimGenLWindows(LongAnimNode):
     DESCRIPTION = (
         "Gen-L-Video temporal co-denoising (section 3.2): fixed clips of context_length at a stride, the last one "
         "shifted to end at the last frame, merged by the least-squares optimum (supplementary III). Gen-L uses "
-        "stride = length/2 or length/4."
+        "stride = length/2 or length/4. Pick it to reproduce the paper or as a baseline; ZoLA Windows reaches "
+        "similar seams with fewer model calls."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
 
@@ -214,7 +221,9 @@ class LongAnimContextWindows(LongAnimNode):
     CATEGORY = CATEGORY
     DESCRIPTION = (
         "Every schedule and fusion of the pack in one node, including the anchors' schedules (static, shifted, "
-        "looped, batched) for comparison. Inputs that a schedule does not use are ignored."
+        "looped, batched) for comparison. Inputs that a schedule does not use are ignored (greyed on the canvas). "
+        "Pick it to compare schedules or for a looping video (looped + closed_loop); for a first video use ZoLA "
+        "Windows."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
 

@@ -23,8 +23,9 @@ from .window_options import WindowOptions, schedule_picture, shown_steps
 log = logging.getLogger("LongAnim")
 
 ROUTE = "/longanim/schedule_preview"
-MAX_PREVIEW_FRAMES = 1024  # keeps one request in the tens of milliseconds
+MAX_PREVIEW_FRAMES = 1024  # with MAX_PREVIEW_BANDS: one request stays under a second on 2 CPU cores (measured)
 MAX_PREVIEW_STEPS = 1000  # the sampler's step count the picture is computed for
+NOTE_HEADER = "X-LongAnim-Note"  # a line the canvas shows under the picture (see preview_note)
 MAX_PREVIEW_BANDS = 12  # steps drawn: all of a short run, else evenly spread ones (window_options.shown_steps)
 PREVIEW_NODES = ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows",
                  "LongAnimPreviewSchedule")
@@ -57,16 +58,20 @@ def _bool(params, name: str, default: bool = False) -> bool:
     return str(raw).lower() in ("1", "true", "yes", "on")
 
 
-def _wan_latent(n: int) -> int:
-    """Video frames -> Wan latent frames, as ``LongAnimWanZoLAWindows.run`` converts them."""
-    return max(1, (int(n) - 1) // 4 + 1)
+def _wan_latent(n: int, ratio: int = 4) -> int:
+    """Video frames -> latent frames under a causal VAE of temporal ratio ``ratio`` (``(n - 1) // r + 1``), as
+    ``LongAnimWanZoLAWindows.run`` (ratio 4) and ``length_unit = video frames`` (the model's ratio) convert them."""
+    return max(1, (int(n) - 1) // int(ratio) + 1)
 
 
 def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     """Query parameters (the node's widget values) -> ``(WindowOptions, latent frames, steps, sampler_seed)``.
 
     Mirrors each node's ``run``: ZoLA nodes use schedule ``zola``, Gen-L ``uniform``, the all-schedules nodes
-    their ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames. Raises
+    their ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames (ratio 4), and so
+    are those of a node with ``length_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads
+    off the graph's latent node: 8 for LTX-Video, else 4); ``frames_unit = video frames`` says ``frames`` is a video
+    latent node's ``length`` (default for the Wan node), converted the same way. Raises
     ``ValueError`` naming the input for anything the node itself would refuse.
     """
     node = params.get("node", "LongAnimContextWindows")
@@ -80,19 +85,27 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
               skip_until=_float(params, "skip_until", 0.0))
     if node != "LongAnimGenLWindows":
         kw.update(ends=params.get("ends") or "truncate")
+    video_unit = node == "LongAnimWanZoLAWindows" or (node != "LongAnimPreviewSchedule"
+                                                      and params.get("length_unit") == "video frames")
+    ratio = 4 if node == "LongAnimWanZoLAWindows" else _int(params, "temporal_compression", 4)
+    if not 1 <= ratio <= 64:
+        raise ValueError(f"temporal_compression must be in [1, 64], got {ratio}")
+    overlap = _int(params, "overlap", 4)
+    if video_unit:  # what the node's run does with the model's temporal compression
+        length = _wan_latent(length, ratio)
+        stride = max(1, min(length, _wan_latent(stride, ratio)))
+        overlap = min(length - 1, overlap // ratio) if length > 1 else 0
+    if params.get("frames_unit", "video frames" if node == "LongAnimWanZoLAWindows" else "") == "video frames":
+        frames = _wan_latent(frames, ratio)  # the length widget of a video latent node
     if node in ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows"):
         schedule = "zola"
-        if node == "LongAnimWanZoLAWindows":
-            length = _wan_latent(length)
-            stride = max(1, min(length, _wan_latent(stride)))
-            frames = _wan_latent(frames)
     elif node == "LongAnimGenLWindows":
         schedule = "uniform"
     else:
         schedule = params.get("context_schedule") or "zola"
         if schedule not in cs.SCHEDULES:
             raise ValueError(f"context_schedule must be one of {list(cs.SCHEDULES)}, got {schedule!r}")
-        kw.update(overlap=_int(params, "overlap", 4), closed_loop=_bool(params, "closed_loop"))
+        kw.update(overlap=overlap, closed_loop=_bool(params, "closed_loop"))
     if not 1 <= frames <= MAX_PREVIEW_FRAMES:
         raise ValueError(f"frames must be in [1, {MAX_PREVIEW_FRAMES}] for the preview, got {frames}")
     steps = _int(params, "steps", 6)
@@ -103,8 +116,21 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     return opts, frames, steps, _int(params, "sampler_seed", 0) & 0xFFFFFFFFFFFFFFFF
 
 
+def preview_note(opts: WindowOptions, frames: int) -> str:
+    """A line for the canvas when the widget values make the windows do nothing ('' otherwise)."""
+    if opts.length >= frames:
+        return (f"context_length ({opts.length} latent frames) covers the whole video ({frames} latent frames): "
+                f"one window, no windowing; lower it to the model's native length")
+    return ""
+
+
 def preview_png(params) -> bytes:
     """The PNG bytes of the schedule picture for ``params`` (see :func:`preview_request`)."""
+    return preview(params)[0]
+
+
+def preview(params) -> tuple[bytes, str]:
+    """``(PNG bytes, note)`` for ``params``: the schedule picture and :func:`preview_note`."""
     from PIL import Image
 
     opts, frames, steps, sampler_seed = preview_request(params)
@@ -112,7 +138,7 @@ def preview_png(params) -> bytes:
     arr = (image[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+    return buf.getvalue(), preview_note(opts, frames)
 
 
 async def _handle_preview(request):
@@ -122,10 +148,13 @@ async def _handle_preview(request):
 
     params = dict(request.rel_url.query)
     try:
-        png = await asyncio.get_running_loop().run_in_executor(None, preview_png, params)
+        png, note = await asyncio.get_running_loop().run_in_executor(None, preview, params)
     except ValueError as e:
         return web.Response(status=400, text=str(e), headers={"Cache-Control": "no-store"})
-    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    headers = {"Cache-Control": "max-age=3600", "Access-Control-Expose-Headers": NOTE_HEADER}
+    if note:
+        headers[NOTE_HEADER] = note
+    return web.Response(body=png, content_type="image/png", headers=headers)
 
 
 _registered = False

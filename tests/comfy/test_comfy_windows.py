@@ -342,3 +342,23 @@ def test_preview_draws_the_windows_sampling_uses_with_skip_phase_and_ends():
                         (dict(skip_until="x"), "skip_until")):
         with pytest.raises(ValueError, match=needle):
             routes.preview_request({**q, **bad})
+
+
+def test_preview_converts_video_frames_and_says_when_one_window_covers_the_video():
+    """length_unit = video frames converts lengths with the latent node's temporal compression (8 for LTX-Video),
+    as the node's run does with the model's; a context_length that covers the whole video gets a note."""
+    from longanim.nodes.comfy import routes
+
+    q = dict(node="LongAnimZoLAWindows", length_unit="video frames", context_length="97", stride="65",
+             frames="241", frames_unit="video frames", temporal_compression="8")
+    opts, frames, _, _ = routes.preview_request(q)
+    assert (opts.length, opts.stride, frames) == (13, 9, 31)
+    wan = routes.preview_request(dict(node="LongAnimWanZoLAWindows", context_length="81", stride="61", frames="241"))
+    assert (wan[0].length, wan[0].stride, wan[1]) == (21, 16, 61)
+    latent = routes.preview_request(dict(node="LongAnimZoLAWindows", context_length="16", stride="12",
+                                         frames="81", frames_unit="video frames", temporal_compression="4"))
+    assert (latent[0].length, latent[1]) == (16, 21), "lengths in latent frames, the video from a length widget"
+    assert "covers the whole video" in routes.preview(dict(q, frames="81"))[1]
+    assert routes.preview(q)[1] == ""
+    with pytest.raises(ValueError, match="temporal_compression"):
+        routes.preview_request(dict(q, temporal_compression="0"))

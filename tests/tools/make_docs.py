@@ -2,7 +2,8 @@
 
     .host/venv/bin/python tests/tools/make_docs.py
 
-A page holds the node's description, an inputs table (type, default, range, tooltip), the outputs and the node's
+A page holds the node's description, its picture where one exists (``PICTURES``), one short block per input
+(type, default, range, tooltip: no wide tables, the frontend's help sidebar is narrow), the outputs and the node's
 ``DOC_EXTRA`` (paper, typical values, how to combine). Choices that are the host's lists (samplers, schedulers) are
 named, not copied, so a page does not depend on the ComfyUI version. Hand-written pages (without the generated
 marker) are left alone. tests/comfy/test_docs.py fails when a node has no page or a generated page is stale.
@@ -31,28 +32,61 @@ def choice(options, host: dict) -> str:
     return "choice: " + ", ".join(map(str, options))
 
 
+# Pictures (tests/tools/make_pictures.py, same code as the previews) shown on a node's page: file, caption.
+PICTURES = {
+    "LongAnimZoLAWindows": ("schedule_zola.png", "The windows of the node's defaults over 8 steps of a 64-frame "
+                            "video: re-drawn every step, cut at the ends."),
+    "LongAnimWanZoLAWindows": ("schedule_zola.png", "The windows (in latent frames) over 8 steps: re-drawn every "
+                               "step, cut at the ends."),
+    "LongAnimGenLWindows": ("schedule_uniform_blend.png", "Gen-L's fixed windows (stride 8 of 16) with "
+                            "randomized_blend fusion: dark = frames a window holds but does not own at that step."),
+    "LongAnimContextWindows": ("schedule_skip_phase.png", "zola with skip_until = 0.5 on 12 steps: spanning "
+                               "windows (every 4th frame) for steps 0-5, then contiguous windows."),
+    "LongAnimPreviewSchedule": ("schedule_shifted.png", "The shifted schedule (AnimateDiff-Evolved's uniform): "
+                                "windows shifted every step."),
+    "LongAnimRepeatMaskNoise": ("noise_repeat_mask.png", "Frames of repeat-mask noise (ratio 0.5, period 16)."),
+    "LongAnimDependencyNoise": ("noise_dependency.png", "Frames of dependency noise (lambda 0.01)."),
+    "LongAnimMixedNoise": ("noise_mixed.png", "Frames of mixed noise (alpha 0.5)."),
+    "LongAnimProgressiveNoise": ("noise_progressive.png", "Frames of progressive noise (alpha 0.8)."),
+    "LongAnimFreeNoiseShuffle": ("noise_freenoise.png", "Frames of FreeNoise (window 16, stride 4)."),
+}
+MAX_SEED = 0xFFFFFFFFFFFFFFFF
+
+
+def _default(opts: dict) -> str:
+    """``default 16 (1 to 1024)``; a seed's 64-bit range is named, not printed."""
+    if "default" not in opts:
+        return ""
+    text = f"default `{opts['default']}`"
+    if "min" in opts and "max" in opts:
+        text += " (any 64-bit integer)" if opts["max"] >= MAX_SEED else f" ({opts['min']} to {opts['max']})"
+    return text
+
+
 def render(cls) -> str:
+    """One page for the frontend's help sidebar (narrow): a heading per input, no wide tables."""
     spec = cls.INPUT_TYPES()
     host = host_lists()
-    lines = [MARKER, f"# {cls.DISPLAY_NAME}", "", cls.DESCRIPTION.strip(), "", "## Inputs", "",
-             "| input | type | default | what it does |", "|---|---|---|---|"]
+    lines = [MARKER, f"# {cls.DISPLAY_NAME}", "", cls.DESCRIPTION.strip(), ""]
+    picture = PICTURES.get(getattr(cls, "NODE_ID", ""))
+    if picture:
+        lines += [f"![{picture[1]}]({picture[0]})", "", f"*{picture[1]}*", ""]
+    lines += ["## Inputs", ""]
     for section in ("required", "optional"):
         for name, entry in spec.get(section, {}).items():
             kind = entry[0] if isinstance(entry[0], str) else choice(entry[0], host)
             opts = entry[1] if len(entry) > 1 else {}
-            default = opts.get("default", "")
-            rng = f" ({opts['min']}–{opts['max']})" if "min" in opts and "max" in opts else ""
-            opt = " (optional)" if section == "optional" else ""
-            tip = opts.get("tooltip", "").replace("|", "\\|")
-            lines.append(f"| `{name}`{opt} | {kind} | {default}{rng} | {tip} |")
-    lines += ["", "## Outputs", "", "| output | type | what it is |", "|---|---|---|"]
+            facts = [kind] + ([_default(opts)] if _default(opts) else []) + (["optional"] if section == "optional"
+                                                                            else [])
+            lines += [f"**`{name}`** · " + " · ".join(facts), "", opts.get("tooltip", ""), ""]
+    lines += ["## Outputs", ""]
     names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
     for name, kind, tip in zip(names, cls.RETURN_TYPES, cls.OUTPUT_TOOLTIPS):
-        lines.append(f"| `{name}` | {kind} | {tip} |")
+        lines += [f"**`{name}`** · {kind}", "", tip, ""]
     extra = getattr(cls, "DOC_EXTRA", "").strip()
     if extra:
-        lines += ["", extra]
-    return "\n".join(lines) + "\n"
+        lines += [extra, ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def pages() -> dict:

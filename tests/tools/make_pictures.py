@@ -2,7 +2,8 @@
 
     .host/venv/bin/python tests/tools/make_pictures.py [--only schedule|noise]
 
-Uses the pack's pure algorithms (the same code the preview nodes call); writes PNGs under js/docs/.
+Uses the pack's pure code (the same code the preview nodes and the canvas preview call); writes PNGs under
+js/docs/, used by the README and the nodes' help pages (tests/tools/make_docs.py).
 """
 import argparse
 import importlib.util
@@ -15,27 +16,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
 spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
 
-from longanim.nodes.algorithms import context_schedule as cs  # noqa: E402
 from longanim.nodes.algorithms import noise as na  # noqa: E402
+from longanim.nodes.comfy import window_options as cwo  # noqa: E402  (pure: no ComfyUI import)
 
 OUT = ROOT / "js" / "docs"
 
 
 def save(image, name: str) -> None:
-    arr = (image[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
+    arr = (image[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     Image.fromarray(arr).save(OUT / name)
     print(f"wrote {OUT / name} {arr.shape[1]}x{arr.shape[0]}")
 
 
-def schedule(name: str, schedule: str, fusion_blend: bool = False, **kw) -> None:
-    frames, steps = 64, 6
-    per_step, masks = [], []
-    for step in range(steps):
-        w = cs.make_windows(schedule, frames, step, 0, **kw)
-        per_step.append(w)
-        masks.append(cs.randomized_blend_masks(w, frames, cs.step_generator(0, step, cs.STREAM_BLEND))
-                     if fusion_blend else None)
-    save(cs.render_schedule_preview(per_step, frames, masks, cell=8), name)
+def schedule(name: str, steps: int = 8, frames: int = 64, **options) -> None:
+    """The labelled picture the canvas preview and the Preview Schedule node draw (window_options.schedule_picture),
+    for 64 latent frames and sampler seed 0."""
+    save(cwo.schedule_picture(cwo.WindowOptions(**options), frames, steps, 0), name)
 
 
 def main() -> None:
@@ -44,10 +40,12 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "schedule"):
-        common = dict(length=16, stride=12, overlap=4, max_skip=2)
-        schedule("schedule_zola.png", "zola", **common)
-        schedule("schedule_uniform_blend.png", "uniform", fusion_blend=True, **dict(common, stride=12))
-        schedule("schedule_shifted.png", "shifted", **common)
+        # each picture: a window node's defaults (ZoLA Windows, Gen-L Windows, Context Windows) or one change
+        schedule("schedule_zola.png", schedule="zola", length=16, stride=12, max_skip=2, ends="truncate")
+        schedule("schedule_skip_phase.png", steps=12, schedule="zola", length=16, stride=12, max_skip=1,
+                 ends="truncate", skip_until=0.5, fusion="least_squares")
+        schedule("schedule_uniform_blend.png", schedule="uniform", length=16, stride=8, fusion="randomized_blend")
+        schedule("schedule_shifted.png", schedule="shifted", length=16, overlap=4)
     if args.only in (None, "noise"):  # node defaults, except where a parameter is set here
         for algo, params in [("repeat_mask", {"ratio": 0.5, "base_length": 16}), ("dependency", {"lam": 0.01}),
                              ("mixed", {"alpha": 0.5}), ("progressive", {"alpha": 0.8}),

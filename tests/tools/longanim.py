@@ -250,7 +250,7 @@ def ensure_host(args) -> dict:
 
 def build_models(state: dict) -> None:
     env = dict(os.environ, LONGANIM_COMFYUI=state["comfyui"])
-    for script in ("tiny_models.py", "tiny_lora.py"):
+    for script in ("tiny_models.py", "tiny_lora.py", "tiny_families.py"):
         run([state["python"], str(ROOT / "tests" / "tools" / script), "--comfyui", state["comfyui"]],
             f"building the tiny test models ({script})", env=env)
 

@@ -8,7 +8,12 @@ value after seeds) exactly as the frontend expects, so the files load without sh
 (AnimateDiff-Evolved) are not on the test host: their widgets are declared in ``THIRD_PARTY`` from their source.
 ``--thumbnails`` loads every workflow in headless chromium (``tests/tools/browser.py``) and saves a screenshot of
 the canvas as the same-name ``.jpg``. ``build_workflows(object_info, tiny=True)`` gives the tiny-model variants the
-browser test runs (never written to ``workflows/``).
+browser and e2e tests run (never written to ``workflows/``); ``to_api`` turns a workflow into the API-format prompt
+the frontend would queue for it. ``--only NAME`` writes just the named workflows (and their thumbnails).
+
+Layout: nodes stand in columns; workflows built with ``wf.fit_titles()`` size every node to its title and one-line
+widget texts (estimated from the frontend's 14 px title font) and space the columns by their widest node, so no
+title is cut.
 """
 from __future__ import annotations
 
@@ -23,6 +28,15 @@ WORKFLOWS = ROOT / "workflows"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FILE_SUFFIXES = (".safetensors", ".ckpt", ".pth", ".pt", ".bin", ".png", ".jpg", ".jpeg", ".webp", ".mp4", ".gguf")
 COLUMN = 360
+NODE_WIDTH = 330
+VIRTUAL = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}  # frontend-only nodes: not in the API prompt
+# Width estimates for fit_titles layouts: px per character of the frontend's fonts (14 px Arial titles measure about
+# 7 px per character; 8.2 leaves room for capitals), plus margins (a title is drawn in the node's width minus two
+# title heights, 60 px; a widget's label and value need its arrows and a gap). Checked in the browser by
+# tests/e2e/test_e2e_families.py against the canvas's own text measurement.
+TITLE_CHAR_PX, TITLE_MARGIN_PX = 8.2, 64
+WIDGET_CHAR_PX, WIDGET_MARGIN_PX = 7.0, 70
+COLUMN_GAP = 30
 PREVIEW_NODES = {"LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows"}
 # Third-party nodes the workflows use, as /object_info would describe them (from the packs' INPUT_TYPES).
 THIRD_PARTY = {
@@ -54,6 +68,16 @@ def combo_options(kind, opts: dict) -> list:
     return list(kind) if isinstance(kind, list) else list(opts.get("options", []))
 
 
+def has_control_value(name: str, kind, opts: dict) -> bool:
+    """Whether the frontend follows this widget with a ``control_after_generate`` value (saved in
+    ``widgets_values`` right after it): INT seeds (named seed / noise_seed unless the spec says otherwise) and combos
+    that ask for one."""
+    is_combo = isinstance(kind, list) or kind == "COMBO"
+    control = opts.get("control_after_generate")
+    return bool((kind == "INT" and (control if control is not None else name in ("seed", "noise_seed"))) or
+                (is_combo and control))
+
+
 class Out:
     def __init__(self, node: Node, slot: int):
         self.node, self.slot = node, slot
@@ -83,6 +107,11 @@ class Workflow:
         self.nodes: list[Node] = []
         self.links: list[list] = []
         self.notes: list[tuple[str, float]] = []
+        self.fit = False
+
+    def fit_titles(self) -> None:
+        """Size each node to its title and one-line widget texts and space the columns by their widest node."""
+        self.fit = True
 
     def note(self, text: str, col: float = 0) -> None:
         self.notes.append((text, col))
@@ -150,9 +179,7 @@ class Workflow:
         elif kind in ("INT", "FLOAT") and not (opts.get("min", -1e308) <= value <= opts.get("max", 1e308)):
             raise ValueError(f"{self.name}: {type_}.{name}={value} outside [{opts.get('min')}, {opts.get('max')}]")
         out = [value]
-        control = opts.get("control_after_generate")
-        if (kind == "INT" and (control if control is not None else name in ("seed", "noise_seed"))) or \
-                (is_combo and control):
+        if has_control_value(name, kind, opts):
             out.append("fixed")
         return out
 
@@ -166,20 +193,56 @@ class Workflow:
         self.links.append([lid, src.node.id, src.slot, dst.id, dst_slot, out["type"]])
         return lid
 
+    def node_width(self, node: Node) -> float:
+        """The node's width: NODE_WIDTH, or with fit_titles wide enough for its title (the display name when it has
+        no title of its own) and for the label and value of each one-line widget."""
+        if not self.fit:
+            return NODE_WIDTH
+        title = node.title or node.info.get("display_name") or node.type
+        need = len(title) * TITLE_CHAR_PX + TITLE_MARGIN_PX
+        values = iter(node.widgets_values)
+        for slot in node.inputs:
+            if "widget" not in slot:
+                continue
+            value = next(values, "")
+            spec = node.info["input"].get("required", {}).get(slot["name"]) or \
+                node.info["input"].get("optional", {}).get(slot["name"]) or [None, {}]
+            opts = spec[1] if len(spec) > 1 else {}
+            if slot["name"] != "upload" and has_control_value(slot["name"], spec[0], opts):
+                next(values, None)
+            if opts.get("multiline"):
+                continue
+            need = max(need, (len(slot["name"]) + len(str(value))) * WIDGET_CHAR_PX + WIDGET_MARGIN_PX)
+        return float(max(NODE_WIDTH, 10 * -(-need // 10)))
+
+    def _column_x(self) -> dict[float, float]:
+        cols = sorted({col for _, col in self.notes} | {n.col for n in self.nodes})
+        if not self.fit:
+            return {col: col * COLUMN for col in cols}
+        widths = {col: NODE_WIDTH for col in cols}
+        for node in self.nodes:
+            widths[node.col] = max(widths[node.col], self.node_width(node))
+        x, out = 0.0, {}
+        for col in cols:
+            out[col] = x
+            x += widths[col] + COLUMN_GAP
+        return out
+
     def to_json(self) -> dict:
         cols: dict[float, float] = {}
+        xs = self._column_x()
         nodes = []
         for text, col in self.notes:
             y = cols.get(col, 0.0)
             h = 60 + 18 * (len(text) // 50 + text.count("\n") + 1)
-            nodes.append({"id": len(nodes) + 1, "type": "Note", "pos": [col * COLUMN, y], "size": [330, h],
+            nodes.append({"id": len(nodes) + 1, "type": "Note", "pos": [xs[col], y], "size": [NODE_WIDTH, h],
                           "flags": {}, "order": 0, "mode": 0, "inputs": [], "outputs": [],
                           "properties": {}, "widgets_values": [text], "color": "#432", "bgcolor": "#653"})
             cols[col] = y + h + 40
         for order, node in enumerate(self.nodes):
             y = cols.get(node.col, 0.0)
             h = max(80.0, node.height)
-            item = {"id": node.id, "type": node.type, "pos": [node.col * COLUMN, y], "size": [330, h],
+            item = {"id": node.id, "type": node.type, "pos": [xs[node.col], y], "size": [self.node_width(node), h],
                     "flags": {}, "order": order + len(self.notes), "mode": 0, "inputs": node.inputs,
                     "outputs": node.outputs, "properties": {"Node name for S&R": node.type},
                     "widgets_values": node.widgets_values}
@@ -236,12 +299,14 @@ def wan_base(wf: Workflow, tiny: bool, video_frames: int, prompt: str | None):
 
 
 def sample_and_save(wf: Workflow, tiny: bool, model, pos, neg, latent, vae, prefix: str, steps: int, cfg: float,
-                    fps: float, col: float = 3, sampler: str = "euler", scheduler: str = "normal", denoise=1.0):
+                    fps: float, col: float = 3, sampler: str = "euler", scheduler: str = "normal", denoise=1.0,
+                    save_col: float | None = None):
+    """KSampler in column ``col``, decode and save in ``save_col`` (default: the next column)."""
     if tiny:
         steps, sampler, scheduler = 2, "euler", "normal"
     s = wf.node("KSampler", col, seed=42, steps=steps, cfg=cfg, sampler_name=sampler, scheduler=scheduler,
                 denoise=denoise, model=model, positive=pos, negative=neg, latent_image=latent)[0]
-    return save_video(wf, s, vae, prefix, fps, col + 1)
+    return save_video(wf, s, vae, prefix, fps, col + 1 if save_col is None else save_col)
 
 
 def save_video(wf: Workflow, samples, vae, prefix: str, fps: float, col: float):
@@ -396,6 +461,233 @@ def phased_image_animation(wf: Workflow, tiny: bool) -> None:
     save_video(wf, phased[0], vae, "phased_image_animation", 16, 4)
 
 
+# ------------------------------------------------------------------------------------------------ model families
+# Tiny variants run on the test host's random-weight family models (tests/tools/tiny_families.py) with test
+# conditioning; where the host has no tiny VAE of the family (Wan 2.2 5B: 48 channels, LTX-Video: 128) the tiny
+# variant samples from an empty latent and saves the LATENT instead of decoding it.
+WAN_UNITS = ("Frame counts: the length of the latent node and context_length / stride of the window node are VIDEO "
+             "frames (4n+1); the latent holds (n - 1) / 4 + 1 latent frames, latent frame 0 = video frame 0.")
+WAN_TEXT = "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n"
+
+
+def tiny_text(wf: Workflow, prompt: str, family: str = "wan21", col: float = 1):
+    """Positive and negative test conditionings of the tiny models ([1, 16, 4096]: the width of umT5, T5 and Llama
+    embeddings alike; families ``ltxv`` / ``hunyuan`` add T5's attention mask / CLIP-L's pooled output)."""
+    pos = wf.node("TinyTestConditioning", col, title="positive prompt", text=prompt, family=family)[0]
+    neg = wf.node("TinyTestConditioning", col, title="negative prompt", text="", family=family)[0]
+    return pos, neg
+
+
+def wan_text(wf: Workflow, prompt: str, clip, col: float = 1):
+    pos = wf.node("CLIPTextEncode", col, title="positive prompt", text=prompt, clip=clip)[0]
+    neg = wf.node("CLIPTextEncode", col, title="negative prompt", text=NEG, clip=clip)[0]
+    return pos, neg
+
+
+def wan21_i2v_long(wf: Workflow, tiny: bool) -> None:
+    wf.fit_titles()
+    wf.note("Wan 2.1 image-to-video LONGER than the model's 81-frame window: 161 video frames from one start image "
+            "(core WanImageToVideo), sampled in 81-frame ZoLA windows re-drawn every step. keep_first_frame is on: "
+            "every window also sees latent frame 0, which holds the start image, so the look and identity stay "
+            "over the whole video.\n" + WAN_UNITS + "\n" + MODELS_NOTE +
+            "- diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors\n" + WAN_TEXT +
+            "- vae/wan_2.1_vae.safetensors\n- clip_vision/clip_vision_h.safetensors\n- input/example.png (your "
+            "start image)")
+    prompt = "the girl turns her head and smiles, hair moving in the wind, cinematic"
+    if tiny:  # no CLIP vision: the tiny host has no CLIP-ViT-H; WanImageToVideo takes it as optional
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_wan21_i2v.safetensors")[0]
+        vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taew21.safetensors")[0]
+        image = wf.node("LoadImage", 1, image="example.png")[0]
+        pos, neg = tiny_text(wf, prompt)
+        vision = None
+    else:
+        model = wf.node("UNETLoader", 0, unet_name="wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors")[0]
+        model = wf.node("ModelSamplingSD3", 0, model=model, shift=5.0)[0]
+        clip = wf.node("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")[0]
+        vae = wf.node("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")[0]
+        image = wf.node("LoadImage", 1, image="example.png")[0]
+        clip_vision = wf.node("CLIPVisionLoader", 1, clip_name="clip_vision_h.safetensors")[0]
+        vision = wf.node("CLIPVisionEncode", 1, clip_vision=clip_vision, image=image, crop="none")[0]
+        pos, neg = wan_text(wf, prompt, clip)
+    i2v = wf.node("WanImageToVideo", 2, positive=pos, negative=neg, vae=vae, width=32 if tiny else 832,
+                  height=32 if tiny else 480, length=41 if tiny else 161, clip_vision_output=vision,
+                  start_image=image)
+    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+                    stride=13 if tiny else 61, max_skip=2, seed=0, keep_first_frame=True)[0]
+    sample_and_save(wf, tiny, model, i2v[0], i2v[1], i2v[2], vae, "wan21_i2v_long", 30, 5.0, 16, sampler="uni_pc",
+                    scheduler="simple", save_col=3)
+
+
+def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
+    wf.fit_titles()
+    wf.note("Wan 2.2 A14B image-to-video, 161 video frames, with its two experts: the high-noise model runs steps "
+            "0-9, the low-noise model continues at step 10 of the same 20-step run (two KSamplerAdvanced, the "
+            "second continues the first's leftover noise). Both models go through LongAnim windows with the SAME "
+            "lengths and seed: the windows are a function of the global step, so the second sampler continues the "
+            "first one's window schedule. keep_first_frame keeps the start image (latent frame 0) in every "
+            "window.\n" + WAN_UNITS + " Steps (start/end_at_step) count sampling steps.\n" + MODELS_NOTE +
+            "- diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors\n"
+            "- diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors\n" + WAN_TEXT +
+            "- vae/wan_2.1_vae.safetensors (Wan 2.2 A14B uses the Wan 2.1 VAE)\n- input/example.png (your start "
+            "image)")
+    prompt = "a sailing boat on a stormy sea, waves splashing over the deck, cinematic"
+    if tiny:
+        high = wf.node("UNETLoader", 0, title="high-noise expert",
+                       unet_name="longanim_tiny_wan22_i2v_high.safetensors")[0]
+        low = wf.node("UNETLoader", 0, title="low-noise expert",
+                      unet_name="longanim_tiny_wan22_i2v_low.safetensors")[0]
+        vae = wf.node("VAELoader", 1, vae_name="longanim_tiny_taew21.safetensors")[0]
+        image = wf.node("LoadImage", 1, image="example.png")[0]
+        pos, neg = tiny_text(wf, prompt)
+    else:
+        high = wf.node("UNETLoader", 0, title="high-noise expert",
+                       unet_name="wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors")[0]
+        high = wf.node("ModelSamplingSD3", 0, title="high-noise shift", model=high, shift=8.0)[0]
+        low = wf.node("UNETLoader", 0, title="low-noise expert",
+                      unet_name="wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors")[0]
+        low = wf.node("ModelSamplingSD3", 0, title="low-noise shift", model=low, shift=8.0)[0]
+        clip = wf.node("CLIPLoader", 1, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")[0]
+        vae = wf.node("VAELoader", 1, vae_name="wan_2.1_vae.safetensors")[0]
+        image = wf.node("LoadImage", 1, image="example.png")[0]
+        pos, neg = wan_text(wf, prompt, clip, col=2)
+    i2v = wf.node("WanImageToVideo", 2, positive=pos, negative=neg, vae=vae, width=32 if tiny else 832,
+                  height=32 if tiny else 480, length=41 if tiny else 161, start_image=image)
+    windows = dict(context_length=17 if tiny else 81, stride=13 if tiny else 61, max_skip=2, seed=0,
+                   keep_first_frame=True)
+    high = wf.node("LongAnimWanZoLAWindows", 3, title="windows: high-noise expert", model=high, **windows)[0]
+    low = wf.node("LongAnimWanZoLAWindows", 3, title="windows: low-noise expert", model=low, **windows)[0]
+    steps, switch = (4, 2) if tiny else (20, 10)
+    sampler = dict(noise_seed=42, steps=steps, cfg=3.5, sampler_name="euler", scheduler="simple", positive=i2v[0],
+                   negative=i2v[1])
+    first = wf.node("KSamplerAdvanced", 4, title=f"high-noise expert: steps 0-{switch - 1}", model=high,
+                    add_noise="enable", latent_image=i2v[2], start_at_step=0, end_at_step=switch,
+                    return_with_leftover_noise="enable", **sampler)[0]
+    second = wf.node("KSamplerAdvanced", 4, title=f"low-noise expert: steps {switch}-{steps - 1}", model=low,
+                     add_noise="disable", latent_image=first, start_at_step=switch, end_at_step=10000,
+                     return_with_leftover_noise="disable", **sampler)[0]
+    save_video(wf, second, vae, "wan22_i2v_two_experts", 16, 4)
+
+
+def wan22_ti2v_5b(wf: Workflow, tiny: bool) -> None:
+    wf.fit_titles()
+    wf.note("Wan 2.2 5B text+image-to-video LONGER than its 121-frame window: 241 video frames at 24 fps. Core "
+            "Wan22ImageToVideoLatent writes the start image INTO latent frame 0 and masks it from denoising; the "
+            "ZoLA windows keep that frame in every window (keep_first_frame). Remove the Load Image link for "
+            "text-to-video.\n" + WAN_UNITS + " (This model's VAE compresses 16x in space.)\n" + MODELS_NOTE +
+            "- diffusion_models/wan2.2_ti2v_5B_fp16.safetensors\n" + WAN_TEXT + "- vae/wan2.2_vae.safetensors\n"
+            "- input/example.png (your start image)")
+    prompt = "a hummingbird hovering at a red flower, slow motion, macro shot"
+    if tiny:  # text-to-video: the host's tiny 48-channel decoder cannot encode a start image
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_wan22_ti2v5b.safetensors")[0]
+        vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taew21.safetensors")[0]
+        image = None
+        pos, neg = tiny_text(wf, prompt)
+    else:
+        model = wf.node("UNETLoader", 0, unet_name="wan2.2_ti2v_5B_fp16.safetensors")[0]
+        model = wf.node("ModelSamplingSD3", 0, model=model, shift=8.0)[0]
+        clip = wf.node("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")[0]
+        vae = wf.node("VAELoader", 0, vae_name="wan2.2_vae.safetensors")[0]
+        image = wf.node("LoadImage", 1, image="example.png")[0]
+        pos, neg = wan_text(wf, prompt, clip)
+    latent = wf.node("Wan22ImageToVideoLatent", 2, vae=vae, width=64 if tiny else 1280, height=64 if tiny else 704,
+                     length=41 if tiny else 241, start_image=image)[0]
+    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 121,
+                    stride=13 if tiny else 89, max_skip=2, seed=0, keep_first_frame=True)[0]
+    if tiny:
+        s = wf.node("KSampler", 3, seed=42, steps=2, cfg=5.0, sampler_name="euler", scheduler="normal",
+                    denoise=1.0, model=model, positive=pos, negative=neg, latent_image=latent)[0]
+        wf.node("SaveLatent", 3, samples=s, filename_prefix="LongAnim/wan22_ti2v_5b")
+        return
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan22_ti2v_5b", 30, 5.0, 24, sampler="uni_pc",
+                    scheduler="simple", save_col=3)
+
+
+def ltxv_long(wf: Workflow, tiny: bool) -> None:
+    wf.fit_titles()
+    wf.note("LTX-Video image-to-video LONGER than its window: 257 video frames at 25 fps from a start image (core "
+            "LTXVImgToVideo: the image goes INTO latent frame 0) and a keyframe guide at video frame 160 (core "
+            "LTXVAddGuide: the guide's latent is APPENDED after the video's latent frames; LongAnim adds it only to "
+            "the windows holding its target frame). LTXVCropGuides removes the guide frames before decoding. "
+            "The window node's length_unit is 'video frames': context_length 97 and stride 73 are VIDEO frames "
+            "(8n+1; the latent holds (n - 1) / 8 + 1 frames, 257 -> 33); LTXVAddGuide's frame_idx is a VIDEO "
+            "frame.\n" + MODELS_NOTE + "- checkpoints/ltx-video-2b-v0.9.5.safetensors\n"
+            "- text_encoders/t5xxl_fp16.safetensors\n- input/example.png (start image), input/keyframe.png "
+            "(the keyframe)")
+    prompt = "a red kite flying over green hills on a windy day, clouds moving, wide shot"
+    if tiny:  # text-to-video from an empty latent: the host has no tiny LTX-Video VAE to encode images with
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_ltxv.safetensors")[0]
+        pos, neg = tiny_text(wf, prompt, family="ltxv")
+        pos, neg = _pair(wf.node("LTXVConditioning", 1, positive=pos, negative=neg, frame_rate=25.0))
+        latent = wf.node("EmptyLTXVLatentVideo", 1, width=64, height=64, length=97)[0]
+    else:
+        ckpt = wf.node("CheckpointLoaderSimple", 0, ckpt_name="ltx-video-2b-v0.9.5.safetensors")
+        model, vae = ckpt[0], ckpt[2]
+        clip = wf.node("CLIPLoader", 0, clip_name="t5xxl_fp16.safetensors", type="ltxv")[0]
+        image = wf.node("LoadImage", 1, title="start image", image="example.png")[0]
+        keyframe = wf.node("LoadImage", 1, title="keyframe", image="keyframe.png")[0]
+        pos = wf.node("CLIPTextEncode", 0, title="positive prompt", text=prompt, clip=clip)[0]
+        neg = wf.node("CLIPTextEncode", 0, title="negative prompt", text=NEG, clip=clip)[0]
+        pos, neg = _pair(wf.node("LTXVConditioning", 2, positive=pos, negative=neg, frame_rate=25.0))
+        i2v = wf.node("LTXVImgToVideo", 3, positive=pos, negative=neg, vae=vae, image=image, width=768, height=512,
+                      length=257, strength=1.0)
+        guide = wf.node("LTXVAddGuide", 3, positive=i2v[0], negative=i2v[1], vae=vae, latent=i2v[2],
+                        image=keyframe, frame_idx=160, strength=1.0)
+        pos, neg, latent = guide[0], guide[1], guide[2]
+    model = wf.node("LongAnimZoLAWindows", 3, model=model, context_length=41 if tiny else 97,
+                    stride=33 if tiny else 73, max_skip=2, seed=0, keep_first_frame=True,
+                    length_unit="video frames")[0]
+    s = wf.node("KSampler", 4, seed=42, steps=2 if tiny else 30, cfg=3.0, sampler_name="euler",
+                scheduler="normal" if tiny else "simple", denoise=1.0, model=model, positive=pos, negative=neg,
+                latent_image=latent)[0]
+    if tiny:
+        wf.node("SaveLatent", 4, samples=s, filename_prefix="LongAnim/ltxv_long")
+        return
+    cropped = wf.node("LTXVCropGuides", 4, positive=pos, negative=neg, latent=s)[2]
+    save_video(wf, cropped, vae, "ltxv_long", 25, 4)
+
+
+def _pair(node: Node) -> tuple[Out, Out]:
+    return node[0], node[1]
+
+
+def hunyuan_t2v_long(wf: Workflow, tiny: bool) -> None:
+    wf.fit_titles()
+    wf.note("HunyuanVideo text-to-video LONGER than its 129-frame window: 257 video frames at 24 fps in ZoLA "
+            "windows. HunyuanVideo is guidance-distilled: FluxGuidance sets the guidance the model is conditioned "
+            "on and the sampler runs at cfg 1 (the zeroed negative is never evaluated). The window node's "
+            "length_unit is 'video frames': context_length 129 and stride 97 are VIDEO frames (4n+1); "
+            "EmptyHunyuanLatentVideo's length is VIDEO frames too (257 -> 65 latent frames).\n" + MODELS_NOTE +
+            "- diffusion_models/hunyuan_video_t2v_720p_bf16.safetensors\n- text_encoders/clip_l.safetensors\n"
+            "- text_encoders/llava_llama3_fp8_scaled.safetensors\n- vae/hunyuan_video_vae_bf16.safetensors")
+    prompt = "a steam train crossing a stone bridge in the mountains, autumn forest, drone shot"
+    if tiny:
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_hunyuan_t2v.safetensors")[0]
+        vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taew21.safetensors")[0]
+        pos = wf.node("TinyTestConditioning", 1, title="positive prompt", text=prompt, family="hunyuan")[0]
+    else:
+        model = wf.node("UNETLoader", 0, unet_name="hunyuan_video_t2v_720p_bf16.safetensors")[0]
+        clip = wf.node("DualCLIPLoader", 0, clip_name1="clip_l.safetensors",
+                       clip_name2="llava_llama3_fp8_scaled.safetensors", type="hunyuan_video")[0]
+        vae = wf.node("VAELoader", 0, vae_name="hunyuan_video_vae_bf16.safetensors")[0]
+        pos = wf.node("CLIPTextEncode", 1, title="positive prompt", text=prompt, clip=clip)[0]
+    pos = wf.node("FluxGuidance", 1, conditioning=pos, guidance=6.0)[0]
+    neg = wf.node("ConditioningZeroOut", 1, title="negative (unused at cfg 1)", conditioning=pos)[0]
+    latent = wf.node("EmptyHunyuanLatentVideo", 1, width=32 if tiny else 848, height=32 if tiny else 480,
+                     length=41 if tiny else 257)[0]
+    model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=17 if tiny else 129,
+                    stride=13 if tiny else 97, max_skip=2, seed=0, length_unit="video frames")[0]
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "hunyuan_t2v_long", 30, 1.0, 24, scheduler="simple",
+                    save_col=3)
+
+
+FAMILY_BUILDERS = {
+    "longanim_wan21_i2v_long": wan21_i2v_long,
+    "longanim_wan22_i2v_two_experts": wan22_i2v_two_experts,
+    "longanim_wan22_ti2v_5b": wan22_ti2v_5b,
+    "longanim_ltxv_long": ltxv_long,
+    "longanim_hunyuan_t2v_long": hunyuan_t2v_long,
+}
+
 BUILDERS = {
     "longanim_zero_shot_sd15": zero_shot_sd15,
     "longanim_animatediff_zola_256": animatediff_zola_256,
@@ -404,6 +696,7 @@ BUILDERS = {
     "longanim_multi_prompt_long": multi_prompt_long,
     "longanim_randomized_blend_refine": randomized_blend_refine,
     "longanim_phased_image_animation": phased_image_animation,
+    **FAMILY_BUILDERS,
 }
 
 
@@ -419,11 +712,64 @@ def build_workflows(object_info: dict, tiny: bool = False, names=None) -> dict[s
     return out
 
 
+def to_api(workflow: dict, object_info: dict) -> dict:
+    """The API-format prompt of a UI-format workflow written by ``Workflow.to_json``: what the frontend's
+    ``graphToPrompt`` queues for it. Frontend-only nodes (``VIRTUAL``) are dropped, a link becomes
+    ``[source node id, output slot]``, a widget its value by name; the control value after a seed and the image
+    upload button's value are skipped, as the frontend does."""
+    info_all = {**THIRD_PARTY, **object_info}
+    links = {lk[0]: lk for lk in workflow["links"]}
+    prompt = {}
+    for node in workflow["nodes"]:
+        if node["type"] in VIRTUAL:
+            continue
+        info = info_all[node["type"]]
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+        values = iter(node.get("widgets_values") or [])
+        inputs = {}
+        for slot in node.get("inputs", []):
+            name = slot["name"]
+            if "widget" in slot:
+                value = next(values)
+                if slot["type"] == "IMAGEUPLOAD":
+                    continue
+                spec = specs[name]
+                if has_control_value(name, spec[0], spec[1] if len(spec) > 1 else {}):
+                    next(values)
+                inputs[name] = value
+            if slot.get("link") is not None:
+                _, src, src_slot, *_ = links[slot["link"]]
+                inputs[name] = [str(src), src_slot]
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+def unconnected_nodes(workflow: dict, object_info: dict) -> list[str]:
+    """Nodes of a UI-format workflow that do nothing: not an output node and no output linked, or a required
+    link input left open (``"Type#id"`` with the reason)."""
+    info_all = {**THIRD_PARTY, **object_info}
+    used = {lk[1] for lk in workflow["links"]}
+    bad = []
+    for node in workflow["nodes"]:
+        if node["type"] in VIRTUAL:
+            continue
+        info = info_all.get(node["type"], {})
+        if not info.get("output_node") and node["id"] not in used:
+            bad.append(f"{node['type']}#{node['id']}: no output is linked and it is not an output node")
+        required = info.get("input", {}).get("required", {})
+        for slot in node.get("inputs", []):
+            if slot["name"] in required and "widget" not in slot and slot.get("link") is None:
+                bad.append(f"{node['type']}#{node['id']}: required input {slot['name']} is not linked")
+    return bad
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running ComfyUI with LongAnim (default: start the host in .host/ComfyUI)")
     ap.add_argument("--thumbnails", action="store_true", help="also screenshot each workflow (headless chromium)")
     ap.add_argument("--out", default=str(WORKFLOWS))
+    ap.add_argument("--only", nargs="+", metavar="NAME", choices=list(BUILDERS),
+                    help="write only these workflows (default: all)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "tests" / "tools"))
     from comfy_client import ComfyServer
@@ -441,7 +787,7 @@ def main(argv=None) -> int:
     try:
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        workflows = build_workflows(object_info)
+        workflows = build_workflows(object_info, names=set(args.only or BUILDERS))
         for name, data in workflows.items():
             (out / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
             print(f"wrote {out / name}.json ({len(data['nodes'])} nodes)")

@@ -1,0 +1,228 @@
+"""e2e: every video model family's example workflow through the real server.
+
+Families and files (``workflows/``, written by ``tests/tools/make_workflows.py``): Wan 2.1 I2V
+(``longanim_wan21_i2v_long``), Wan 2.2 A14B I2V with its two experts (``longanim_wan22_i2v_two_experts``), Wan 2.2
+5B TI2V (``longanim_wan22_ti2v_5b``), LTX-Video (``longanim_ltxv_long``) and HunyuanVideo T2V
+(``longanim_hunyuan_t2v_long``).
+
+Each test queues the tiny-model variant of a family workflow (``make_workflows.build_workflows(tiny=True)``: the
+host's random-weight family models of ``tests/tools/tiny_families.py``, 2-4 steps, 32-64 px) as the API prompt the
+frontend would send for it (``make_workflows.to_api``). The test adds read-out nodes to the prompt, never to the
+workflow: ``SaveLatent`` on every sampler's output (shape, finite values) and ``LongAnimVideoMetrics`` with
+``PreviewAny``, whose report names the window schedule the LongAnim window loop recorded for that output (so the
+windows ran inside that sampler). Decoded videos are checked for their frame count and size.
+
+The committed full-size workflows are checked against the server too: they are what the builders make from this
+server's node definitions, every node is connected, and ``/prompt`` refuses them only for the model and image files
+the test host does not have.
+"""
+import json
+import pathlib
+import re
+import sys
+
+import pytest
+from comfy_client import ServerError, execution_error
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+import make_workflows as mw  # noqa: E402
+
+FAMILIES = list(mw.FAMILY_BUILDERS)
+SAMPLERS = {"KSampler", "KSamplerAdvanced"}
+# Tiny variants: latent [channels, latent frames, h, w] of each sampler's output, decoded video frames (None: the
+# tiny variant saves the LATENT; no tiny VAE of that family on the host).
+EXPECTED = {
+    "longanim_wan21_i2v_long": ((16, 11, 4, 4), 41),
+    "longanim_wan22_i2v_two_experts": ((16, 11, 4, 4), 41),
+    "longanim_wan22_ti2v_5b": ((48, 11, 4, 4), None),
+    "longanim_ltxv_long": ((128, 13, 2, 2), None),
+    "longanim_hunyuan_t2v_long": ((16, 11, 4, 4), 41),
+}
+WINDOWS_RE = re.compile(r"recorded by the LongAnim window loop \((\d+) windows of the run's last step\)")
+BORDERS_RE = re.compile(r"^Window borders: .*$", re.M)
+
+
+# Test conditioning families the tiny variants need beyond the text tokens: what the model reads besides them.
+NEEDS_FAMILY = {"longanim_ltxv_long": ("ltxv", "T5's attention_mask, an argument of LTXVModel"),
+                "longanim_hunyuan_t2v_long": ("hunyuan", "CLIP-L's pooled_output, HunyuanVideo's vector_in")}
+
+
+def tiny_workflow(object_info: dict, name: str) -> dict:
+    family, what = NEEDS_FAMILY.get(name, (None, ""))
+    if family and family not in object_info["TinyTestConditioning"]["input"]["required"]["family"][0]:
+        pytest.skip(f"tests/testpack's TinyTestConditioning has no family {family!r} ({what})")
+    return mw.build_workflows(object_info, tiny=True, names={name})[name]
+
+
+def tiny_prompt(object_info: dict, name: str) -> dict:
+    return mw.to_api(tiny_workflow(object_info, name), object_info)
+
+
+def add_readouts(prompt: dict, tag: str) -> dict[str, dict]:
+    """Per sampler node: a SaveLatent and a Video Metrics report of its output, ``{sampler id: {latent, report}}``."""
+    out = {}
+    for nid in sorted((k for k, v in prompt.items() if v["class_type"] in SAMPLERS), key=int):
+        ids = [str(max(map(int, prompt)) + i) for i in (1, 2, 3)]
+        prompt[ids[0]] = {"class_type": "SaveLatent", "inputs": {"samples": [nid, 0],
+                                                                "filename_prefix": f"e2e_families/{tag}_{nid}"}}
+        prompt[ids[1]] = {"class_type": "LongAnimVideoMetrics", "inputs": {"latent": [nid, 0], "window_length": 0,
+                                                                           "mawe_max_side": 0}}
+        prompt[ids[2]] = {"class_type": "PreviewAny", "inputs": {"source": [ids[1], 4]}}
+        out[nid] = {"latent": ids[0], "report": ids[2]}
+    return out
+
+
+def run(server, prompt: dict) -> dict:
+    entry = server.run(prompt, timeout=300)
+    err = execution_error(entry)
+    assert err is None, f"{err['node_type']}: {err['exception_message']}\n{''.join(err.get('traceback', [])[-6:])}"
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    return entry
+
+
+def load_latent(server, entry: dict, node: str):
+    from safetensors.torch import load_file
+
+    files = server.output_files({"outputs": {node: entry["outputs"][node]}}, kind="latents")
+    assert len(files) == 1 and files[0].exists(), entry["outputs"][node]
+    return load_file(str(files[0]))["latent_tensor"]
+
+
+def report(entry: dict, node: str) -> str:
+    return "".join(entry["outputs"][node]["text"])
+
+
+def windows_in(text: str) -> int:
+    found = WINDOWS_RE.search(text)
+    assert found, f"the sampler's output carries no LongAnim window record:\n{text}"
+    return int(found.group(1))
+
+
+def video_frames(server, entry: dict) -> list[tuple[int, tuple[int, int]]]:
+    """(frames, size) of every animated WEBP the prompt saved."""
+    from PIL import Image
+
+    out = []
+    for path in server.output_files(entry):
+        with Image.open(path) as im:
+            out.append((getattr(im, "n_frames", 1), im.size))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tiny runs
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_workflow_runs_with_windows(server, object_info, name):
+    """The tiny variant runs; every sampler's output has the family's latent shape, finite values and a window record
+    of at least two windows (the video is longer than one window); decoded videos have every frame."""
+    prompt = tiny_prompt(object_info, name)
+    readouts = add_readouts(prompt, name)
+    assert readouts, "the workflow has no sampler"
+    entry = run(server, prompt)
+    shape, frames = EXPECTED[name]
+    for sampler, ids in readouts.items():
+        x = load_latent(server, entry, ids["latent"])
+        assert tuple(x.shape) == (1, *shape), (sampler, tuple(x.shape))
+        assert x.isfinite().all(), sampler
+        assert windows_in(report(entry, ids["report"])) >= 2
+    videos = video_frames(server, entry)
+    assert videos == ([(frames, (32, 32))] if frames else []), videos
+
+
+def test_wan21_i2v_keep_first_frame_reaches_the_window_loop(server, object_info):
+    """The same prompt with keep_first_frame off gives another video: the workflow's setting is what ran."""
+    name = "longanim_wan21_i2v_long"
+    results = []
+    for keep in (True, False):
+        prompt = tiny_prompt(object_info, name)
+        for node in prompt.values():
+            if node["class_type"] == "LongAnimWanZoLAWindows":
+                assert node["inputs"]["keep_first_frame"] is True
+                node["inputs"]["keep_first_frame"] = keep
+        ids = add_readouts(prompt, f"{name}_keep{int(keep)}")
+        entry = run(server, prompt)
+        results.append(load_latent(server, entry, next(iter(ids.values()))["latent"]))
+    assert not results[0].equal(results[1])
+
+
+def test_wan22_low_noise_expert_continues_the_first_experts_windows(server, object_info):
+    """Both experts run windows; the second sampler's last step (global step 3 of 4) draws the windows a single
+    4-step sampler with the same seed draws at its last step: it continues the first sampler's schedule."""
+    name = "longanim_wan22_i2v_two_experts"
+    ui = tiny_workflow(object_info, name)
+    by_title = {n.get("title"): str(n["id"]) for n in ui["nodes"]}
+    high, low = by_title["high-noise expert: steps 0-1"], by_title["low-noise expert: steps 2-3"]
+    prompt = mw.to_api(ui, object_info)
+    ids = add_readouts(prompt, name)
+    entry = run(server, prompt)
+    chained = [report(entry, ids[nid]["report"]) for nid in (high, low)]
+    assert all(windows_in(text) >= 2 for text in chained)
+
+    single = mw.to_api(ui, object_info)  # the high-noise expert alone, all 4 steps
+    single[high]["inputs"].update(end_at_step=10000, return_with_leftover_noise="disable")
+    for nid, node in list(single.items()):
+        if nid == low or node["class_type"] in ("VAEDecode", "SaveAnimatedWEBP"):
+            del single[nid]
+    low_windows = by_title["windows: low-noise expert"]
+    for nid in (low_windows, single[low_windows]["inputs"]["model"][0]):
+        del single[nid]
+    one = add_readouts(single, name + "_single")
+    text = report(run(server, single), one[high]["report"])
+    assert windows_in(text) >= 2
+    assert BORDERS_RE.search(text).group(0) == BORDERS_RE.search(chained[1]).group(0), (text, chained[1])
+
+
+# ------------------------------------------------------------------------------------------ full-size files
+def test_family_workflow_files_are_current(object_info):
+    """Each committed family workflow is what its builder makes from this server's node definitions (else: run
+    ``tests/tools/make_workflows.py --only <name> --thumbnails``) and has no node that is not connected."""
+    built = mw.build_workflows(object_info, names=set(FAMILIES))
+    for name in FAMILIES:
+        path = ROOT / "workflows" / f"{name}.json"
+        assert path.exists() and path.with_suffix(".jpg").exists(), f"{path.name} or its thumbnail is missing"
+        data = json.loads(path.read_text())
+        assert data == built[name], f"{path.name} is stale: run tests/tools/make_workflows.py --only {name}"
+        assert not mw.unconnected_nodes(data, object_info), mw.unconnected_nodes(data, object_info)
+        notes = " ".join(str(v) for n in data["nodes"] if n["type"] == "Note" for v in n["widgets_values"])
+        assert "VIDEO frames" in notes, f"{path.name}: the Note does not say which frame counts are video frames"
+
+
+MODEL_INPUTS = {"unet_name", "vae_name", "clip_name", "clip_name1", "clip_name2", "ckpt_name", "image"}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_full_size_workflow_is_refused_only_for_missing_model_files(server, name):
+    """POST /prompt of the committed file (as the frontend sends it): the server's validation finds nothing wrong
+    but the model and image files this host does not have."""
+    data = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    prompt = mw.to_api(data, server.get("/object_info"))
+    with pytest.raises(ServerError) as err:
+        server.queue(prompt)
+    body = json.loads(str(err.value).split(": ", 1)[1])
+    problems = [(nid, e["type"], e.get("extra_info", {}).get("input_name"), e.get("details", ""))
+                for nid, node in body.get("node_errors", {}).items() for e in node["errors"]]
+    assert problems, body
+    missing_file = [p for p in problems if p[2] in MODEL_INPUTS and (
+        p[1] == "value_not_in_list" or (p[1] == "custom_validation_failed" and "Invalid image file" in p[3]))]
+    assert len(missing_file) == len(problems), ([p for p in problems if p not in missing_file], body)
+
+
+# ------------------------------------------------------------------------------------------ titles in the browser
+def test_family_workflow_titles_fit_their_nodes(server, object_info):
+    """In the real frontend no node title of a family workflow is cut: its width in the canvas's title font is at
+    most what the node draws it in (width minus two title heights)."""
+    import browser
+
+    if not (browser.playwright_available() and browser.find_chromium()):
+        pytest.skip("needs playwright and chromium (see tests/e2e/test_e2e_browser.py)")
+    with browser.Frontend(server.url, settings={browser.VUE_NODES: False}) as fe:
+        for name in FAMILIES:
+            fe.load(json.loads((ROOT / "workflows" / f"{name}.json").read_text()), name)
+            cut = fe.evaluate("""() => {
+                const app = window.comfyAPI.app.app, ctx = document.createElement('canvas').getContext('2d');
+                const room = (n) => n.size[0] - 2 * window.LiteGraph.NODE_TITLE_HEIGHT;
+                const width = (n) => { ctx.font = n.titleFontStyle ?? app.canvas.title_text_font;
+                                       return ctx.measureText(n.getTitle()).width; };
+                return app.graph._nodes.map((n) => [n.getTitle(), width(n), room(n)]).filter(([, w, r]) => w > r);
+            }""")
+            assert not cut, f"{name}: titles cut (title, text px, room px): {cut}"

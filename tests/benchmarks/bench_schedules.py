@@ -144,17 +144,19 @@ def schedules(case: Case, quick: bool = False) -> list[Sched]:
         Sched("Gen-L f/2 least squares (reference)", "gen-l", schedule="uniform", stride=h, quick=True),
         Sched("Gen-L f/2 flat", "gen-l", schedule="uniform", stride=h, weights="flat"),
         Sched("Gen-L f/4 least squares", "gen-l", schedule="uniform", stride=f // 4),
-        Sched("ZoLA node default (s 3f/4, r<=2, Eq. 4)", "zola", stride=z12, max_skip=2, weights="zola", quick=True),
+        Sched("ZoLA sec. 4.3 ends (s 3f/4, r<=2, Eq. 4, shift)", "zola", stride=z12, max_skip=2, weights="zola",
+              quick=True),
         Sched("ZoLA s 3f/4 r1 least squares", "zola", stride=z12),
         Sched("ZoLA s f r1 Eq. 4", "zola", stride=f, weights="zola", quick=True),
         Sched("ZoLA s f r1 paper (flat)", "zola", stride=f, weights="flat"),
-        Sched("ZoLA node default + repeat-mask 0.5", "zola", stride=z12, max_skip=2, weights="zola",
+        Sched("ZoLA sec. 4.3 ends + repeat-mask 0.5", "zola", stride=z12, max_skip=2, weights="zola",
               noise=("repeat_mask", (("ratio", 0.5), ("base_length", f)))),
         Sched("issue: skips<=6 first 40 %, then s 7f/8 r1, LS", "issue", custom=_issue_phased),
     ]
     for s in (f, 7 * f // 8, z12, 5 * f // 8, h):
         out.append(Sched(f"truncated s {s} r1 LS", "truncated", stride=s, ends="truncate", quick=s in (f, z12)))
-    out.append(Sched(f"truncated s {z12} r1 Eq. 4", "truncated", stride=z12, ends="truncate", weights="zola"))
+    out.append(Sched(f"truncated s {z12} r1 Eq. 4 (ZoLA node default)", "truncated", stride=z12, ends="truncate",
+                     weights="zola", quick=True))
     out.append(Sched(f"truncated s {z12} r1 flat", "truncated", stride=z12, ends="truncate", weights="flat"))
     out.append(Sched(f"truncated s {z12} r<=2 LS", "truncated", stride=z12, max_skip=2, ends="truncate"))
     for su in (0.3, 0.4, 0.5, 0.55, 0.6, 0.65):

@@ -41,7 +41,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "schedule"):
         # each picture: a window node's defaults (ZoLA Windows, Gen-L Windows, Context Windows) or one change
-        schedule("schedule_zola.png", schedule="zola", length=16, stride=12, max_skip=2, ends="truncate")
+        schedule("schedule_zola.png", schedule="zola", length=16, stride=12, max_skip=1, ends="truncate")
         schedule("schedule_skip_phase.png", steps=12, schedule="zola", length=16, stride=12, max_skip=1,
                  ends="truncate", skip_until=0.5, fusion="least_squares")
         schedule("schedule_uniform_blend.png", schedule="uniform", length=16, stride=8, fusion="randomized_blend")

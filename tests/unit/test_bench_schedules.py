@@ -71,13 +71,14 @@ def test_bounds_and_cost_accounting(bench):
 def test_truncated_ends_unpin_the_borders(bench):
     _, _, rows, _ = bench
     assert rows["ZoLA s f r1 Eq. 4"]["pin"] > 5, "shifted windows pin the borders at f and T - f"
-    for name in ("truncated s 16 r1 LS", "truncated s 12 r1 LS", "phased 0.5 + truncated s 12 LS"):
+    for name in ("truncated s 16 r1 LS", "truncated s 12 r1 LS", "phased 0.5 + truncated s 12 LS",
+                 "truncated s 12 r1 Eq. 4 (ZoLA node default)"):
         assert rows[name]["pin"] < 1.5, name
 
 
 def test_the_skip_phase_cuts_drift_and_seams(bench):
     _, _, rows, result = bench
-    zola = rows["ZoLA node default (s 3f/4, r<=2, Eq. 4)"]
+    zola = rows["ZoLA sec. 4.3 ends (s 3f/4, r<=2, Eq. 4, shift)"]
     genl = rows["Gen-L f/2 least squares (reference)"]
     for name in ("phased 0.5 + truncated s 12 LS", "phased 0.6 + truncated s 12 LS"):
         r = rows[name]

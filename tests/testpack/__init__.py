@@ -5,6 +5,10 @@ part of the LongAnim pack. ``TinyTestConditioning`` turns a prompt into a determ
 shape the tiny models expect (SD1.5 family: [1, 77, 768]; Wan 2.1 family: [1, 16, 4096]), so different prompts
 give different conditioning and the same prompt always gives the same one.
 
+Families ``ltxv`` and ``hunyuan`` add what those models' real text encoders put beside the [1, 16, 4096] tokens:
+LTX-Video's T5 encoder an ``attention_mask`` (all 16 tokens valid; ``LTXVModel`` takes it as an argument),
+HunyuanVideo's CLIP-L a ``pooled_output`` [1, 768] (the model's ``vector_in``; ``encode_adm`` reads it).
+
 Family ``synthworld`` is for the models trained on the synthetic world (``tests/tools/synthworld.py``): the prompt
 names the objects in the scene by colour (``"red blue"``; empty = unconditional) and maps to that world's fixed
 ``[1, 16, 4096]`` embedding, which the trained model was conditioned on.
@@ -16,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-SHAPES = {"sd15": (1, 77, 768), "wan21": (1, 16, 4096), "synthworld": (1, 16, 4096)}
+SHAPES = {"sd15": (1, 77, 768), "wan21": (1, 16, 4096), "synthworld": (1, 16, 4096), "ltxv": (1, 16, 4096),
+          "hunyuan": (1, 16, 4096)}
 
 
 def _synthworld():
@@ -50,7 +55,13 @@ class TinyTestConditioning:
             return ([[_synthworld().prompt_embedding(text), {}]],)
         seed = int.from_bytes(hashlib.sha256(f"{family}:{text}".encode()).digest()[:8], "little")
         g = torch.Generator().manual_seed(seed)
-        return ([[torch.randn(SHAPES[family], generator=g), {}]],)
+        cond = torch.randn(SHAPES[family], generator=g)
+        extra = {}
+        if family == "ltxv":
+            extra["attention_mask"] = torch.ones(cond.shape[:2], dtype=torch.long)
+        elif family == "hunyuan":
+            extra["pooled_output"] = torch.randn((1, 768), generator=g)
+        return ([[cond, extra]],)
 
 
 NODE_CLASS_MAPPINGS = {"TinyTestConditioning": TinyTestConditioning}

@@ -357,7 +357,7 @@ def wan_t2v_long(wf: Workflow, tiny: bool) -> None:
     model, _, vae, pos, neg, latent = wan_base(wf, tiny, 241, "a paper boat drifting down a rainy street, "
                                                "cinematic, reflections")
     model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
-                    stride=13 if tiny else 61, max_skip=2, seed=0)[0]
+                    stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan_t2v_long", 30, 6.0, 16, sampler="uni_pc",
                     scheduler="simple")
 
@@ -405,7 +405,7 @@ def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
             "21-40: a hot air balloon floating above the clouds, bright sun\n"
             "41-: a hot air balloon drifting over a city at sunset"))[0]
     model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
-                    stride=13 if tiny else 61, max_skip=2, seed=0, prompt_rule="zola")[0]
+                    stride=13 if tiny else 61, max_skip=1, seed=0, prompt_rule="zola")[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "multi_prompt_long", 30, 6.0, 16, sampler="uni_pc",
                     scheduler="simple")
 
@@ -420,7 +420,7 @@ def randomized_blend_refine(wf: Workflow, tiny: bool) -> None:
     if not tiny:  # low-resolution base pass
         latent = wf.node("EmptyHunyuanLatentVideo", 1, title="low-res latent", width=416, height=240, length=161)[0]
     windowed = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
-                       stride=13 if tiny else 61, max_skip=2, seed=0)[0]
+                       stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     low = wf.node("KSampler", 3, seed=42, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else
                   "uni_pc", scheduler="simple", denoise=1.0, model=windowed, positive=pos, negative=neg,
                   latent_image=latent)[0]
@@ -513,7 +513,7 @@ def wan21_i2v_long(wf: Workflow, tiny: bool) -> None:
                   height=32 if tiny else 480, length=41 if tiny else 161, clip_vision_output=vision,
                   start_image=image)
     model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
-                    stride=13 if tiny else 61, max_skip=2, seed=0, keep_first_frame=True)[0]
+                    stride=13 if tiny else 61, max_skip=1, seed=0, keep_first_frame=True)[0]
     sample_and_save(wf, tiny, model, i2v[0], i2v[1], i2v[2], vae, "wan21_i2v_long", 30, 5.0, 16, sampler="uni_pc",
                     scheduler="simple", save_col=3)
 
@@ -552,7 +552,7 @@ def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
         pos, neg = wan_text(wf, prompt, clip, col=2)
     i2v = wf.node("WanImageToVideo", 2, positive=pos, negative=neg, vae=vae, width=32 if tiny else 832,
                   height=32 if tiny else 480, length=41 if tiny else 161, start_image=image)
-    windows = dict(context_length=17 if tiny else 81, stride=13 if tiny else 61, max_skip=2, seed=0,
+    windows = dict(context_length=17 if tiny else 81, stride=13 if tiny else 61, max_skip=1, seed=0,
                    keep_first_frame=True)
     high = wf.node("LongAnimWanZoLAWindows", 3, title="windows: high-noise expert", model=high, **windows)[0]
     low = wf.node("LongAnimWanZoLAWindows", 3, title="windows: low-noise expert", model=low, **windows)[0]
@@ -592,7 +592,7 @@ def wan22_ti2v_5b(wf: Workflow, tiny: bool) -> None:
     latent = wf.node("Wan22ImageToVideoLatent", 2, vae=vae, width=64 if tiny else 1280, height=64 if tiny else 704,
                      length=41 if tiny else 241, start_image=image)[0]
     model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 121,
-                    stride=13 if tiny else 89, max_skip=2, seed=0, keep_first_frame=True)[0]
+                    stride=13 if tiny else 89, max_skip=1, seed=0, keep_first_frame=True)[0]
     if tiny:
         s = wf.node("KSampler", 3, seed=42, steps=2, cfg=5.0, sampler_name="euler", scheduler="normal",
                     denoise=1.0, model=model, positive=pos, negative=neg, latent_image=latent)[0]
@@ -634,7 +634,7 @@ def ltxv_long(wf: Workflow, tiny: bool) -> None:
                         image=keyframe, frame_idx=160, strength=1.0)
         pos, neg, latent = guide[0], guide[1], guide[2]
     model = wf.node("LongAnimZoLAWindows", 3, model=model, context_length=41 if tiny else 97,
-                    stride=33 if tiny else 73, max_skip=2, seed=0, keep_first_frame=True,
+                    stride=33 if tiny else 73, max_skip=1, seed=0, keep_first_frame=True,
                     length_unit="video frames")[0]
     s = wf.node("KSampler", 4, seed=42, steps=2 if tiny else 30, cfg=3.0, sampler_name="euler",
                 scheduler="normal" if tiny else "simple", denoise=1.0, model=model, positive=pos, negative=neg,
@@ -675,7 +675,7 @@ def hunyuan_t2v_long(wf: Workflow, tiny: bool) -> None:
     latent = wf.node("EmptyHunyuanLatentVideo", 1, width=32 if tiny else 848, height=32 if tiny else 480,
                      length=41 if tiny else 257)[0]
     model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=17 if tiny else 129,
-                    stride=13 if tiny else 97, max_skip=2, seed=0, length_unit="video frames")[0]
+                    stride=13 if tiny else 97, max_skip=1, seed=0, length_unit="video frames")[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "hunyuan_t2v_long", 30, 1.0, 24, scheduler="simple",
                     save_col=3)
 

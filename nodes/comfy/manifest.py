@@ -84,8 +84,8 @@ MANIFEST: tuple[Core, ...] = (
          keys=("wrappers",)),
     # wrapper call conventions: core calls the pack's wrappers with these arguments first, in this order
     Core("comfy.samplers", "CFGGuider.outer_sample", "OUTER_SAMPLE wrapper order", order=("noise", "latent_image")),
-    Core("comfy.sampler_helpers", "prepare_sampling", "PREPARE_SAMPLING wrapper order",
-         order=("model", "noise_shape")),
+    Core("comfy.sampler_helpers", "prepare_sampling", "PREPARE_SAMPLING wrapper order (conds: LTXV guide count)",
+         order=("model", "noise_shape", "conds")),
     Core("comfy.samplers", "KSAMPLER.sample", "SAMPLER_SAMPLE wrapper order, SAMPLER.sample order, called",
          order=SAMPLER_ORDER),
     Core("comfy.model_base", "BaseModel._apply_model", "APPLY_MODEL wrapper order",

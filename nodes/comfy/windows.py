@@ -469,18 +469,34 @@ class _RunStateWrapper:
 
 
 class _PrepareSamplingWrapper:
-    """Memory estimation sees one batch of windows, not the whole video (like core's context windows)."""
+    """Memory estimation sees one batch of windows, not the whole video (like core's context windows): a window's
+    frames plus what the loop adds to it - frame 0 with ``keep_first_frame`` and, for LTX-Video, the keyframe guide
+    latents (all of them: they may all target one window)."""
 
-    def __init__(self, length: int, max_batch: int):
+    def __init__(self, length: int, max_batch: int, keep_first: bool = False):
         self.length = length
         self.max_batch = max_batch
+        self.keep_first = keep_first
+
+    @staticmethod
+    def _guide_frames(conds, shape) -> int:
+        """Guide latents ``LTXVAddGuide`` appended (its ``keyframe_idxs`` hold h·w tokens per guide frame)."""
+        hw = shape[-1] * shape[-2]
+        for entries in (conds or {}).values() if isinstance(conds, dict) else ():
+            for entry in entries or []:
+                kf = entry.get("keyframe_idxs") if isinstance(entry, dict) else None
+                if isinstance(kf, torch.Tensor) and kf.ndim >= 3 and hw:
+                    return int(kf.shape[2]) // hw
+        return 0
 
     def __call__(self, executor, model, noise_shape, *args, **kwargs):
         shape = list(noise_shape)
         if len(shape) in (4, 5):
             axis = 0 if len(shape) == 4 else 2
+            conds = kwargs.get("conds", args[0] if args else None)
+            frames = self.length + int(self.keep_first) + (self._guide_frames(conds, shape) if axis == 2 else 0)
             batch = self.max_batch or auto_windows_per_call(model.model, shape, axis, self.length, model.load_device)
-            shape[axis] = min(shape[axis], self.length * (batch if axis == 0 else 1))
+            shape[axis] = min(shape[axis], frames * (batch if axis == 0 else 1))
             if axis == 2:
                 shape[0] = shape[0] * batch
         return executor(model, shape, *args, **kwargs)
@@ -554,7 +570,7 @@ def patch_model_windows(model, options: WindowOptions):
     set_wrapper(m, comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE,
                 _RunStateWrapper(check_handler=True))
     set_wrapper(m, comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, WRAPPER_PREPARE,
-                _PrepareSamplingWrapper(options.length, options.max_batch))
+                _PrepareSamplingWrapper(options.length, options.max_batch, options.keep_first_frame))
     _first_wrapper(m, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_OUTER,
                    _OuterSampleWrapper(options.length))
     return m

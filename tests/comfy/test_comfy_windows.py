@@ -90,6 +90,13 @@ def test_auto_batches_windows_by_memory_estimate_and_equals_one_by_one(host):
     wrapper = ca._PrepareSamplingWrapper(6, 0)
     wrapper(lambda m, shape, *a, **k: seen.append(shape), model, [1, 16, 40, 4, 4])
     assert seen == [[auto, 16, 6, 4, 4]]
+    # what the loop adds to a window is reserved too: frame 0 (keep_first_frame) and LTX-Video guide latents
+    # (keyframe_idxs: h*w tokens per guide frame; 2 guides here), passed as core passes conds (third, positional)
+    seen.clear()
+    guides = {"positive": [{"keyframe_idxs": torch.zeros(1, 3, 2 * 16)}], "negative": []}
+    ca._PrepareSamplingWrapper(6, 2, keep_first=True)(lambda m, shape, *a, **k: seen.append(shape), model,
+                                                     [1, 16, 40, 4, 4], guides)
+    assert seen == [[2, 16, 9, 4, 4]]
 
 
 def test_batched_windows_equal_one_by_one(host):

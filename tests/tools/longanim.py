@@ -54,15 +54,37 @@ def log(msg: str) -> None:
     print(f"[longanim] {msg}", flush=True)
 
 
-def run(cmd: list[str], what: str, **kw) -> None:
+LOG = HOST / "setup.log"  # every command's full output; the console gets one line per phase
+
+
+def _log_tail(lines: int = 15) -> str:
     try:
-        subprocess.run(cmd, check=True, **kw)
-    except FileNotFoundError as e:
-        raise HostError(f"{what} failed: {cmd[0]} not found") from e
-    except subprocess.CalledProcessError as e:
-        raise HostError(
-            f"{what} failed (exit {e.returncode}); is the network to PyPI reachable? command: {' '.join(cmd)}"
-        ) from e
+        return "\n".join(LOG.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run(cmd: list[str], what: str, **kw) -> None:
+    """Run one setup phase: its output goes to ``.host/setup.log``, the console gets ``[longanim] <what> ... done``;
+    on failure the log's last lines and its path."""
+    HOST.mkdir(parents=True, exist_ok=True)
+    print(f"[longanim] {what} ...", end="", flush=True)
+    start = time.monotonic()
+    with open(LOG, "a", encoding="utf-8") as fh:
+        fh.write(f"\n$ {' '.join(map(str, cmd))}\n")
+        fh.flush()
+        try:
+            subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, **kw)
+        except FileNotFoundError as e:
+            print(" failed", flush=True)
+            raise HostError(f"{what} failed: {cmd[0]} not found") from e
+        except subprocess.CalledProcessError as e:
+            print(" failed", flush=True)
+            fh.flush()
+            print(_log_tail(), flush=True)
+            raise HostError(f"{what} failed (exit {e.returncode}; full output in {LOG}); is the network to PyPI "
+                            f"reachable? command: {' '.join(map(str, cmd))}") from e
+    print(f" done ({time.monotonic() - start:.0f} s)", flush=True)
 
 
 # --------------------------------------------------------------------------------------------- host state
@@ -190,8 +212,13 @@ def install_browser(python: str) -> bool:
         if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
             log("installing Debian's chromium for the browser test (apt-get)")
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            ok = subprocess.run(["apt-get", "update", "-qq"], env=env).returncode == 0 and subprocess.run(
-                ["apt-get", "install", "-y", "-qq", "chromium"], env=env).returncode == 0
+            try:
+                run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+                run(["apt-get", "install", "-y", "-qq", "chromium"], "apt-get install chromium", env=env)
+                ok = True
+            except HostError as e:
+                log(str(e))
+                ok = False
             if not ok:
                 log("could not install chromium; the browser test will not run")
                 return False
@@ -269,6 +296,8 @@ def cmd_demo(args) -> int:
            "--frames", str(args.frames), "--output", str(Path(args.output).resolve())]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
+    if args.port:
+        cmd += ["--port", str(args.port)]
     return subprocess.call(cmd, env=env)
 
 
@@ -307,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--frames", type=int, default=64)
     sp.add_argument("--output", default=str(ROOT / "output"))
     sp.add_argument("--checkpoint", help="with --comfyui: an SD1.5 checkpoint name from models/checkpoints")
+    sp.add_argument("--port", type=int, help="the demo server's port (default: a free one; the tests always pick "
+                    "free ports, so they never collide with a running ComfyUI)")
     sp.set_defaults(fn=cmd_demo)
     sp = sub.add_parser("test", help="run every test tier (unit, comfy, e2e) plus ruff")
     host_opts(sp)

@@ -285,3 +285,41 @@ def interpolate_pooled(pooled: Sequence[torch.Tensor], weights: Sequence[float])
                 "of different prompts must come from the same text encoder and batch"
             )
     return _weighted_sum(pooled, w)
+
+
+def latent_first_video_frame(k: int, ratio: int) -> int:
+    """First video frame held by latent frame ``k`` under a causal video VAE of temporal ratio ``ratio`` (Wan,
+    HunyuanVideo: 4; LTX-Video: 8): latent 0 holds video frame 0 alone, latent ``k >= 1`` frames
+    ``r(k-1)+1 .. rk``; ``ratio = 1`` is the identity (SD / AnimateDiff)."""
+    return 0 if k == 0 else ratio * (k - 1) + 1
+
+
+def video_intervals_to_latent(
+    intervals: Sequence[PromptInterval], ratio: int, num_video_frames: int
+) -> list[PromptInterval]:
+    """The same schedule in latent frames: a latent frame takes the prompts of the intervals that hold its first
+    video frame, i.e. ``start`` -> the first latent frame starting at or after it, ``end`` -> the last latent frame
+    starting at or before it. Adjacent video ranges (``a-b``, ``b+1-c``) give adjacent latent ranges, so a schedule
+    that covers every video frame covers every latent frame. Raises ``ValueError`` for an interval that starts no
+    latent frame (narrower than one, inside another interval's first latent frame), naming it and the latent
+    frame's video frames.
+    """
+    r = int(ratio)
+    if r < 1:
+        raise ValueError(f"ratio must be >= 1, got {ratio}")
+    latents = (int(num_video_frames) - 1) // r + 1
+    first = [latent_first_video_frame(k, r) for k in range(latents)]
+    out: list[PromptInterval] = []
+    for iv in intervals:
+        start = next((k for k, f in enumerate(first) if f >= iv.start), latents)
+        end = max((k for k, f in enumerate(first) if f <= iv.end), default=-1)
+        if start > end:
+            k = end if end >= 0 else 0
+            lo, hi = first[k], (first[k + 1] - 1 if k + 1 < latents else num_video_frames - 1)
+            raise ValueError(
+                f"prompt schedule range {iv.start}-{iv.end} ({iv.prompt!r}) starts no latent frame: video frames "
+                f"{lo}-{hi} are latent frame {k} (the model compresses {r} frames into one); start the range at "
+                f"a frame 1 + {r}k (1, {1 + r}, {1 + 2 * r}, ...) or widen it"
+            )
+        out.append(PromptInterval(start, end, iv.prompt))
+    return out

@@ -208,3 +208,20 @@ def test_genl_window_sliding_across_prompts_of_different_lengths():
             frac = dict(w)[1]
             expected = (1 - frac) * conds[0].repeat(1, 2, 1) + frac * conds[1]
             assert mix.shape == (1, 154, 8) and float((mix - expected).abs().max()) < 1e-5
+
+
+def test_video_frame_ranges_map_to_latent_frames_of_a_causal_vae():
+    """Wan (ratio 4): latent 0 = video frame 0, latent k = frames 4k-3..4k; adjacent video ranges stay adjacent."""
+    from longanim.nodes.algorithms.prompt_schedule import PromptInterval, video_intervals_to_latent
+
+    iv = ps.parse_prompt_schedule("0-40: a\n41-80: b\n81-: c", 161)
+    got = video_intervals_to_latent(iv, 4, 161)
+    assert got == [PromptInterval(0, 10, "a"), PromptInterval(11, 20, "b"), PromptInterval(21, 40, "c")]
+    # a boundary inside a latent frame: that latent goes to the range holding its first video frame
+    got = video_intervals_to_latent(ps.parse_prompt_schedule("0-38: a\n39-: b", 81), 4, 81)
+    assert got == [PromptInterval(0, 10, "a"), PromptInterval(11, 20, "b")]
+    covered = sorted(f for g in got for f in range(g.start, g.end + 1))
+    assert covered == list(range(21))
+    assert video_intervals_to_latent(iv, 1, 161) == list(iv), "ratio 1 is the identity"
+    with pytest.raises(ValueError, match=r"38-39 .* video frames 37-40 are latent frame 10"):
+        video_intervals_to_latent(ps.parse_prompt_schedule("0-37: a\n38-39: b\n40-: c", 81), 4, 81)

@@ -21,6 +21,7 @@ Resumable from ``--work``/state.pt (saved every ``--save-every`` steps).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -101,6 +102,28 @@ def save_weights(sd: dict, path: Path, meta: dict) -> None:
     save_file({k: v.detach().float().contiguous() for k, v in sd.items()}, str(tmp),
               metadata={k: str(v) for k, v in meta.items()})
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def training_ops():
+    """The host's training switch ``comfy.model_management.in_training`` on while the block runs, where it exists.
+
+    With it off, current ComfyUI's rotary embedding (``comfy/ldm/flux/math.py`` ``apply_rope1``, used by
+    ``WanModel``) runs a comfy_kitchen kernel that has no backward pass; with it on, the same pure-torch code that
+    ComfyUI 0.3.75 always runs. Core's own training node sets the switch the same way. Hosts without the attribute
+    have only the pure-torch path, so nothing is set there.
+    """
+    import comfy.model_management as mm
+
+    if not hasattr(mm, "in_training"):
+        yield
+        return
+    old = mm.in_training
+    mm.in_training = True
+    try:
+        yield
+    finally:
+        mm.in_training = old
 
 
 def train(args) -> None:
@@ -297,7 +320,8 @@ def main(argv=None) -> None:
         return
     if not (args.out and args.log):
         ap.error("--out and --log are needed to train (or give --gate MODEL)")
-    train(args)
+    with training_ops():
+        train(args)
 
 
 if __name__ == "__main__":

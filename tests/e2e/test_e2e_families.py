@@ -1,9 +1,9 @@
 """e2e: every video model family's example workflow through the real server.
 
-Families and files (``workflows/``, written by ``tests/tools/make_workflows.py``): Wan 2.1 I2V
-(``longanim_wan21_i2v_long``), Wan 2.2 A14B I2V with its two experts (``longanim_wan22_i2v_two_experts``), Wan 2.2
-5B TI2V (``longanim_wan22_ti2v_5b``), LTX-Video (``longanim_ltxv_long``) and HunyuanVideo T2V
-(``longanim_hunyuan_t2v_long``).
+Families and the builder keys of their files (``workflows/<title>.json``, written by
+``tests/tools/make_workflows.py``): Wan 2.1 I2V (``longanim_wan21_i2v_long``), Wan 2.2 A14B I2V with its two experts
+(``longanim_wan22_i2v_two_experts``), Wan 2.2 5B TI2V (``longanim_wan22_ti2v_5b``), LTX-Video (``longanim_ltxv_long``)
+and HunyuanVideo T2V (``longanim_hunyuan_t2v_long``).
 
 Each test queues the tiny-model variant of a family workflow (``make_workflows.build_workflows(tiny=True)``: the
 host's random-weight family models of ``tests/tools/tiny_families.py``, 2-4 steps, 32-64 px) as the API prompt the
@@ -175,10 +175,10 @@ def test_wan22_low_noise_expert_continues_the_first_experts_windows(server, obje
 # ------------------------------------------------------------------------------------------ full-size files
 def test_family_workflow_files_are_current(object_info):
     """Each committed family workflow is what its builder makes from this server's node definitions (else: run
-    ``tests/tools/make_workflows.py --only <name> --thumbnails``) and has no node that is not connected."""
+    ``tests/tools/make_workflows.py --only <key>``) and has no node that is not connected."""
     built = mw.build_workflows(object_info, names=set(FAMILIES))
     for name in FAMILIES:
-        path = ROOT / "workflows" / f"{name}.json"
+        path = mw.workflow_path(name)
         assert path.exists() and path.with_suffix(".jpg").exists(), f"{path.name} or its thumbnail is missing"
         data = json.loads(path.read_text())
         assert data == built[name], f"{path.name} is stale: run tests/tools/make_workflows.py --only {name}"
@@ -194,7 +194,7 @@ MODEL_INPUTS = {"unet_name", "vae_name", "clip_name", "clip_name1", "clip_name2"
 def test_full_size_workflow_is_refused_only_for_missing_model_files(server, name):
     """POST /prompt of the committed file (as the frontend sends it): the server's validation finds nothing wrong
     but the model and image files this host does not have."""
-    data = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    data = json.loads(mw.workflow_path(name).read_text())
     prompt = mw.to_api(data, server.get("/object_info"))
     with pytest.raises(ServerError) as err:
         server.queue(prompt)
@@ -217,7 +217,7 @@ def test_family_workflow_titles_fit_their_nodes(server, object_info):
         pytest.skip("needs playwright and chromium (see tests/e2e/test_e2e_browser.py)")
     with browser.Frontend(server.url, settings={browser.VUE_NODES: False}) as fe:
         for name in FAMILIES:
-            fe.load(json.loads((ROOT / "workflows" / f"{name}.json").read_text()), name)
+            fe.load(json.loads(mw.workflow_path(name).read_text()), mw.template_name(name))
             cut = fe.evaluate("""() => {
                 const app = window.comfyAPI.app.app, ctx = document.createElement('canvas').getContext('2d');
                 const room = (n) => n.size[0] - 2 * window.LiteGraph.NODE_TITLE_HEIGHT;

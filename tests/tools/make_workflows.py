@@ -1,15 +1,19 @@
 """Generate the example workflows in ``workflows/`` (ComfyUI UI-format graphs) from the server's node definitions.
 
     .host/venv/bin/python tests/tools/make_workflows.py              # starts the host server, writes workflows/
-    .host/venv/bin/python tests/tools/make_workflows.py --url http://127.0.0.1:8188 --thumbnails
+    .host/venv/bin/python tests/tools/make_workflows.py --url http://127.0.0.1:8188 --only longanim_wan_t2v_long
 
 Widget values are laid out from ``/object_info`` (``input_order``, defaults, the extra ``control_after_generate``
 value after seeds) exactly as the frontend expects, so the files load without shifted widgets. Nodes of other packs
 (AnimateDiff-Evolved) are not on the test host: their widgets are declared in ``THIRD_PARTY`` from their source.
-``--thumbnails`` loads every workflow in headless chromium (``tests/tools/browser.py``) and saves a screenshot of
-the canvas as the same-name ``.jpg``. ``build_workflows(object_info, tiny=True)`` gives the tiny-model variants the
-browser and e2e tests run (never written to ``workflows/``); ``to_api`` turns a workflow into the API-format prompt
-the frontend would queue for it. ``--only NAME`` writes just the named workflows (and their thumbnails).
+``build_workflows(object_info, tiny=True)`` gives the tiny-model variants the browser and e2e tests run (never
+written to ``workflows/``); ``to_api`` turns a workflow into the API-format prompt the frontend would queue for it.
+``--only KEY`` writes just the workflows of these builder keys.
+
+Template browser: each workflow is written as ``workflows/<title>.json`` (``template_name``: ComfyUI's template
+browser shows the file name as the card's title and description) with a same-name ``.jpg``, the card's picture
+(``thumbnail``: the title above the schedule preview of the workflow's window node, or the picture of what its
+LongAnim node does), drawn with the pack's pure code; no browser needed.
 
 Layout: nodes stand in columns; workflows built with ``wf.fit_titles()`` size every node to its title and one-line
 widget texts (estimated from the frontend's 14 px title font) and space the columns by their widest node, so no
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import sys
 import uuid
 
@@ -700,6 +705,39 @@ BUILDERS = {
 }
 
 
+# ------------------------------------------------------------------------------------------------ template browser
+# ComfyUI lists a pack's example workflows by file name alone (server: GET /workflow_templates gives the *.json
+# names of each custom_nodes folder's example_workflows/ or workflows/; frontend 1.32 and 1.45 make each a card
+# whose title is the name, whose description is the name with "-" and "_" shown as spaces, and whose picture is
+# /api/workflow_templates/<pack>/<name>.jpg, fitted into a square). So a workflow's file name is its title: plain
+# words, no "_", no character a URL or Windows file name would mangle (# ? % : * " < > | / \), one prefix for all.
+TEMPLATE_PREFIX = "LongAnim - "
+TITLES = {
+    "longanim_zero_shot_sd15": "SD1.5 zero-shot video, 16 frames",
+    "longanim_animatediff_zola_256": "AnimateDiff 256 frames, ZoLA windows",
+    "longanim_wan_t2v_long": "Wan 2.1 text to video, 241 frames",
+    "longanim_controlnet_long": "AnimateDiff + ControlNet pose, 96 frames",
+    "longanim_multi_prompt_long": "Wan 2.1 three prompts, 241 frames",
+    "longanim_randomized_blend_refine": "Wan 2.1 low-res pass + refine, 161 frames",
+    "longanim_phased_image_animation": "Wan 2.1 phased image animation, 4 clips",
+    "longanim_wan21_i2v_long": "Wan 2.1 image to video, 161 frames",
+    "longanim_wan22_i2v_two_experts": "Wan 2.2 A14B image to video, two experts",
+    "longanim_wan22_ti2v_5b": "Wan 2.2 5B text+image to video, 241 frames",
+    "longanim_ltxv_long": "LTX-Video image + keyframe, 257 frames",
+    "longanim_hunyuan_t2v_long": "HunyuanVideo text to video, 257 frames",
+}
+UNSAFE_NAME_CHARS = set('_#?%:*"<>|/\\')
+
+
+def template_name(key: str) -> str:
+    """The file name (without ``.json`` / ``.jpg``) of a workflow: its title in the template browser."""
+    return TEMPLATE_PREFIX + TITLES[key]
+
+
+def workflow_path(key: str, folder: pathlib.Path = WORKFLOWS) -> pathlib.Path:
+    return pathlib.Path(folder) / f"{template_name(key)}.json"
+
+
 def build_workflows(object_info: dict, tiny: bool = False, names=None) -> dict[str, dict]:
     """``{name: UI-format workflow}`` for every builder (``tiny``: test-host models, 2 steps, few frames)."""
     out = {}
@@ -763,13 +801,271 @@ def unconnected_nodes(workflow: dict, object_info: dict) -> list[str]:
     return bad
 
 
+# ------------------------------------------------------------------------------------------------ thumbnails
+# The picture of each workflow's card: its title above the schedule preview of its own window node (the windows
+# the canvas preview shows on that node for these widget values, latent length and steps), or for workflows
+# without one what their LongAnim node does: the frame correlation of the dependency noise (zero-shot SD1.5), the
+# refinement chunks after the windowed low-res pass (randomized-blend refine), the shared and own steps of each
+# clip (phased animation). Drawn with the pack's pure code and its bitmap font, at card size (no resampling).
+THUMBNAIL_SIZE = (512, 512)  # the card fits the picture into a square about 250 px wide (object-contain)
+THUMBNAIL_QUALITY = 90
+_BG, _INK, _ACCENT, _MUTED = (0.07, 0.07, 0.08), (0.93, 0.93, 0.93), (0.98, 0.72, 0.25), (0.62, 0.62, 0.66)
+_MARGIN, _TITLE_SCALE, _CAPTION_SCALE = 16, 4, 3
+# js/longanim.schedule_preview.js: the widgets the canvas sends to the preview route, and the nodes it previews
+QUERY_WIDGETS = ("context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop", "fusion",
+                 "seed", "blend_variant", "ends", "skip_until", "length_unit")
+CANVAS_PREVIEWED = ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows")
+
+
+def _pack():
+    """The pack's pure modules, imported under the alias ``longanim`` that ``tests/conftest.py`` registers (the
+    repo root must not go on ``sys.path``: ``import nodes`` is ComfyUI's)."""
+    import importlib.util
+    import types
+
+    if "longanim" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    from longanim.nodes.algorithms import context_schedule, noise, phased, schedule_preview
+    from longanim.nodes.comfy import routes, window_options
+
+    return types.SimpleNamespace(cs=context_schedule, noise=noise, phased=phased, font=schedule_preview,
+                                 routes=routes, wo=window_options)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _widgets(node: dict) -> dict:
+    """The widget values of an API-format node (its inputs that are not links)."""
+    return {k: v for k, v in node["inputs"].items()
+            if not (isinstance(v, list) and len(v) == 2 and isinstance(v[1], int))}
+
+
+def _first(prompt: dict, types_: tuple[str, ...]) -> dict | None:
+    return next((n for n in prompt.values() if n["class_type"] in types_), None)
+
+
+def graph_video(prompt: dict) -> tuple[int, bool, int] | None:
+    """``(frames, video, temporal ratio)`` of the graph's latent node as the canvas preview reads it: a video
+    latent node's ``length`` (video frames; ratio 8 for LTX-Video, else 4) or an image latent's ``batch_size``
+    (latent frames), the video one and then the longest first; None when the graph has none."""
+    best = None
+    for node in prompt.values():
+        if not re.search("latent|video", node["class_type"], re.I):
+            continue
+        w = _widgets(node)
+        if _is_number(w.get("length")):
+            found = (True, int(w["length"]), 8 if re.search("ltxv", node["class_type"], re.I) else 4)
+        elif _is_number(w.get("batch_size")):
+            found = (False, int(w["batch_size"]), 1)
+        else:
+            continue
+        if best is None or found[0] > best[0] or (found[0] == best[0] and found[1] > best[1]):
+            best = found
+    return None if best is None else (best[1], best[0], best[2])
+
+
+def graph_steps(prompt: dict) -> int:
+    """The sampler steps the canvas preview assumes: the first node with a ``steps`` widget (KSampler's 20 if
+    none)."""
+    for node in prompt.values():
+        steps = _widgets(node).get("steps")
+        if _is_number(steps) and node["class_type"] != "LongAnimPreviewSchedule":
+            return max(1, min(1000, int(steps)))
+    return 20
+
+
+def canvas_preview_params(prompt: dict, node: dict) -> dict[str, str]:
+    """The query the canvas preview of window node ``node`` sends to ``/longanim/schedule_preview``
+    (``previewQuery`` in js/longanim.schedule_preview.js)."""
+    params = {"node": node["class_type"]}
+    for name, value in _widgets(node).items():
+        if name in QUERY_WIDGETS and value is not None:
+            params[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    found = graph_video(prompt)
+    if found is None:
+        found = (241, True, 4) if node["class_type"] == "LongAnimWanZoLAWindows" else (64, False, 1)
+    frames, video, ratio = found
+    params.update(frames=str(min(frames, 4093 if video else 1024)),
+                  frames_unit="video frames" if video else "latent frames",
+                  temporal_compression=str(ratio if video else 1), steps=str(graph_steps(prompt)))
+    return params
+
+
+def schedule_image(opts, frames: int, steps: int, sampler_seed: int, width: int, height: int, max_bands: int = 12):
+    """The windows (and blend masks) of ``window_options.schedule_picture`` for the ``max_bands`` steps the canvas
+    shows (``shown_steps``), drawn as large as fits ``width`` x ``height`` pixels; ``[1, H, W, 3]``."""
+    pack = _pack()
+    shown = pack.wo.shown_steps(steps, max_bands)
+    seed = opts.step_seed(sampler_seed, 0)
+    per_step, masks = [], []
+    for step in shown:
+        windows = opts.windows(frames, step, seed, num_steps=steps)
+        per_step.append(windows)
+        masks.append(opts.blend_masks(windows, frames, step, seed))
+    return pack.cs.render_schedule_preview(per_step, frames, masks, cell=32, axes=True, lanes=True,
+                                           max_width=width, max_height=height, step_labels=shown)
+
+
+def _window_panel(prompt: dict, width: int, height: int):
+    """``(picture, caption lines)`` of the graph's first previewed window node."""
+    pack = _pack()
+    node = _first(prompt, CANVAS_PREVIEWED)
+    params = canvas_preview_params(prompt, node)
+    opts, frames, steps, sampler_seed = pack.routes.preview_request(params)
+    image = schedule_image(opts, frames, steps, sampler_seed, width, height, pack.routes.MAX_PREVIEW_BANDS)
+    w = _widgets(node)
+    video = params["frames_unit"] == "video frames"
+    total = params["frames"] + (f" ({frames} latent)" if video else "")
+    shown = len(pack.wo.shown_steps(steps, pack.routes.MAX_PREVIEW_BANDS))
+    caption = [f"{total} frames, window {w.get('context_length')}",
+               f"stride {w.get('stride')}, {'all' if shown == steps else shown} of {steps} steps"]
+    schedule = _first(prompt, ("LongAnimPromptSchedule",))
+    if schedule:  # which prompt covers which latent frames (lines "start-end: text", open end = last frame)
+        spans = re.findall(r"^\s*(\d+)\s*-\s*(\d*)\s*:", _widgets(schedule)["schedule"], re.M)
+        caption[1] = f"{len(spans)} prompts: " + ", ".join(f"{a}-{b or frames - 1}" for a, b in spans)
+    experts = [_widgets(n) for n in prompt.values() if n["class_type"] == "KSamplerAdvanced"]
+    if len(experts) == 2:  # two experts continuing one run: the first ends where the second starts
+        switch = experts[0]["end_at_step"]
+        caption[1] = f"expert steps 0-{switch - 1}, then {switch}-{steps - 1}"
+    return image, caption
+
+
+def _noise_panel(prompt: dict, width: int, height: int):
+    """The frame correlation of plain i.i.d. noise next to that of the graph's dependency noise
+    (``render_noise_preview``, as the Noise Preview node draws it; red = alike) for the latent's frames and the
+    sampler's seed, which draws the recipe."""
+    import torch
+
+    pack = _pack()
+    node = _first(prompt, ("LongAnimDependencyNoise",))
+    params = {k: v for k, v in _widgets(node).items() if k in ("lam", "candidates", "iterations", "variant")}
+    frames = (graph_video(prompt) or (16, False, 1))[0]
+    seed = next(_widgets(n)["seed"] for n in prompt.values() if n["class_type"] == "KSampler")
+    gap, label_h = 16, 20
+    size = min((width - gap) // 2, int((height - label_h) / 1.25)) // frames * frames
+    pictures = []
+    for label, recipe in (("plain noise", pack.noise.NoiseRecipe.iid()),
+                          ("dependency", pack.noise.NoiseRecipe("dependency", params))):
+        picture = pack.noise.render_noise_preview(recipe.draw((frames, 4, 16, 16), 0, seed), 0, size=size)[0]
+        block = torch.tensor(_BG).repeat(label_h + picture.shape[0], size, 1)
+        pack.font.draw_text(block, 0, 0, label, _INK, 2)
+        block[label_h:] = picture
+        pictures.append(block)
+    spacer = torch.tensor(_BG).repeat(pictures[0].shape[0], gap, 1)
+    momentum = _widgets(_first(prompt, ("LongAnimTemporalMomentumAttention",)))["momentum"]
+    return (torch.cat([pictures[0], spacer, pictures[1]], 1).unsqueeze(0),
+            [f"{frames} x {frames} frame correlation, red = alike", f"lam {params['lam']}, momentum {momentum}"])
+
+
+def _refine_panel(prompt: dict, width: int, height: int):
+    """The refinement chunks of the graph's Randomized-Blend Refine node drawn as a schedule with its blend cuts:
+    the window options ``refine.refine_window_options`` gives its windowed modes (uniform chunks of chunk_length at
+    stride chunk_length - overlap, the last one shifted to the end) for the latent the windowed pass makes."""
+    pack = _pack()
+    w = _widgets(_first(prompt, ("LongAnimRandomizedBlendRefine",)))
+    fusion = {"randomized_blend": "randomized_blend", "shared_noise_only": "flat"}.get(w["mode"])
+    if fusion is None:
+        raise ValueError(f"no schedule picture for refine mode {w['mode']!r}")
+    opts = pack.wo.WindowOptions(schedule="uniform", length=w["chunk_length"], stride=w["chunk_length"] - w["overlap"],
+                                 overlap=w["overlap"], max_skip=1, fusion=fusion, seed=w["seed"])
+    frames, video, ratio = graph_video(prompt)
+    latent = (frames - 1) // ratio + 1 if video else frames
+    image = schedule_image(opts, latent, w["steps"], w["seed"], width, height)
+    return image, [f"refine {latent} latent frames in chunks of {w['chunk_length']},",
+                   f"overlap {w['overlap']}: a random cut per step"]
+
+
+def _phased_panel(prompt: dict, width: int, height: int):
+    """Phased animation (CLIA Eq. 9): one row per clip, one cell per sampling step; clip 1 samples every step,
+    clips 2..K take the first M = ceil(gamma x steps) from clip 1 (grey) and sample the rest themselves."""
+    import torch
+
+    pack = _pack()
+    w = _widgets(_first(prompt, ("LongAnimPhasedAnimation",)))
+    clips, steps = int(w["num_clips"]), int(w["steps"])
+    split = pack.phased.phased_split(steps, float(w["gamma"]))
+    label_w = pack.font.text_width("CLIP 9", 2) + 8
+    cell = max(3, (width - label_w) // steps)
+    row = max(cell, min(3 * cell, (height - 40) // clips))
+    rows = row * clips
+    image = torch.tensor(_BG).repeat(rows + 40, label_w + cell * steps, 1)
+    shared = torch.tensor((0.32, 0.32, 0.36))
+    own = [(0.98, 0.72, 0.25), (0.35, 0.75, 0.95), (0.55, 0.85, 0.45), (0.95, 0.45, 0.55)]
+    for k in range(clips):
+        pack.font.draw_text(image, 0, k * row + (row - 10) // 2, f"clip {k + 1}", _INK, 2)
+        for s in range(steps):
+            colour = shared if k and s < split else torch.tensor(own[k % len(own)])
+            y, x = k * row, label_w + s * cell
+            image[y + 1:y + row - 1, x + 1:x + cell - 1] = colour
+    pack.font.draw_text(image, label_w, rows + 8, f"step 0-{steps - 1}", _INK, 2)
+    grey_x = label_w + pack.font.text_width(f"step 0-{steps - 1}", 2) + 24
+    image[rows + 8:rows + 18, grey_x:grey_x + 10] = shared
+    pack.font.draw_text(image, grey_x + 16, rows + 8, "shared with clip 1", _INK, 2)
+    calls = steps + (clips - 1) * (steps - split)
+    return image.unsqueeze(0), [f"gamma {w['gamma']}: {split} of {steps} steps shared,",
+                                f"{calls} model calls instead of {clips * steps}"]
+
+
+THUMBNAIL_PANELS = {"longanim_zero_shot_sd15": _noise_panel, "longanim_randomized_blend_refine": _refine_panel,
+                    "longanim_phased_image_animation": _phased_panel}
+
+
+def _wrap(text: str, scale: int, width: int) -> list[str]:
+    font, lines = _pack().font, [""]
+    for word in text.split():
+        joined = f"{lines[-1]} {word}".strip()
+        if not lines[-1] or font.text_width(joined, scale) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    return lines
+
+
+def thumbnail(key: str, workflow: dict, object_info: dict):
+    """The template-browser picture of workflow ``key`` (its UI-format ``workflow``): an RGB ``PIL.Image`` of
+    ``THUMBNAIL_SIZE`` with the pack's name, the workflow's title, its panel and the panel's caption."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    font = _pack().font
+    width, height = THUMBNAIL_SIZE
+    inner = width - 2 * _MARGIN
+    canvas = torch.tensor(_BG).repeat(height, width, 1)
+    font.draw_text(canvas, _MARGIN, 14, "LongAnim", _ACCENT, 2)
+    y = 36
+    for line in _wrap(TITLES[key], _TITLE_SCALE, inner)[:2]:
+        font.draw_text(canvas, _MARGIN, y, line, _INK, _TITLE_SCALE)
+        y += 7 * _TITLE_SCALE
+    top = y + 12
+    line_h = 7 * _CAPTION_SCALE
+    bottom = height - _MARGIN - 2 * line_h
+    panel = THUMBNAIL_PANELS.get(key, _window_panel)
+    image, caption = panel(to_api(workflow, object_info), inner, bottom - top - 8)
+    image = image[0]
+    ph, pw = image.shape[0], image.shape[1]
+    y0, x0 = top + (bottom - top - ph) // 2, (width - pw) // 2
+    canvas[y0:y0 + ph, x0:x0 + pw] = image
+    for k, line in enumerate(caption[:2]):
+        font.draw_text(canvas, _MARGIN, bottom + 4 + k * line_h, line, _MUTED, _CAPTION_SCALE)
+    arr = (canvas.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(arr, "RGB")
+
+
+def save_thumbnail(image, path) -> None:
+    """JPEG without chroma subsampling: the one-pixel coloured cells and the font stay sharp."""
+    image.save(path, "JPEG", quality=THUMBNAIL_QUALITY, subsampling=0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running ComfyUI with LongAnim (default: start the host in .host/ComfyUI)")
-    ap.add_argument("--thumbnails", action="store_true", help="also screenshot each workflow (headless chromium)")
     ap.add_argument("--out", default=str(WORKFLOWS))
-    ap.add_argument("--only", nargs="+", metavar="NAME", choices=list(BUILDERS),
-                    help="write only these workflows (default: all)")
+    ap.add_argument("--only", nargs="+", metavar="KEY", choices=list(BUILDERS),
+                    help="write only these workflows, by builder key (default: all)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "tests" / "tools"))
     from comfy_client import ComfyServer
@@ -780,25 +1076,18 @@ def main(argv=None) -> int:
 
         with urllib.request.urlopen(args.url.rstrip("/") + "/object_info", timeout=60) as r:
             object_info = json.loads(r.read())
-        url = args.url.rstrip("/")
     else:
         server = ComfyServer(ROOT / ".host" / "ComfyUI", ROOT / ".host" / "venv" / "bin" / "python").start()
-        object_info, url = server.get("/object_info"), server.url
+        object_info = server.get("/object_info")
     try:
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         workflows = build_workflows(object_info, names=set(args.only or BUILDERS))
-        for name, data in workflows.items():
-            (out / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
-            print(f"wrote {out / name}.json ({len(data['nodes'])} nodes)")
-        if args.thumbnails:
-            import browser
-
-            with browser.Frontend(url) as fe:
-                for name, data in workflows.items():
-                    fe.load(data)
-                    fe.screenshot_jpg(out / f"{name}.jpg")
-                    print(f"wrote {out / name}.jpg")
+        for key, data in workflows.items():
+            path = workflow_path(key, out)
+            path.write_text(json.dumps(data, indent=1) + "\n")
+            save_thumbnail(thumbnail(key, data, object_info), path.with_suffix(".jpg"))
+            print(f"wrote {path} ({len(data['nodes'])} nodes) and its .jpg")
     finally:
         if server:
             server.stop()

@@ -9,6 +9,10 @@ One screenshot per workflow goes to ``bench_out/e2e_browser/``.
 
 Needs ``pip install playwright`` (no ``playwright install``) and Debian's ``/usr/bin/chromium``. Without them the
 tests skip, or fail with the reason when ``LONGANIM_REQUIRE_BROWSER=1``.
+
+Template browser: the server lists every workflow of the pack by its title and serves its file and its thumbnail
+(the picture ``make_workflows.thumbnail`` draws, not a canvas screenshot); the frontend's template browser shows
+each as a card with that title and picture (screenshot ``bench_out/e2e_browser/template_browser.png``).
 """
 import json
 import os
@@ -234,6 +238,74 @@ def test_nodes2_greying_follows_changes(frontend_nodes2):
         _set_widget(frontend_nodes2, nid, "context_schedule", schedule, False)
         greyed = _wait_dom_greyed(frontend_nodes2, nid, expected)
         assert _matches(greyed, expected), f"{schedule}: the DOM node shows {greyed}"
+
+
+# ------------------------------------------------------------------------------------------ template browser
+TEMPLATE_MODULE = "LongAnim"  # the pack's folder in custom_nodes/: the template browser's category for it
+TITLES = {make_workflows.template_name(k): k for k in make_workflows.BUILDERS}
+# Mean absolute difference (0-255 levels) allowed between the served thumbnail and the picture drawn afresh, both
+# decoded after the same JPEG encoding (make_workflows.save_thumbnail): 0 with the same libjpeg (the bytes are
+# equal), a fraction of a level where another libjpeg build rounds differently; the two most alike thumbnails (two
+# Wan 2.1 workflows with the same windows and other captions) differ by 2.1, a canvas screenshot by tens.
+JPEG_TOLERANCE = 0.5
+
+
+def test_template_listing_serves_every_workflow_with_its_thumbnail(server, object_info):
+    """What the template browser reads from the server: ``GET /workflow_templates`` lists every workflow of the pack
+    (its file name = its title, see ``make_workflows.template_name``) under the pack's folder, each title is safe
+    in a URL and a file name, ``/api/workflow_templates/LongAnim/<title>.json`` is the file and ``<title>.jpg`` a
+    JPEG of ``THUMBNAIL_SIZE`` that is the picture ``make_workflows.thumbnail`` draws for it."""
+    import io
+    import urllib.parse
+
+    import numpy as np
+    from PIL import Image
+
+    listed = server.get("/workflow_templates").get(TEMPLATE_MODULE)
+    assert listed, f"/workflow_templates has no entry {TEMPLATE_MODULE!r}"
+    assert sorted(listed) == sorted(TITLES), (sorted(listed), sorted(TITLES))
+    assert sorted(p.stem for p in (ROOT / "workflows").glob("*.json")) == sorted(TITLES)
+    bad = []
+    for name in listed:
+        unsafe = set(name) & make_workflows.UNSAFE_NAME_CHARS
+        assert not unsafe, f"{name!r} holds {sorted(unsafe)}"
+        url = f"/api/workflow_templates/{TEMPLATE_MODULE}/{urllib.parse.quote(name)}"
+        data = json.loads(make_workflows.workflow_path(TITLES[name]).read_text())
+        assert json.loads(server.get_bytes(url + ".json")) == data, name
+        jpg = Image.open(io.BytesIO(server.get_bytes(url + ".jpg")))
+        assert jpg.format == "JPEG" and jpg.size == make_workflows.THUMBNAIL_SIZE, (name, jpg.format, jpg.size)
+        encoded = io.BytesIO()
+        make_workflows.save_thumbnail(make_workflows.thumbnail(TITLES[name], data, object_info), encoded)
+        drawn = np.asarray(Image.open(io.BytesIO(encoded.getvalue())).convert("RGB"), np.float32)
+        diff = float(np.abs(np.asarray(jpg.convert("RGB"), np.float32) - drawn).mean())
+        if diff > JPEG_TOLERANCE:
+            bad.append(f"{name}.jpg differs from make_workflows.thumbnail by {diff:.2f} levels on average: "
+                       f"run tests/tools/make_workflows.py --only {TITLES[name]}")
+    assert not bad, "\n".join(bad)
+
+
+def test_template_browser_shows_titles_and_thumbnails(frontend):
+    """In the frontend's template browser the pack's category shows one card per workflow: its title, the
+    description the frontend makes of it (the title with - and _ as spaces) and its 512 x 512 picture."""
+    cards = frontend.template_cards(TEMPLATE_MODULE)
+    if cards is None:
+        pytest.skip("this frontend has no template browser command (Comfy.BrowseTemplates)")
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        frontend.page.screenshot(path=str(ARTIFACTS / "template_browser.png"))
+    finally:
+        frontend.close_dialog()
+    by_name = {c["name"]: c for c in cards}
+    assert sorted(by_name) == sorted(TITLES), sorted(by_name)
+    problems = []
+    for name, card in by_name.items():
+        if card["title"] != name:
+            problems.append(f"{name}: card title {card['title']!r}")
+        if (card["description"] or "").split() != name.replace("-", " ").replace("_", " ").split():
+            problems.append(f"{name}: card description {card['description']!r}")
+        if card["image"] != list(make_workflows.THUMBNAIL_SIZE):
+            problems.append(f"{name}: card picture {card['image']} (not loaded, or not the 512 x 512 thumbnail)")
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("name", ["longanim_zero_shot_sd15", "longanim_wan_t2v_long"])

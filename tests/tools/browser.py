@@ -16,6 +16,10 @@ returns from ``__enter__`` only after that load is done (the workflow store has 
 Node renderers: ``Frontend(url, settings={VUE_NODES: True})`` starts the frontend with "Nodes 2.0" (nodes as DOM
 elements ``[data-node-id]`` instead of drawn on the canvas) and ``set_vue_nodes(on)`` switches it as the settings
 dialog does; ``offers_vue_nodes()`` says whether this frontend has that setting, ``vue_nodes`` whether it is on.
+
+Template browser: ``template_cards(module)`` opens it on a custom node pack's category and reads the cards (title,
+description, picture size); ``close_dialog()`` closes it.
+
 One ``Frontend`` at a time per thread (Playwright's sync API).
 """
 from __future__ import annotations
@@ -254,6 +258,60 @@ class Frontend:
             image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
         pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
         image.save(path, "JPEG", quality=85, optimize=True)
+
+    # ------------------------------------------------------------------ template browser
+    def template_cards(self, module: str, image_timeout_s: float = 15.0) -> list[dict] | None:
+        """Open the template browser (command ``Comfy.BrowseTemplates``), pick the category of custom node folder
+        ``module`` and read its cards: ``[{"name", "title", "description", "image": [natural width, natural height]
+        or None}]``, ``name`` from the card's ``data-testid`` (``template-workflow-<name>``). Each card is scrolled
+        into view first (pictures load lazily) and given ``image_timeout_s`` to show its picture. The dialog stays
+        open (``close_dialog``); None when this frontend has no such command."""
+        has = self.evaluate("""() => !!window.comfyAPI.app.app.extensionManager?.command?.commands
+            ?.some((c) => c.id === 'Comfy.BrowseTemplates')""")
+        if not has:
+            return None
+        self.evaluate("async () => { await window.comfyAPI.app.app.extensionManager.command.execute("
+                      "'Comfy.BrowseTemplates'); }")
+        dialog = self.page.locator('[role="dialog"]').last
+        dialog.get_by_role("button", name=module, exact=True).first.click(timeout=self.timeout_ms)
+        cards = dialog.locator('[data-testid^="template-workflow-"]')
+        cards.first.wait_for(timeout=self.timeout_ms)
+        self.page.wait_for_timeout(500)  # the category's cards replace the previous ones
+        out = []
+        for i in range(cards.count()):
+            card = cards.nth(i)
+            card.scroll_into_view_if_needed()
+            try:
+                self.page.wait_for_function("""(c) => { const i = c.querySelector('img');
+                    return !!i && i.complete && i.naturalWidth > 0; }""", arg=card.element_handle(),
+                                            timeout=int(image_timeout_s * 1000))
+            except Exception:  # noqa: BLE001 - no picture: reported as None
+                pass
+            out.append(card.evaluate("""(c) => { const i = c.querySelector('img');
+                return { name: c.dataset.testid.slice('template-workflow-'.length),
+                         title: c.querySelector('h3')?.textContent ?? null,
+                         description: c.querySelector('p')?.textContent ?? null,
+                         image: i && i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null }; }"""))
+        cards.first.scroll_into_view_if_needed()  # back to the top; pictures out of view may have been dropped
+        try:
+            self.page.wait_for_function("""(c) => { const i = c.querySelector('img');
+                return !!i && i.complete && i.naturalWidth > 0; }""", arg=cards.first.element_handle(),
+                                        timeout=int(image_timeout_s * 1000))
+            self.settle()
+        except Exception:  # noqa: BLE001 - only the look of a later screenshot depends on it
+            pass
+        return out
+
+    def close_dialog(self) -> None:
+        """Close the open dialog with its close button (the first visible one with the times icon; Escape if none)
+        and wait until no dialog is shown."""
+        dialog = self.page.locator('[role="dialog"]').last
+        button = next((b for b in dialog.locator("button:has(i.pi-times)").all() if b.is_visible()), None)
+        if button is not None:
+            button.click()
+        else:
+            self.page.keyboard.press("Escape")
+        self.page.locator('[role="dialog"]').first.wait_for(state="hidden", timeout=self.timeout_ms)
 
     def queue(self) -> None:
         """Press Queue (``app.queuePrompt``)."""

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from . import window_nodes as wn
 from .algorithms import context_schedule as cs
 from .algorithms import phased as ph
 from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input
@@ -85,17 +86,19 @@ not carry context windows of its own (the refine node installs them). Progress a
             "denoise": float_input(0.6, 0.01, 1.0, "SDEdit strength: how far the video is re-noised before "
                                    "refining (StreamingT2V: T' = 600 of 1000 steps = 0.6). Lower keeps more of "
                                    "the input, 1 re-generates it."),
-            "steps": int_input(20, 1, 1000, "Sampling steps of the full schedule; about steps x denoise are run."),
+            "steps": int_input(20, 1, 1000, "Sampling steps run, as KSampler runs them with denoise < 1: the "
+                               "schedule is stretched so that these steps cover the re-noised part."),
             "cfg": float_input(7.0, 0.0, 100.0, "Classifier-free guidance scale.", step=0.1),
             "sampler_name": (basics.sampler_names(), {
                 "tooltip": "Sampler. First-order samplers (euler, euler_ancestral, ddim, ddpm, lcm) make the "
                            "per-step blend exactly the paper's; others work too (see the help page)."}),
             "scheduler": (basics.scheduler_names(), {"tooltip": "Noise schedule of the sampler."}),
-            "chunk_length": int_input(24, 1, 4096, "Frames per chunk: the refiner's native clip length in latent "
-                                      "frames (paper: 24; AnimateDiff: 16; Wan 2.1: 21). A video shorter than this "
-                                      "is refined as one chunk."),
-            "overlap": int_input(8, 0, 4095, "Frames shared by consecutive chunks (paper: 8). Must be smaller than "
-                                 "chunk_length. The last chunk is shifted to end at the last frame."),
+            "chunk_length": int_input(24, 1, 4096, "Frames per chunk, in length_unit: the refiner's native clip "
+                                      "length (paper: 24; AnimateDiff: 16; Wan 2.1: 21 latent = 81 video frames). A "
+                                      "video shorter than this is refined as one chunk."),
+            "overlap": int_input(8, 0, 4095, "Frames shared by consecutive chunks, in length_unit (paper: 8). Must "
+                                 "be smaller than chunk_length. The last chunk is shifted to end at the last "
+                                 "frame."),
             "seed": seed_input("Seed of the SDEdit noise, the sampler's noise and the blend cuts."),
             "mode": combo_input(cr.REFINE_MODES, "randomized_blend", MODE_TIP),
         }, "optional": {
@@ -104,10 +107,14 @@ not carry context windows of its own (the refine node installs them). Progress a
             "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
                                          "randomized_blend cut rule: paper = f_thr ~ U{0..O} (Eq. 8); official = "
                                          "the authors' code (cut from O values)."),
+            "length_unit": combo_input(wn.LENGTH_UNITS, "latent frames", wn.UNIT_TIP.replace(
+                "context_length, stride and overlap", "chunk_length and overlap")),
         }}
 
     def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, chunk_length,
-            overlap, seed, mode, recipe=None, blend_variant="paper"):
+            overlap, seed, mode, recipe=None, blend_variant="paper", length_unit="latent frames"):
+        # video frames -> latent frames as the window nodes convert them (overlap n // r, below the chunk)
+        chunk_length, _, overlap = wn.latent_lengths(model, length_unit, chunk_length, chunk_length, overlap)
         cr.validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
         return (cr.refine_video(model, positive, negative, latent, denoise=denoise, steps=steps, cfg=cfg,
                                  sampler_name=sampler_name, scheduler=scheduler, chunk_length=chunk_length,

@@ -77,6 +77,14 @@ SKIP_UNTIL_TIP = ("Spanning skip phase, a share of the sampling steps: the first
                   "share counts the steps of the sampler it runs in.")
 
 
+PROMPT_UNITS = ["latent frames", "video frames (Wan, HunyuanVideo: 4n+1)", "video frames (LTX-Video: 8n+1)"]
+PROMPT_UNIT_RATIO = dict(zip(PROMPT_UNITS, (1, 4, 8)))
+PROMPT_UNIT_TIP = ("Unit of frames and of the ranges. latent frames: as the latent holds them (SD/AnimateDiff: the "
+                   "frames themselves). video frames: the frames you see, as typed in the Wan/HunyuanVideo/LTX-Video "
+                   "latent node; each latent frame takes the prompt of the range holding its first video frame "
+                   "(latent 0 = frame 0, latent k = frames r(k-1)+1 .. rk).")
+
+
 def _step_schedule_inputs(ends: bool = True) -> dict:
     """The step-dependent schedule controls shared by the window nodes (``context_schedule.make_windows``)."""
     spec = {"skip_until": float_input(0.0, 0.0, 1.0, SKIP_UNTIL_TIP, step=0.05)}
@@ -90,7 +98,7 @@ def _patch(model, **kw):
     return (cw.patch_model_windows(model, cwo.WindowOptions(**kw)),)
 
 
-def _latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0) -> tuple[int, int, int]:
+def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0) -> tuple[int, int, int]:
     """(length, stride, overlap) in latent frames; ``unit = "video frames"`` converts with the model's temporal
     compression r: length and stride ``(n - 1) // r + 1`` (stride at most the length), overlap ``n // r``."""
     if unit == "latent frames":
@@ -136,7 +144,7 @@ class LongAnimZoLAWindows(LongAnimNode):
     def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=0,
             prompt_rule="zola", keep_first_frame=False, length_unit="latent frames", ends="truncate",
             skip_until=0.0):
-        context_length, stride, _ = _latent_lengths(model, length_unit, context_length, stride)
+        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride)
         return _patch(model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
                       fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until))
@@ -196,7 +204,7 @@ class LongAnimGenLWindows(LongAnimNode):
 
     def run(self, model, context_length, stride, fusion, max_windows_per_batch=0, prompt_rule="genl", seed=0,
             keep_first_frame=False, length_unit="latent frames", skip_until=0.0):
-        context_length, stride, _ = _latent_lengths(model, length_unit, context_length, stride)
+        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride)
         return _patch(model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
                       max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), skip_until=float(skip_until))
@@ -248,7 +256,7 @@ class LongAnimContextWindows(LongAnimNode):
     def run(self, model, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed, fusion,
             blend_variant="paper", max_windows_per_batch=0, prompt_rule="zola", keep_first_frame=False,
             length_unit="latent frames", ends="truncate", skip_until=0.0):
-        context_length, stride, overlap = _latent_lengths(model, length_unit, context_length, stride, overlap)
+        context_length, stride, overlap = latent_lengths(model, length_unit, context_length, stride, overlap)
         return _patch(model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                       max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
                       seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
@@ -308,15 +316,24 @@ class LongAnimPromptSchedule(LongAnimNode):
         return {"required": {
             "clip": link_input("CLIP", "The text encoder (from your checkpoint loader)."),
             "schedule": string_input("0-31: a red fox walks through snow\n32-: a red fox runs through a forest",
-                                     "One line per prompt: 'start-end: prompt' (inclusive latent frames), "
-                                     "'start-: prompt' to the end, '#' for comments. Every frame needs a prompt.",
+                                     "One line per prompt: 'start-end: prompt' (inclusive frames, in "
+                                     "frame_unit), 'start-: prompt' to the end, '#' for comments. Every frame "
+                                     "needs a prompt.",
                                      multiline=True),
-            "frames": int_input(64, 1, MAX_FRAMES, "Latent frames of the video (the latent's batch size for "
-                                "SD/AnimateDiff, latent frames for Wan)."),
+            "frames": int_input(64, 1, MAX_FRAMES, "Frames of the video, in frame_unit: the latent's batch size "
+                                "for SD/AnimateDiff; for Wan/HunyuanVideo/LTX-Video the length you typed in the "
+                                "latent node, with frame_unit = video frames."),
+        }, "optional": {
+            "frame_unit": combo_input(PROMPT_UNITS, PROMPT_UNITS[0], PROMPT_UNIT_TIP),
         }}
 
-    def run(self, clip, schedule, frames):
+    def run(self, clip, schedule, frames, frame_unit=PROMPT_UNITS[0]):
+        if frame_unit not in PROMPT_UNITS:
+            raise ValueError(f"frame_unit must be one of {PROMPT_UNITS}, got {frame_unit!r}")
         intervals = ps.parse_prompt_schedule(schedule, frames)
+        ratio = PROMPT_UNIT_RATIO[frame_unit]
+        if ratio > 1:
+            intervals = ps.video_intervals_to_latent(intervals, ratio, frames)
         out = []
         for iv in intervals:
             tokens = clip.tokenize(iv.prompt)

@@ -160,3 +160,33 @@ def test_phased_gamma_one_copies_and_gamma_zero_is_independent(host):
 def test_phased_bad_input_names_the_input(host, kw, needle):
     with pytest.raises(ValueError, match=needle):
         _phased(host, "wan21", **kw)
+
+
+def test_refine_lengths_in_video_frames_equal_the_same_lengths_in_latent_frames(host):
+    """length_unit = video frames on Wan: chunk 21 / overlap 8 video frames are chunk 6 / overlap 2 latent frames,
+    bit for bit (the conversion of the window nodes: (n - 1) // 4 + 1, overlap n // 4)."""
+    lat = _video("wan21", 11)
+    latent_units = _refine(host, "wan21", lat, chunk=6, overlap=2)
+    assert torch.equal(latent_units, _refine(host, "wan21", lat, chunk=21, overlap=8, length_unit="video frames"))
+    assert not torch.equal(latent_units, _refine(host, "wan21", lat, chunk=21, overlap=8))
+
+
+def test_prompt_schedule_in_video_frames_tags_latent_ranges():
+    """Prompt Schedule with frame_unit video frames (Wan, 4n+1): '0-40' / '41-' over 81 video frames tag latent
+    frames 0-10 / 11-20, what the window loop reads."""
+    from longanim.nodes import window_nodes as wn
+
+    class Clip:  # the CLIP interface the node calls (tokenize, encode_from_tokens_scheduled)
+        def tokenize(self, text):
+            return text
+
+        def encode_from_tokens_scheduled(self, tokens):
+            return [[torch.zeros(1, 4, 8), {"text": tokens}]]
+
+    out = wn.LongAnimPromptSchedule().run(Clip(), "0-40: a cat\n41-: a dog", 81,
+                                          frame_unit="video frames (Wan, HunyuanVideo: 4n+1)")[0]
+    from longanim.nodes.comfy import windows as cw
+
+    assert [(c[1]["text"], c[1][cw.TAG_KEY]) for c in out] == [("a cat", (0, 10)), ("a dog", (11, 20))]
+    latent = wn.LongAnimPromptSchedule().run(Clip(), "0-10: a cat\n11-: a dog", 21)[0]
+    assert [c[1][cw.TAG_KEY] for c in latent] == [(0, 10), (11, 20)]

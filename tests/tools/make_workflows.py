@@ -394,9 +394,10 @@ def controlnet_long(wf: Workflow, tiny: bool) -> None:
 
 
 def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
-    wf.note("Multi-prompt long video: one prompt per frame range (LATENT frames: Wan packs 4 video frames into one, "
-            "241 video frames = 61 latent frames). Each window uses the prompt covering most of its frames "
-            "(ZoLA rule) or blends them (genl rule, set on the window node).\n" + MODELS_NOTE +
+    wf.note("Multi-prompt long video: one prompt per frame range, in VIDEO frames like every length in this "
+            "workflow (241 video frames = 61 latent frames; Prompt Schedule's frame_unit converts). Each window uses "
+            "the prompt covering most of its frames (ZoLA rule) or blends them (genl rule, set on the window "
+            "node).\n" + MODELS_NOTE +
             "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
             "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
     model, clip, vae, pos, neg, latent = wan_base(wf, tiny, 241, None)
@@ -405,10 +406,11 @@ def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
         pos = wf.node("ConditioningCombine", 2, conditioning_1=a, conditioning_2=wf.node(
             "LongAnimConditioningFrames", 2, conditioning=pos, start_frame=6, end_frame=10)[0])[0]
     else:
-        pos = wf.node("LongAnimPromptSchedule", 1, clip=clip, frames=61, schedule=(
-            "# latent frames: 0-60 (241 video frames)\n0-20: a hot air balloon rising over green hills at dawn\n"
-            "21-40: a hot air balloon floating above the clouds, bright sun\n"
-            "41-: a hot air balloon drifting over a city at sunset"))[0]
+        pos = wf.node("LongAnimPromptSchedule", 1, clip=clip, frames=241, schedule=(
+            "# video frames 0-240\n0-80: a hot air balloon rising over green hills at dawn\n"
+            "81-160: a hot air balloon floating above the clouds, bright sun\n"
+            "161-: a hot air balloon drifting over a city at sunset"),
+            frame_unit="video frames (Wan, HunyuanVideo: 4n+1)")[0]
     model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
                     stride=13 if tiny else 61, max_skip=1, seed=0, prompt_rule="zola")[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "multi_prompt_long", 30, 6.0, 16, sampler="uni_pc",
@@ -417,8 +419,9 @@ def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
 
 def randomized_blend_refine(wf: Workflow, tiny: bool) -> None:
     wf.note("StreamingT2V-style refinement: a long low-resolution Wan video (ZoLA windows) is upscaled, VAE-encoded "
-            "and refined in overlapping 24-frame chunks with randomized blending (Eq. 8) and shared noise on the "
-            "overlaps (Eq. 7): sharper frames, no fixed seam.\n" + MODELS_NOTE +
+            "and refined in overlapping chunks of 21 video frames (6 latent frames; the paper's chunks are 24 "
+            "frames), overlap 8 video frames, with randomized blending (Eq. 8) and shared noise on the overlaps "
+            "(Eq. 7): sharper frames, no fixed seam. Every length here is in video frames.\n" + MODELS_NOTE +
             "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
             "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
     model, _, vae, pos, neg, latent = wan_base(wf, tiny, 161, "a lighthouse on a cliff in a storm, waves crashing")
@@ -433,7 +436,7 @@ def randomized_blend_refine(wf: Workflow, tiny: bool) -> None:
     up = wf.node("LongAnimUpscaleEncode", 4, images=images, vae=vae, scale=1.0 if tiny else 2.0)[0]
     refined = wf.node("LongAnimRandomizedBlendRefine", 5, model=model, positive=pos, negative=neg, latent=up,
                       denoise=0.5, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else "uni_pc",
-                      scheduler="simple", chunk_length=6 if tiny else 6, overlap=2, seed=7)[0]
+                      scheduler="simple", chunk_length=21, overlap=8, seed=7, length_unit="video frames")[0]
     save_video(wf, refined, vae, "randomized_blend_refine", 16, 6)
 
 
@@ -925,7 +928,8 @@ def _window_panel(prompt: dict, width: int, height: int):
     schedule = _first(prompt, ("LongAnimPromptSchedule",))
     if schedule:  # which prompt covers which latent frames (lines "start-end: text", open end = last frame)
         spans = re.findall(r"^\s*(\d+)\s*-\s*(\d*)\s*:", _widgets(schedule)["schedule"], re.M)
-        caption[1] = f"{len(spans)} prompts: " + ", ".join(f"{a}-{b or frames - 1}" for a, b in spans)
+        last = int(_widgets(schedule)["frames"]) - 1  # in the schedule's own frame unit
+        caption[1] = f"{len(spans)} prompts: " + ", ".join(f"{a}-{b or last}" for a, b in spans)
     experts = [_widgets(n) for n in prompt.values() if n["class_type"] == "KSamplerAdvanced"]
     if len(experts) == 2:  # two experts continuing one run: the first ends where the second starts
         switch = experts[0]["end_at_step"]
@@ -969,10 +973,15 @@ def _refine_panel(prompt: dict, width: int, height: int):
     fusion = {"randomized_blend": "randomized_blend", "shared_noise_only": "flat"}.get(w["mode"])
     if fusion is None:
         raise ValueError(f"no schedule picture for refine mode {w['mode']!r}")
-    opts = pack.wo.WindowOptions(schedule="uniform", length=w["chunk_length"], stride=w["chunk_length"] - w["overlap"],
-                                 overlap=w["overlap"], max_skip=1, fusion=fusion, seed=w["seed"])
     frames, video, ratio = graph_video(prompt)
     latent = (frames - 1) // ratio + 1 if video else frames
+    chunk, overlap = w["chunk_length"], w["overlap"]
+    if w.get("length_unit") == "video frames":  # as the node converts them
+        chunk = (chunk - 1) // ratio + 1
+        overlap = min(chunk - 1, overlap // ratio)
+    w = dict(w, chunk_length=chunk, overlap=overlap)
+    opts = pack.wo.WindowOptions(schedule="uniform", length=chunk, stride=chunk - overlap, overlap=overlap,
+                                 max_skip=1, fusion=fusion, seed=w["seed"])
     image = schedule_image(opts, latent, w["steps"], w["seed"], width, height)
     return image, [f"refine {latent} latent frames in chunks of {w['chunk_length']},",
                    f"overlap {w['overlap']}: a random cut per step"]

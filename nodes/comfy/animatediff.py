@@ -49,6 +49,13 @@ def _ade_context_length(params) -> int | None:
         return None
 
 
+def _ade_contexts(params) -> list:
+    """The context options behind ``params.context_options.context_length`` (none without a context length)."""
+    if _ade_context_length(params) is None:
+        return []
+    return list(getattr(params.context_options, "contexts", None) or [])
+
+
 def _has_ade_motion(model) -> bool:
     return bool((getattr(model, "additional_models", {}) or {}).get(ADE_KEY))
 
@@ -178,8 +185,17 @@ def set_window(state, windows: list[list[int]], num_frames: int) -> Callable[[],
     params = getattr(state, "params", None)
     if params is not None:
         params.sub_idxs = idxs
+    # ADE's group-norm hack (AD v1, PIA) counts the clips of a call as batch // context_length: a window shorter
+    # than LongAnim's window length (ends = "truncate") needs its own length there (ADE's own windows all have
+    # context_length frames)
+    contexts = _ade_contexts(params)
+    saved = [c.context_length for c in contexts]
+    for c in contexts:
+        c.context_length = len(idxs)
 
     def undo() -> None:
+        for c, n in zip(contexts, saved, strict=True):
+            c.context_length = n
         length = _ade_context_length(params) or num_frames
         for g in groups:
             g.set_sub_idxs(None)

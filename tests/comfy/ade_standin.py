@@ -110,6 +110,8 @@ class MotionGroup:
         self.full_length = 0
         self.sub_idxs: list[int] | None = None
         self.seen: list[tuple[int, int, list[int] | None]] = []  # (batch, video_length, sub_idxs) per motion call
+        self.groupnorm_hack = False  # AnimateDiff v1 / PIA: group norm per clip, clips = batch // context_length
+        self.clips: list[int] = []  # clips per call the group-norm hack counted
 
     def set_sub_idxs(self, sub_idxs):
         self.sub_idxs = None if sub_idxs is None else list(sub_idxs)
@@ -185,6 +187,13 @@ def outer_sample(executor, *args, **kwargs):
 
     def motion(module, inputs, output):
         group.seen.append((output.shape[0], group.video_length, group.sub_idxs))
+        if group.groupnorm_hack:  # ADE's groupnorm_mm_forward: the clip count from the run's context length
+            ctx = state.params.context_options.context_length or params.full_length
+            clips = output.shape[0] // ctx
+            if clips == 0 or output.shape[0] % clips:
+                raise ZeroDivisionError("integer modulo by zero") if clips == 0 else RuntimeError(
+                    f"group norm: batch {output.shape[0]} is not {clips} clips")
+            group.clips.append(clips)
         out = temporal_layer(output, group.video_length)
         for effect in effects:
             if isinstance(effect, torch.Tensor):
@@ -231,13 +240,15 @@ class _MotionHolder(torch.nn.Module):
         self.group = MotionGroup()
 
 
-def apply_ade(model, context_length: int | None = None):
-    """What ADE's loader (Gen1 or Gen2 'Use Evolved Sampling') leaves on a clone of ``model``."""
+def apply_ade(model, context_length: int | None = None, groupnorm_hack: bool = False):
+    """What ADE's loader (Gen1 or Gen2 'Use Evolved Sampling') leaves on a clone of ``model``; ``groupnorm_hack``:
+    an AnimateDiff v1 / PIA motion model, whose group norm counts a call's clips as batch // context_length."""
     m = model.clone()
     dev = comfy.model_management.get_torch_device()
     holder = comfy.model_patcher.ModelPatcher(_MotionHolder(), load_device=dev, offload_device=dev)
     holder.set_attachments("ADE", Attachment())
     holder.model.group.models = [holder]
+    holder.model.group.groupnorm_hack = groupnorm_hack
     m.set_additional_models("ADE", [holder])
     m.set_attachments("ADE_params", Params(context_length))
     WP = comfy.patcher_extension.WrappersMP

@@ -109,6 +109,19 @@ def test_truncated_windows_reach_the_motion_module_with_their_own_length(host):
     assert max(batch // vlen for batch, vlen, _ in seen) > 1, "equal-length windows share a call"
 
 
+def test_group_norm_of_v1_motion_models_counts_the_clips_of_short_windows(host):
+    """AnimateDiff v1 / PIA: ADE's group norm splits a call into batch // context_length clips. Windows cut at the
+    ends (6 and 14 frames here) are told their own length, so every call splits into whole clips (cond and uncond
+    of each window apart), batched or not."""
+    for batch in (1, 4):
+        model = zola(apply_ade(host.sd15(), groupnorm_hack=True), ends="truncate", max_windows_per_batch=batch)
+        out = host.ksample(model, host.sd_latent(FRAMES), steps=1, cfg=2.0)
+        group = motion_group(model)
+        assert torch.isfinite(out).all()
+        assert min(vlen for _, vlen, _ in group.seen) < LENGTH
+        assert all(c == b // v for c, (b, v, _) in zip(group.clips, group.seen, strict=True)), group.seen
+
+
 def test_default_auto_batch_shares_calls_with_ade(host):
     model = zola(apply_ade(host.sd15()))  # max_windows_per_batch = 0: auto
     host.ksample(model, host.sd_latent(FRAMES), steps=1, cfg=1.0)

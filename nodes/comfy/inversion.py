@@ -19,7 +19,7 @@ import comfy.samplers
 import torch
 
 from ..algorithms import inversion as inv
-from .basics import Progress, check_interrupt, frame_axis_of
+from .basics import check_interrupt, frame_axis_of, progress_callback
 
 log = logging.getLogger("LongAnim")
 
@@ -36,6 +36,7 @@ class _InvertSampler(comfy.samplers.Sampler):
     """
 
     def __init__(self, fixed_point_iters: int, progress=None):
+        # progress(done, total, x): the node's progress bar (with a latent preview of x, as the sampling nodes)
         self.fixed_point_iters = fixed_point_iters
         self.progress = progress
         self.raw = None  # x at sigma_max in model space
@@ -52,7 +53,7 @@ class _InvertSampler(comfy.samplers.Sampler):
 
         def on_step(i, total, x):
             if self.progress is not None:
-                self.progress(i, total)
+                self.progress(i, total, x)
             if callback is not None:
                 k = total - i
                 callback({"x": x, "i": k, "sigma": sigmas[k], "sigma_hat": sigmas[k], "denoised": x})
@@ -120,8 +121,8 @@ def invert_latent(model, positive, negative, latent: dict, steps: int, scheduler
     guider = comfy.samplers.CFGGuider(model_patcher=model)
     guider.set_conds(positive=positive, negative=negative if negative is not None else positive)
     guider.set_cfg(cfg=cfg)
-    progress = Progress(steps)
-    sampler = _InvertSampler(fixed_point_iters, progress)
+    step_done = progress_callback(model, steps)  # KSampler-style (step, x0, x, total): step is 0-based
+    sampler = _InvertSampler(fixed_point_iters, lambda done, total, x: step_done(done - 1, x, x, total))
     latent_image = comfy.sample.fix_empty_latent_channels(model=model, latent_image=samples)
     noise = torch.zeros_like(latent_image, dtype=torch.float32)
     out = guider.sample(noise=noise, latent_image=latent_image, sampler=sampler, sigmas=sigmas, seed=seed)

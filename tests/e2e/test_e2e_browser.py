@@ -7,6 +7,11 @@ the classic canvas and "Nodes 2.0" (nodes as DOM elements, setting ``Comfy.VueNo
 frontend has no such setting); tiny-model variants of two workflows are queued from the UI and produce images.
 One screenshot per workflow goes to ``bench_out/e2e_browser/``.
 
+Layout: every workflow is connected (no node that does nothing) and, at its saved view in a 1600 x 1000 window
+with the frontend's menus and side bars shown, every node is in the window, covered by nothing, drawn with text
+(zoom >= ``make_workflows.MIN_SCALE``) and its title is not cut; a screenshot of each at that view goes to
+``bench_out/e2e_browser/saved_view_<title>.png``.
+
 Needs ``pip install playwright`` (no ``playwright install``) and Debian's ``/usr/bin/chromium``. Without them the
 tests skip, or fail with the reason when ``LONGANIM_REQUIRE_BROWSER=1``.
 
@@ -103,8 +108,7 @@ def _check_prompt_values(name: str, prompt: dict, object_info: dict) -> list[str
 
 
 def test_every_workflow_loads_in_the_frontend(frontend, object_info):
-    paths = sorted((ROOT / "workflows").glob("*.json"))
-    assert paths, "no workflows/*.json"
+    paths = _workflow_paths()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems = []
     for path in paths:
@@ -122,6 +126,67 @@ def test_every_workflow_loads_in_the_frontend(frontend, object_info):
         prompt = frontend.evaluate("async () => (await window.comfyAPI.app.app.graphToPrompt()).output")
         problems += _check_prompt_values(path.name, prompt, object_info)
         frontend.screenshot_png(ARTIFACTS / f"{path.stem}.png")
+    assert not problems, "\n".join(problems)
+
+
+def _workflow_paths() -> list[pathlib.Path]:
+    paths = sorted((ROOT / "workflows").glob("*.json"))
+    assert paths, "no workflows/*.json"
+    return paths
+
+
+def test_every_workflow_is_connected(object_info):
+    """No workflow has a node that does nothing (no output linked and not an output node, or a required link
+    input left open)."""
+    bad = [f"{p.name}: {b}" for p in _workflow_paths()
+           for b in make_workflows.unconnected_nodes(json.loads(p.read_text()), object_info)]
+    assert not bad, "\n".join(bad)
+
+
+CUT_TITLES = """() => {
+    const app = window.comfyAPI.app.app, ctx = document.createElement('canvas').getContext('2d');
+    const room = (n) => n.size[0] - 2 * window.LiteGraph.NODE_TITLE_HEIGHT;
+    const width = (n) => { ctx.font = n.titleFontStyle ?? app.canvas.title_text_font;
+                           return ctx.measureText(n.getTitle()).width; };
+    return app.graph._nodes.map((n) => [n.getTitle(), width(n), room(n)]).filter(([, w, r]) => w > r);
+}"""
+
+
+def test_every_workflow_shows_all_nodes_at_its_saved_view(frontend):
+    """At the view a workflow is saved with (``extra.ds``, ``make_workflows.saved_view``), in the 1600 x 1000
+    window with the frontend's menus and side bars: every node with its title bar lies in the window and nothing
+    covers it (no side bar, menu, tab bar or minimap over any point of it), the zoom is at least
+    ``make_workflows.MIN_SCALE`` and above LiteGraph's low-quality threshold (where it stops drawing text), and no
+    title is cut (its width in the canvas's title font fits what the node draws it in: width minus two title
+    heights). One screenshot per workflow: ``bench_out/e2e_browser/saved_view_<title>.png``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    frontend.show_chrome()
+    problems, scales = [], {}
+    for path in _workflow_paths():
+        data = json.loads(path.read_text())
+        frontend.load(data, path.stem)
+        frontend.settle()
+        view = frontend.saved_view()
+        scales[path.stem] = view["scale"]
+        if abs(view["scale"] - data["extra"]["ds"]["scale"]) > 1e-6:
+            problems.append(f"{path.name}: the frontend shows scale {view['scale']}, saved {data['extra']['ds']}")
+        if view["scale"] < make_workflows.MIN_SCALE or view["low_quality"] or (
+                view["threshold"] and view["scale"] < view["threshold"]):
+            problems.append(f"{path.name}: scale {view['scale']} (low quality {view['low_quality']}, threshold "
+                            f"{view['threshold']}, wanted >= {make_workflows.MIN_SCALE})")
+        x0, y0, x1, y1 = view["canvas"]
+        for node in view["nodes"]:
+            nx0, ny0, nx1, ny1 = node["rect"]
+            if nx0 < x0 or ny0 < y0 or nx1 > x1 or ny1 > y1:
+                problems.append(f"{path.name}: {node['title']}#{node['id']} at {[round(v) for v in node['rect']]} "
+                                f"leaves the canvas {view['canvas']}")
+            if node["covered"]:
+                problems.append(f"{path.name}: {node['title']}#{node['id']} is covered at {node['covered']}")
+        cut = frontend.evaluate(CUT_TITLES)
+        if cut:
+            problems.append(f"{path.name}: titles cut (title, text px, room px): {cut}")
+        frontend.page.screenshot(path=str(ARTIFACTS / f"saved_view_{path.stem}.png"))
+    print("saved-view scales:", json.dumps(scales, indent=1))
     assert not problems, "\n".join(problems)
 
 

@@ -75,7 +75,7 @@ class Frontend:
         self.errors: list[dict] = []
         self.profile = tempfile.mkdtemp(prefix="longanim-chromium-")
         self._pw = self.context = self.page = None
-        self._chrome_hidden = False
+        self._chrome_style = None  # the style element hiding the frontend's chrome for canvas screenshots
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Frontend:
@@ -241,10 +241,48 @@ class Frontend:
         except Exception:  # noqa: BLE001 - previews may keep nothing pending; a timeout is fine
             pass
 
+    def show_chrome(self) -> None:
+        """Show the menus and side bars again after ``screenshot_png`` hid them."""
+        if self._chrome_style is not None:
+            self._chrome_style.evaluate("(e) => e.remove()")
+            self._chrome_style = None
+            self.settle()
+
+    def saved_view(self, step: float = 12) -> dict:
+        """What the canvas shows at its current view (a loaded workflow's saved ``extra.ds``): ``{"scale",
+        "low_quality"`` (LiteGraph draws boxes without text), ``"threshold"`` (its low-quality zoom; 0 when off),
+        ``"canvas"`` (window rectangle), ``"nodes": [{"id", "title", "rect": [x0, y0, x1, y1] in window pixels,
+        title bar included, "covered": [[x, y, element], ...]}]}``. ``covered`` lists points of a grid ``step``
+        pixels apart over the node (and its corners) where the topmost element is neither the canvas nor a node's
+        own DOM widget (``.dom-widget``: text areas), e.g. a side bar, the top menu or the minimap; transient
+        notices (``[role=alert]``, toasts) are not counted."""
+        return self.evaluate("""(step) => {
+            const app = window.comfyAPI.app.app, c = app.canvas, el = c.canvas, r = el.getBoundingClientRect();
+            const [s, [ox, oy]] = [c.ds.scale, c.ds.offset];
+            const describe = (e) => e ? `${e.tagName.toLowerCase()}.${(e.className?.toString?.() ?? '')
+                .trim().split(' ').slice(0, 3).join('.')}` : 'nothing (outside the window)';
+            const nodes = app.graph._nodes.map((n) => {
+                const title = window.LiteGraph.NODE_TITLE_HEIGHT;
+                const x0 = r.left + (n.pos[0] + ox) * s, y0 = r.top + (n.pos[1] - title + oy) * s;
+                const x1 = r.left + (n.pos[0] + n.size[0] + ox) * s, y1 = r.top + (n.pos[1] + n.size[1] + oy) * s;
+                const xs = [x0 + 1, x1 - 1], ys = [y0 + 1, y1 - 1];
+                for (let x = x0 + step; x < x1 - 1; x += step) xs.push(x);
+                for (let y = y0 + step; y < y1 - 1; y += step) ys.push(y);
+                const covered = [];
+                for (const x of xs) for (const y of ys) {
+                    const top = document.elementFromPoint(x, y);
+                    if (top === el || top?.closest('.dom-widget, [role=alert], .p-toast')) continue;
+                    if (covered.length < 5) covered.push([Math.round(x), Math.round(y), describe(top)]);
+                }
+                return { id: n.id, title: n.getTitle(), rect: [x0, y0, x1, y1], covered };
+            });
+            return { scale: s, low_quality: !!c.low_quality, threshold: c._lowQualityZoomThreshold ?? null,
+                     canvas: [r.left, r.top, r.right, r.bottom], nodes };
+        }""", step)
+
     def screenshot_png(self, path=None) -> bytes:
-        if not self._chrome_hidden:
-            self.page.add_style_tag(content=HIDE_CHROME)
-            self._chrome_hidden = True
+        if self._chrome_style is None:
+            self._chrome_style = self.page.add_style_tag(content=HIDE_CHROME)
         self.fit()
         self.settle()
         return self.page.locator("#graph-canvas").screenshot(path=str(path) if path else None)

@@ -15,9 +15,11 @@ browser shows the file name as the card's title and description) with a same-nam
 (``thumbnail``: the title above the schedule preview of the workflow's window node, or the picture of what its
 LongAnim node does), drawn with the pack's pure code; no browser needed.
 
-Layout: nodes stand in columns; workflows built with ``wf.fit_titles()`` size every node to its title and one-line
-widget texts (estimated from the frontend's 14 px title font) and space the columns by their widest node, so no
-title is cut.
+Layout: nodes stand in columns; every node is sized to its title and one-line widget texts (estimated from the
+frontend's 14 px title font) and the columns are spaced by their widest node, so no title is cut. A graph too wide
+to be shown at ``MIN_SCALE`` in a 1600 x 1000 window is wrapped into two rows of columns; its saved view
+(``extra.ds``) shows every node right of the side bar, below the top menu and clear of the minimap
+(``saved_view``), checked in the real frontend by tests/e2e/test_e2e_browser.py.
 """
 from __future__ import annotations
 
@@ -32,16 +34,29 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FILE_SUFFIXES = (".safetensors", ".ckpt", ".pth", ".pt", ".bin", ".png", ".jpg", ".jpeg", ".webp", ".mp4", ".gguf")
-COLUMN = 360
 NODE_WIDTH = 330
 VIRTUAL = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}  # frontend-only nodes: not in the API prompt
-# Width estimates for fit_titles layouts: px per character of the frontend's fonts (14 px Arial titles measure about
+# Width estimates of node_width: px per character of the frontend's fonts (14 px Arial titles measure about
 # 7 px per character; 8.2 leaves room for capitals), plus margins (a title is drawn in the node's width minus two
 # title heights, 60 px; a widget's label and value need its arrows and a gap). Checked in the browser by
 # tests/e2e/test_e2e_families.py against the canvas's own text measurement.
 TITLE_CHAR_PX, TITLE_MARGIN_PX = 8.2, 64
 WIDGET_CHAR_PX, WIDGET_MARGIN_PX = 7.0, 70
 COLUMN_GAP = 30
+NODE_GAP = 40  # from a node's bottom to the next one's pos in a column: its title bar and 10 px
+TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT: a node's title bar is drawn above its pos
+ROW_GAP = 80  # between the rows of a wrapped graph
+# Saved view (``extra.ds``): where the canvas is not covered by the frontend's chrome in a 1600 x 1000 window, the
+# worst case of frontends 1.32 and 1.45 (measured with tests/tools/browser.py): the side tool bar ends at x 59 (the
+# canvas panel at 63); the top holds 1.32's "Nodes 2.0" banner, workflow tabs and breadcrumb/graph name down to
+# y 130 (1.45: tabs to 38, graph name and run bar to 82); the minimap covers the corner right of x 1343 and below
+# y 742. Nodes must be shown at a zoom where LiteGraph draws their text: below MinFontSizeForLOD 8 px / 14 px
+# NODE_TEXT_SIZE = 0.571 it draws boxes only; MIN_SCALE leaves room above that.
+VIEW_SIZE = (1600, 1000)
+VIEW_AREA = (63, 130, 1596, 996)  # left, top, right, bottom
+MINIMAP_CORNER = (1343, 742)
+VIEW_PAD = 16
+MIN_SCALE, MAX_SCALE = 0.65, 1.0
 PREVIEW_NODES = {"LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows"}
 # Third-party nodes the workflows use, as /object_info would describe them (from the packs' INPUT_TYPES).
 THIRD_PARTY = {
@@ -112,11 +127,6 @@ class Workflow:
         self.nodes: list[Node] = []
         self.links: list[list] = []
         self.notes: list[tuple[str, float]] = []
-        self.fit = False
-
-    def fit_titles(self) -> None:
-        """Size each node to its title and one-line widget texts and space the columns by their widest node."""
-        self.fit = True
 
     def note(self, text: str, col: float = 0) -> None:
         self.notes.append((text, col))
@@ -199,10 +209,8 @@ class Workflow:
         return lid
 
     def node_width(self, node: Node) -> float:
-        """The node's width: NODE_WIDTH, or with fit_titles wide enough for its title (the display name when it has
-        no title of its own) and for the label and value of each one-line widget."""
-        if not self.fit:
-            return NODE_WIDTH
+        """The node's width: at least NODE_WIDTH, wide enough for its title (the display name when it has no title
+        of its own) and for the label and value of each one-line widget."""
         title = node.title or node.info.get("display_name") or node.type
         need = len(title) * TITLE_CHAR_PX + TITLE_MARGIN_PX
         values = iter(node.widgets_values)
@@ -220,44 +228,120 @@ class Workflow:
             need = max(need, (len(slot["name"]) + len(str(value))) * WIDGET_CHAR_PX + WIDGET_MARGIN_PX)
         return float(max(NODE_WIDTH, 10 * -(-need // 10)))
 
-    def _column_x(self) -> dict[float, float]:
-        cols = sorted({col for _, col in self.notes} | {n.col for n in self.nodes})
-        if not self.fit:
-            return {col: col * COLUMN for col in cols}
-        widths = {col: NODE_WIDTH for col in cols}
-        for node in self.nodes:
-            widths[node.col] = max(widths[node.col], self.node_width(node))
-        x, out = 0.0, {}
-        for col in cols:
-            out[col] = x
-            x += widths[col] + COLUMN_GAP
-        return out
-
-    def to_json(self) -> dict:
-        cols: dict[float, float] = {}
-        xs = self._column_x()
-        nodes = []
+    def _columns(self) -> list[list[dict]]:
+        """The UI-format notes and nodes of each column (left to right), top-down; positions not set yet."""
+        cols: dict[float, list[dict]] = {}
         for text, col in self.notes:
-            y = cols.get(col, 0.0)
             h = 60 + 18 * (len(text) // 50 + text.count("\n") + 1)
-            nodes.append({"id": len(nodes) + 1, "type": "Note", "pos": [xs[col], y], "size": [NODE_WIDTH, h],
-                          "flags": {}, "order": 0, "mode": 0, "inputs": [], "outputs": [],
-                          "properties": {}, "widgets_values": [text], "color": "#432", "bgcolor": "#653"})
-            cols[col] = y + h + 40
+            cols.setdefault(col, []).append(
+                {"id": sum(map(len, cols.values())) + 1, "type": "Note", "pos": [0.0, 0.0], "size": [NODE_WIDTH, h],
+                 "flags": {}, "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                 "widgets_values": [text], "color": "#432", "bgcolor": "#653"})
         for order, node in enumerate(self.nodes):
-            y = cols.get(node.col, 0.0)
-            h = max(80.0, node.height)
-            item = {"id": node.id, "type": node.type, "pos": [xs[node.col], y], "size": [self.node_width(node), h],
-                    "flags": {}, "order": order + len(self.notes), "mode": 0, "inputs": node.inputs,
-                    "outputs": node.outputs, "properties": {"Node name for S&R": node.type},
-                    "widgets_values": node.widgets_values}
+            item = {"id": node.id, "type": node.type, "pos": [0.0, 0.0],
+                    "size": [self.node_width(node), max(80.0, node.height)], "flags": {},
+                    "order": order + len(self.notes), "mode": 0, "inputs": node.inputs, "outputs": node.outputs,
+                    "properties": {"Node name for S&R": node.type}, "widgets_values": node.widgets_values}
             if node.title:
                 item["title"] = node.title
-            nodes.append(item)
-            cols[node.col] = y + h + 40
+            cols.setdefault(node.col, []).append(item)
+        return [cols[col] for col in sorted(cols)]
+
+    def to_json(self) -> dict:
+        """The UI-format workflow laid out by ``arrange``, with the saved view (``extra.ds``) that shows all of it."""
+        nodes, ds = arrange(self._columns())
+        nodes.sort(key=lambda n: n["id"])
         return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "longanim/" + self.name)), "revision": 0,
                 "last_node_id": len(nodes), "last_link_id": len(self.links), "nodes": nodes, "links": self.links,
-                "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [40, 40]}}, "version": 0.4}
+                "groups": [], "config": {}, "extra": {"ds": ds}, "version": 0.4}
+
+
+def _stack_height(column: list[dict]) -> float:
+    return sum(n["size"][1] for n in column) + NODE_GAP * (len(column) - 1) + TITLE_HEIGHT
+
+
+def _split_tall(columns: list[list[dict]], limit: float) -> list[list[dict]]:
+    """Columns taller than ``limit`` split in two (top-down order kept) at the node boundary nearest half their
+    height, until none is, or the tall one is a single node."""
+    out: list[list[dict]] = []
+    for column in columns:
+        todo = [column]
+        while todo:
+            col = todo.pop(0)
+            if _stack_height(col) <= limit or len(col) < 2:
+                out.append(col)
+                continue
+            half = _stack_height(col) / 2
+            cut = min(range(1, len(col)), key=lambda k: abs(_stack_height(col[:k]) - half))
+            todo[:0] = [col[:cut], col[cut:]]
+    return out
+
+
+def _place(columns: list[list[dict]], split: int | None) -> list[dict]:
+    """Copies of the nodes placed column by column (spaced by their widest node, stacked top-down); the columns
+    from index ``split`` on form a second row that starts at x 0 below the first row's lowest node."""
+    nodes, x, y0, bottom = [], 0.0, 0.0, 0.0
+    for k, column in enumerate(columns):
+        if k == split:
+            x, y0 = 0.0, bottom + ROW_GAP
+        y = y0
+        for n in column:
+            nodes.append(dict(n, pos=[x, y]))
+            y += n["size"][1] + NODE_GAP
+            bottom = max(bottom, y - NODE_GAP + TITLE_HEIGHT)
+        x += max(n["size"][0] for n in column) + COLUMN_GAP
+    return nodes
+
+
+def saved_view(nodes: list[dict]) -> dict:
+    """``extra.ds`` (LiteGraph's DragAndScale: screen = (pos + offset) * scale) that shows every node with its title
+    bar inside ``VIEW_AREA`` less ``VIEW_PAD``, anchored at its top left, clear of the minimap's corner
+    (``MINIMAP_CORNER``), as large as fits up to ``MAX_SCALE``; the scale is rounded down to 1/1000."""
+    boxes = [(n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in nodes]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    left, top, right, bottom = VIEW_AREA
+    left, top, right, bottom = left + VIEW_PAD, top + VIEW_PAD, right - VIEW_PAD, bottom - VIEW_PAD
+    scale = min(MAX_SCALE, (right - left) / (x1 - x0), (bottom - top) / (y1 - y0))
+    corner_x, corner_y = MINIMAP_CORNER[0] - VIEW_PAD, MINIMAP_CORNER[1] - VIEW_PAD
+    for _, _, bx1, by1 in boxes:  # each node ends left of the minimap or above it
+        scale = min(scale, max((corner_x - left) / (bx1 - x0), (corner_y - top) / (by1 - y0)))
+    scale = int(scale * 1000) / 1000
+    return {"scale": scale, "offset": [round(left / scale - x0, 1), round(top / scale - y0, 1)]}
+
+
+def _merge_short(columns: list[list[dict]], limit: float) -> list[list[dict]]:
+    """Neighbouring columns stacked into one (left one on top) while the stack stays within ``limit``."""
+    out = [list(columns[0])]
+    for column in columns[1:]:
+        if _stack_height(out[-1] + column) <= limit:
+            out[-1] = out[-1] + column
+        else:
+            out.append(list(column))
+    return out
+
+
+def arrange(columns: list[list[dict]]) -> tuple[list[dict], dict]:
+    """``(nodes, extra.ds)``: the first layout, simplest first, whose saved view reaches ``MIN_SCALE`` (else the
+    one with the largest view): the columns as built in one row; columns taller than the view holds at
+    ``MIN_SCALE`` (or 3/4, 0.6 of it) split, each also with short neighbouring columns stacked; then each of these
+    wrapped into two rows (first row: the columns before the wrap)."""
+    limit = (VIEW_AREA[3] - VIEW_AREA[1] - 2 * VIEW_PAD) / MIN_SCALE
+    variants = [columns]
+    for part in (1, 0.75, 0.6):  # splits into ever shorter columns
+        split = _split_tall(columns, limit * part)
+        variants += [split, _merge_short(split, limit)]
+    layouts = [_place(v, None) for v in variants]
+    layouts += [_place(v, k) for v in variants for k in range(1, len(v))]
+    best = None
+    for nodes in layouts:
+        ds = saved_view(nodes)
+        if ds["scale"] >= MIN_SCALE:
+            return nodes, ds
+        if best is None or ds["scale"] > best[1]["scale"]:
+            best = (nodes, ds)
+    return best
 
 
 # ------------------------------------------------------------------------------------------------ shared pieces
@@ -285,7 +369,8 @@ def sd_base(wf: Workflow, tiny: bool, frames: int, prompt: str, size: int = 512)
     return ckpt[0], ckpt[1], ckpt[2], pos, neg, latent
 
 
-def wan_base(wf: Workflow, tiny: bool, video_frames: int, prompt: str | None):
+def wan_base(wf: Workflow, tiny: bool, video_frames: int, prompt: str | None, size: tuple[int, int] = (832, 480),
+             latent_title: str | None = None):
     if tiny:
         model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_wan21.safetensors")[0]
         vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taew21.safetensors")[0]
@@ -299,7 +384,8 @@ def wan_base(wf: Workflow, tiny: bool, video_frames: int, prompt: str | None):
     vae = wf.node("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")[0]
     pos = wf.node("CLIPTextEncode", 1, title="positive prompt", text=prompt or "", clip=clip)[0] if prompt else None
     neg = wf.node("CLIPTextEncode", 1, title="negative prompt", text=NEG, clip=clip)[0]
-    latent = wf.node("EmptyHunyuanLatentVideo", 1, width=832, height=480, length=video_frames)[0]
+    latent = wf.node("EmptyHunyuanLatentVideo", 1, title=latent_title, width=size[0], height=size[1],
+                     length=video_frames)[0]
     return model, clip, vae, pos, neg, latent
 
 
@@ -424,9 +510,8 @@ def randomized_blend_refine(wf: Workflow, tiny: bool) -> None:
             "(Eq. 7): sharper frames, no fixed seam. Every length here is in video frames.\n" + MODELS_NOTE +
             "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
             "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
-    model, _, vae, pos, neg, latent = wan_base(wf, tiny, 161, "a lighthouse on a cliff in a storm, waves crashing")
-    if not tiny:  # low-resolution base pass
-        latent = wf.node("EmptyHunyuanLatentVideo", 1, title="low-res latent", width=416, height=240, length=161)[0]
+    model, _, vae, pos, neg, latent = wan_base(wf, tiny, 161, "a lighthouse on a cliff in a storm, waves crashing",
+                                               size=(416, 240), latent_title="low-res latent")
     windowed = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
                        stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     low = wf.node("KSampler", 3, seed=42, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else
@@ -493,7 +578,6 @@ def wan_text(wf: Workflow, prompt: str, clip, col: float = 1):
 
 
 def wan21_i2v_long(wf: Workflow, tiny: bool) -> None:
-    wf.fit_titles()
     wf.note("Wan 2.1 image-to-video LONGER than the model's 81-frame window: 161 video frames from one start image "
             "(core WanImageToVideo), sampled in 81-frame ZoLA windows re-drawn every step. keep_first_frame is on: "
             "every window also sees latent frame 0, which holds the start image, so the look and identity stay "
@@ -527,7 +611,6 @@ def wan21_i2v_long(wf: Workflow, tiny: bool) -> None:
 
 
 def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
-    wf.fit_titles()
     wf.note("Wan 2.2 A14B image-to-video, 161 video frames, with its two experts: the high-noise model runs steps "
             "0-9, the low-noise model continues at step 10 of the same 20-step run (two KSamplerAdvanced, the "
             "second continues the first's leftover noise). Both models go through LongAnim windows with the SAME "
@@ -577,7 +660,6 @@ def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
 
 
 def wan22_ti2v_5b(wf: Workflow, tiny: bool) -> None:
-    wf.fit_titles()
     wf.note("Wan 2.2 5B text+image-to-video LONGER than its 121-frame window: 241 video frames at 24 fps. Core "
             "Wan22ImageToVideoLatent writes the start image INTO latent frame 0 and masks it from denoising; the "
             "ZoLA windows keep that frame in every window (keep_first_frame). Remove the Load Image link for "
@@ -611,7 +693,6 @@ def wan22_ti2v_5b(wf: Workflow, tiny: bool) -> None:
 
 
 def ltxv_long(wf: Workflow, tiny: bool) -> None:
-    wf.fit_titles()
     wf.note("LTX-Video image-to-video LONGER than its window: 257 video frames at 25 fps from a start image (core "
             "LTXVImgToVideo: the image goes INTO latent frame 0) and a keyframe guide at video frame 160 (core "
             "LTXVAddGuide: the guide's latent is APPENDED after the video's latent frames; LongAnim adds it only to "
@@ -659,7 +740,6 @@ def _pair(node: Node) -> tuple[Out, Out]:
 
 
 def hunyuan_t2v_long(wf: Workflow, tiny: bool) -> None:
-    wf.fit_titles()
     wf.note("HunyuanVideo text-to-video LONGER than its 129-frame window: 257 video frames at 24 fps in ZoLA "
             "windows. HunyuanVideo is guidance-distilled: FluxGuidance sets the guidance the model is conditioned "
             "on and the sampler runs at cfg 1 (the zeroed negative is never evaluated). The window node's "

@@ -254,6 +254,27 @@ def test_wan22_low_noise_expert_continues_the_window_schedule():
     assert by_step(llog.calls) == single[2:]
 
 
+def test_noise_travel_on_the_high_noise_expert_keeps_the_low_noise_expert_on_the_global_schedule():
+    """Noise travel (ZoLA Eq. 9) on the high-noise expert repeats some of its steps, with new windows for the
+    repeats; the low-noise expert still continues at the global step where the first sampler stopped, so its
+    windows are the ones it sees without travel."""
+    from longanim.nodes import travel_nodes as tn
+
+    c = case("wan22_i2v")
+    low_windows, high_calls = [], []
+    for travel in (False, True):
+        high, hlog = logged(windows(load(tf.WAN22_I2V_HIGH), skip=2, max_windows_per_batch=1))
+        if travel:
+            high = tn.LongAnimNoiseTravelModel().run(high, 1, 0.0, 1.0, 1, 0)[0]
+        low, llog = logged(windows(load(tf.WAN22_I2V_LOW), skip=2, max_windows_per_batch=1))
+        x = _two_experts(high, low, c)["samples"]
+        assert torch.isfinite(x).all()
+        low_windows.append([call["window"] for call in llog.calls])
+        high_calls.append(len(hlog.calls))
+    assert high_calls[1] > high_calls[0], "travel repeated steps of the high-noise expert"
+    assert low_windows[0] == low_windows[1]
+
+
 # --------------------------------------------------------------------------------------------- LTX-Video guides
 def test_ltxv_guide_frames_join_only_the_windows_that_hold_their_frame():
     c = case("ltxv_guide")

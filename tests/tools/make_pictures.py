@@ -34,11 +34,45 @@ def schedule(name: str, steps: int = 8, frames: int = 64, **options) -> None:
     save(cwo.schedule_picture(cwo.WindowOptions(**options), frames, steps, 0), name)
 
 
+def demo_animation(demo_dir: pathlib.Path, name: str = "demo_side_by_side.webp", scale: int = 4) -> None:
+    """The README's moving picture: the demo's side-by-side WEBP (isolated windows left, LongAnim right, as
+    ``longanim.py demo`` writes it) enlarged ``scale`` times (nearest neighbour) under a labelled header, 16 fps."""
+    import torch
+    from PIL import ImageSequence
+
+    from longanim.nodes.algorithms import schedule_preview as sp
+
+    files = sorted(demo_dir.glob("side_by_side_*.webp"))
+    if not files:
+        raise SystemExit(f"--demo {demo_dir}: no side_by_side_*.webp (run `python3 tests/tools/longanim.py demo`)")
+    src = Image.open(files[-1])
+    frames = [f.convert("RGB") for f in ImageSequence.Iterator(src)]
+    w, h = frames[0].size
+    half = (w - 4) // 2 * scale  # the demo stitches the two runs with a 4-pixel gap
+    header = 28
+    head = torch.full((header, w * scale, 3), 0.07)
+    sp.draw_text(head, 6, 6, "ISOLATED WINDOWS", (0.9, 0.9, 0.9), 2)
+    sp.draw_text(head, half + 4 * scale + 6, 6, "LONGANIM ZOLA", (1.0, 0.75, 0.3), 2)
+    head_img = Image.fromarray((head.clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+    out = []
+    for f in frames:
+        canvas = Image.new("RGB", (w * scale, h * scale + header))
+        canvas.paste(head_img, (0, 0))
+        canvas.paste(f.resize((w * scale, h * scale), Image.NEAREST), (0, header))
+        out.append(canvas)
+    out[0].save(OUT / name, save_all=True, append_images=out[1:], duration=62, loop=0, lossless=False, quality=80)
+    print(f"wrote {OUT / name} {out[0].size[0]}x{out[0].size[1]}, {len(out)} frames (from {files[-1]})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["schedule", "noise"], help="render one family of pictures")
+    parser.add_argument("--demo", type=pathlib.Path, help="also make the README animation from this demo output "
+                        "folder (output/longanim_demo after `longanim.py demo`)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.demo:
+        demo_animation(args.demo)
     if args.only in (None, "schedule"):
         # each picture: a window node's defaults (ZoLA Windows, Gen-L Windows, Context Windows) or one change
         schedule("schedule_zola.png", schedule="zola", length=16, stride=12, max_skip=1, ends="truncate")

@@ -38,9 +38,8 @@ def demo_animation(demo_dir: pathlib.Path, name: str = "demo_side_by_side.webp",
     """The README's moving picture: the demo's side-by-side WEBP (isolated windows left, LongAnim right, as
     ``longanim.py demo`` writes it) enlarged ``scale`` times (nearest neighbour) under a labelled header, 16 fps."""
     import torch
-    from PIL import ImageSequence
-
     from longanim.nodes.algorithms import schedule_preview as sp
+    from PIL import ImageSequence
 
     files = sorted(demo_dir.glob("side_by_side_*.webp"))
     if not files:

@@ -1,9 +1,10 @@
 """Test-only ComfyUI node pack: conditioning without a multi-GB text encoder.
 
-Linked into ``custom_nodes/longanim_testpack`` by ``tests/tools/longanim.py`` for the test host only; it is not
-part of the LongAnim pack. ``TinyTestConditioning`` turns a prompt into a deterministic random embedding of the
-shape the tiny models expect (SD1.5 family: [1, 77, 768]; Wan 2.1 family: [1, 16, 4096]), so different prompts
-give different conditioning and the same prompt always gives the same one.
+Linked into ``custom_nodes/longanim_testpack`` by ``tests/tools/longanim.py``; it is not part of the LongAnim pack,
+and its node is registered only when ``LONGANIM_TESTPACK=1`` (set by the project's server harness).
+``TinyTestConditioning`` turns a prompt into a deterministic random embedding of the shape the tiny models expect
+(SD1.5 family: [1, 77, 768]; Wan 2.1 family: [1, 16, 4096]), so different prompts give different conditioning and
+the same prompt always gives the same one.
 
 Families ``ltxv`` and ``hunyuan`` add what those models' real text encoders put beside the [1, 16, 4096] tokens:
 LTX-Video's T5 encoder an ``attention_mask`` (all 16 tokens valid; ``LTXVModel`` takes it as an argument),
@@ -15,6 +16,7 @@ names the objects in the scene by colour (``"red blue"``; empty = unconditional)
 """
 import hashlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -64,5 +66,9 @@ class TinyTestConditioning:
         return ([[cond, extra]],)
 
 
-NODE_CLASS_MAPPINGS = {"TinyTestConditioning": TinyTestConditioning}
-NODE_DISPLAY_NAME_MAPPINGS = {"TinyTestConditioning": "Tiny test conditioning (LongAnim tests)"}
+# Registered only in servers the project's tools start (tests/tools/comfy_client.ComfyServer sets
+# LONGANIM_TESTPACK=1): a ComfyUI started by hand, the user's own included (``demo --comfyui`` links this folder
+# there), does not list a test-only node.
+ENABLED = os.environ.get("LONGANIM_TESTPACK") == "1"
+NODE_CLASS_MAPPINGS = {"TinyTestConditioning": TinyTestConditioning} if ENABLED else {}
+NODE_DISPLAY_NAME_MAPPINGS = {"TinyTestConditioning": "Tiny test conditioning (LongAnim tests)"} if ENABLED else {}

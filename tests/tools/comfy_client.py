@@ -97,7 +97,7 @@ class ComfyServer:
         self._log = open(self.log_path, "w")
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--output-directory", str(self.output_dir), *self.extra_args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", LONGANIM_TESTPACK="1")  # the test-only node (tests/testpack)
         self.proc = subprocess.Popen(cmd, cwd=self.comfyui, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         while time.time() - t0 < self.start_timeout:
             if self.proc.poll() is not None:

@@ -388,3 +388,51 @@ def test_queue_tiny_workflow_from_the_ui(frontend, server, object_info, name):
     files = server.output_files(entry)
     assert files and all(f.exists() and f.stat().st_size > 0 for f in files), files
     frontend.screenshot_png(ARTIFACTS / f"{name}_tiny.png")
+
+
+def test_help_pages_fit_the_help_sidebar_and_their_pictures_load(server, object_info):
+    """What the frontend's node help panel reads: ``/extensions/LongAnim/docs/<NodeId>.md`` for every LongAnim node
+    (the panel renders it with relative images resolved against that folder). A page for the narrow panel: no
+    markdown table (wide tables were cut off at the panel's default width), no line of code wider than the panel,
+    and every picture it shows is served, decodes and is drawn by the pack (PNG/WEBP)."""
+    import io
+    import re
+    import urllib.parse
+
+    from PIL import Image
+
+    nodes = sorted(n for n, info in object_info.items() if n.startswith("LongAnim")
+                   and not info.get("deprecated"))
+    assert len(nodes) >= 20, nodes
+    pictures = 0
+    for node in nodes:
+        page = server.get_bytes(f"/extensions/{TEMPLATE_MODULE}/docs/{node}.md").decode()
+        tables = [line for line in page.splitlines() if line.lstrip().startswith("|")]
+        assert not tables, f"{node}.md has a table (cut off in the help panel): {tables[0][:80]}"
+        for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):
+            data = server.get_bytes(f"/extensions/{TEMPLATE_MODULE}/docs/{urllib.parse.quote(name)}")
+            image = Image.open(io.BytesIO(data))
+            assert image.format in ("PNG", "WEBP") and min(image.size) > 50, (node, name, image.format, image.size)
+            pictures += 1
+    assert pictures >= 10, "the window and noise nodes' pages show their pictures"
+
+
+def test_canvas_preview_is_the_labelled_schedule_picture(server):
+    """The canvas preview's route draws the labelled picture (step numbers, frame axis, legend): the same pixels as
+    window_options.schedule_picture for the request's widget values, wider than the bare bands by the step margin."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    query = "node=LongAnimZoLAWindows&context_length=8&stride=6&max_skip=1&frames=40&steps=6&ends=truncate"
+    png = Image.open(io.BytesIO(server.get_bytes(f"/longanim/schedule_preview?{query}"))).convert("RGB")
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest  # noqa: F401  (registers the ``longanim`` alias)
+    from longanim.nodes.comfy import window_options as wo
+
+    opts = wo.WindowOptions(schedule="zola", length=8, stride=6, max_skip=1, ends="truncate", fusion="zola")
+    drawn = (wo.schedule_picture(opts, 40, 6, 0)[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal(np.asarray(png), drawn)
+    cell = max(2, min(8, 1024 // 40))
+    assert png.size[0] > 40 * cell, "a step-number margin beside the frames"

@@ -105,10 +105,7 @@ def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0)
         return length, stride, overlap
     if unit != "video frames":
         raise ValueError(f"length_unit must be one of {LENGTH_UNITS}, got {unit!r}")
-    r = cb.temporal_compression(model)
-    latent = cb.video_frames_to_latent(length, r)
-    return latent, max(1, min(latent, cb.video_frames_to_latent(stride, r))), min(latent - 1, overlap // r) \
-        if latent > 1 else 0
+    return cwo.video_lengths_to_latent(cb.temporal_compression(model), length, stride, overlap)
 
 
 class LongAnimZoLAWindows(LongAnimNode):
@@ -170,8 +167,8 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
 
     def run(self, model, context_length, stride, *args, **kwargs):
         kwargs.pop("length_unit", None)
-        latent = max(1, (context_length - 1) // 4 + 1)
-        return super().run(model, latent, max(1, min(latent, (stride - 1) // 4 + 1)), *args, **kwargs)
+        length, stride, _ = cwo.video_lengths_to_latent(4, context_length, stride)
+        return super().run(model, length, stride, *args, **kwargs)
 
 
 class LongAnimGenLWindows(LongAnimNode):

@@ -231,11 +231,6 @@ def temporal_compression(model) -> int:
     return _TEMPORAL_RATIO.get(type(fmt).__name__, 1)
 
 
-def video_frames_to_latent(frames: int, ratio: int) -> int:
-    """Latent frames of ``frames`` video frames under a causal VAE of temporal ratio ``ratio``: ``(n - 1) // r + 1``."""
-    return max(1, (int(frames) - 1) // int(ratio) + 1)
-
-
 def check_latent_fits_model(model, samples) -> None:
     """Refuse a latent whose layout the model cannot take, naming the mismatch and the fix (core would fail deep in
     a convolution): a video latent ``[B, C, T, H, W]`` into an image UNet, an image-batch latent into a video DiT, or

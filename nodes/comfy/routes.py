@@ -18,7 +18,13 @@ import logging
 import numpy as np
 
 from ..algorithms import context_schedule as cs
-from .window_options import WindowOptions, schedule_picture, shown_steps
+from .window_options import (
+    WindowOptions,
+    schedule_picture,
+    shown_steps,
+    video_frames_to_latent,
+    video_lengths_to_latent,
+)
 
 log = logging.getLogger("LongAnim")
 
@@ -58,12 +64,6 @@ def _bool(params, name: str, default: bool = False) -> bool:
     return str(raw).lower() in ("1", "true", "yes", "on")
 
 
-def _wan_latent(n: int, ratio: int = 4) -> int:
-    """Video frames -> latent frames under a causal VAE of temporal ratio ``ratio`` (``(n - 1) // r + 1``), as
-    ``LongAnimWanZoLAWindows.run`` (ratio 4) and ``length_unit = video frames`` (the model's ratio) convert them."""
-    return max(1, (int(n) - 1) // int(ratio) + 1)
-
-
 def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     """Query parameters (the node's widget values) -> ``(WindowOptions, latent frames, steps, sampler_seed)``.
 
@@ -92,11 +92,9 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
         raise ValueError(f"temporal_compression must be in [1, 64], got {ratio}")
     overlap = _int(params, "overlap", 4)
     if video_unit:  # what the node's run does with the model's temporal compression
-        length = _wan_latent(length, ratio)
-        stride = max(1, min(length, _wan_latent(stride, ratio)))
-        overlap = min(length - 1, overlap // ratio) if length > 1 else 0
+        length, stride, overlap = video_lengths_to_latent(ratio, length, stride, overlap)
     if params.get("frames_unit", "video frames" if node == "LongAnimWanZoLAWindows" else "") == "video frames":
-        frames = _wan_latent(frames, ratio)  # the length widget of a video latent node
+        frames = video_frames_to_latent(frames, ratio)  # the length widget of a video latent node
     if node in ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows"):
         schedule = "zola"
     elif node == "LongAnimGenLWindows":

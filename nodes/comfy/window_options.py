@@ -86,6 +86,20 @@ class WindowOptions:
         return cs.mix_seed(self.seed, run_seed, 1000 + int(travel_pass))
 
 
+def video_frames_to_latent(frames: int, ratio: int) -> int:
+    """Latent frames of ``frames`` video frames under a causal VAE of temporal ratio ``ratio``: ``(n - 1) // r + 1``
+    (Wan, HunyuanVideo: 4; LTX-Video: 8; SD/AnimateDiff: 1, the same number)."""
+    return max(1, (int(frames) - 1) // int(ratio) + 1)
+
+
+def video_lengths_to_latent(ratio: int, length: int, stride: int, overlap: int = 0) -> tuple[int, int, int]:
+    """A window node's (length, stride, overlap) typed in video frames, in latent frames: length and stride
+    ``(n - 1) // r + 1`` (stride at most the length), overlap ``n // r`` (below the length)."""
+    latent = video_frames_to_latent(length, ratio)
+    return (latent, max(1, min(latent, video_frames_to_latent(stride, ratio))),
+            min(latent - 1, int(overlap) // int(ratio)) if latent > 1 else 0)
+
+
 PICTURE_MAX_SIZE = 1280  # pixels, each side: the labelled picture stays readable and cheap at 4096 frames
 
 

@@ -1054,11 +1054,10 @@ def _refine_panel(prompt: dict, width: int, height: int):
     if fusion is None:
         raise ValueError(f"no schedule picture for refine mode {w['mode']!r}")
     frames, video, ratio = graph_video(prompt)
-    latent = (frames - 1) // ratio + 1 if video else frames
+    latent = pack.wo.video_frames_to_latent(frames, ratio) if video else frames
     chunk, overlap = w["chunk_length"], w["overlap"]
     if w.get("length_unit") == "video frames":  # as the node converts them
-        chunk = (chunk - 1) // ratio + 1
-        overlap = min(chunk - 1, overlap // ratio)
+        chunk, _, overlap = pack.wo.video_lengths_to_latent(ratio, chunk, chunk, overlap)
     w = dict(w, chunk_length=chunk, overlap=overlap)
     opts = pack.wo.WindowOptions(schedule="uniform", length=chunk, stride=chunk - overlap, overlap=overlap,
                                  max_skip=1, fusion=fusion, seed=w["seed"])

@@ -10,6 +10,11 @@ identity (frames with exactly the named balls, one each), tracks lasting the who
 bounces, median ball jump at the isolated run's window borders vs inside, drift of the balls' look between the
 first and last 16 frames, and the latent seam ratio of ``metrics.seam_ratio``. ``cost`` = model evaluations per
 frame and step (frames the windows cover / frames; from the window layout, ZoLA's random layout on average).
+Noise travel and randomized-blend refinement (of the isolated windows' output, denoise 0.5) are rows too.
+
+The image-model path (``--image-frames``, default 16): the SD1.5-family model trained on single frames of the same
+world (tests/tools/train_tiny_image.py) makes a video of frames in the batch with i.i.d. noise, ZS^2 dependency
+noise, + temporal momentum attention, + cross-frame attention; the same figures (no window borders).
 Prints a markdown table, writes ``results.csv`` and ``plot.png`` to ``--out``.
 """
 from __future__ import annotations
@@ -80,21 +85,75 @@ METHODS = {
         model=g.out(g.node(
             "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
                 "LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L), 1)))))),
+    "noise travel + ZoLA": (lambda f: L / 12, lambda g, m: g.out(g.node(
+        "LongAnimZoLAWindows", context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="truncate",
+        model=g.out(g.node("LongAnimNoiseTravelModel", model=m, jump=0, start=0.0, end=0.3, repeats=1,
+                           seed=0))))),
+    # isolated windows, then StreamingT2V's randomized-blend refinement (denoise 0.5, chunks of L, overlap 8)
+    "isolated + randomized-blend refine": (lambda f: 1.0 + REFINE_DENOISE * _cost_uniform(f, L, 8), None),
 }
+REFINE_DENOISE = 0.5
+
+# The image-model path (ZS^2: an image model made to produce video, frames in the batch): builder(g, model)
+IMAGE_METHODS = {
+    "i.i.d. noise": lambda g, m: m,
+    "dependency noise (ZS2 Alg. 1)": lambda g, m: _dependency(g, m),
+    "+ temporal momentum attention": lambda g, m: g.out(g.node(
+        "LongAnimTemporalMomentumAttention", model=_dependency(g, m), momentum=0.98, blocks="all",
+        start_percent=0.0, end_percent=1.0)),
+    "+ cross-frame attention": lambda g, m: g.out(g.node(
+        "LongAnimCrossFrameAttention", model=g.out(g.node(
+            "LongAnimTemporalMomentumAttention", model=_dependency(g, m), momentum=0.98, blocks="all",
+            start_percent=0.0, end_percent=1.0)), mode="bidirectional_anchor", blocks="all", start_percent=0.0,
+        end_percent=1.0)),
+}
+IMAGE_MODEL = "longanim_world_sd15.safetensors"
+
+
+def _dependency(g, m):
+    return g.out(g.node("LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
+        "LongAnimDependencyNoise", seed=0, lam=0.01, candidates=10, iterations=15, variant="algorithm1"), 1)))
 
 
 def graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) -> dict:
     g = Graph()
-    model = g.out(g.node("UNETLoader", unet_name="longanim_world_wan21.safetensors", weight_dtype="default"))
-    model = METHODS[method][1](g, model)
+    base = g.out(g.node("UNETLoader", unet_name="longanim_world_wan21.safetensors", weight_dtype="default"))
+    refine = METHODS[method][1] is None
+    model = METHODS["isolated windows"][1](g, base) if refine else METHODS[method][1](g, base)
     pos = g.out(g.node("TinyTestConditioning", text=text, family="synthworld"))
     neg = g.out(g.node("TinyTestConditioning", text="", family="synthworld"))
     latent = g.out(g.node("EmptyHunyuanLatentVideo", width=64, height=64, length=4 * (frames - 1) + 1,
                           batch_size=1))
     s = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=1.0, sampler_name="euler", scheduler="simple",
                positive=pos, negative=neg, latent_image=latent, denoise=1.0)
+    if refine:
+        s = g.node("LongAnimRandomizedBlendRefine", model=base, positive=pos, negative=neg, latent=g.out(s),
+                   seed=seed, steps=steps, cfg=1.0, sampler_name="euler", scheduler="simple",
+                   denoise=REFINE_DENOISE, chunk_length=L, overlap=8, mode="randomized_blend",
+                   length_unit="latent frames")
     g.node("SaveLatent", samples=g.out(s), filename_prefix=f"bench/{tag}")
     return g.prompt()
+
+
+def image_graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) -> dict:
+    """The image model on ``frames`` frames in the batch (EmptyLatentImage), euler / normal, cfg 1."""
+    g = Graph()
+    model = IMAGE_METHODS[method](g, g.out(g.node("UNETLoader", unet_name=IMAGE_MODEL, weight_dtype="default")))
+    pos = g.out(g.node("TinyTestConditioning", text=text, family="synthworld_sd15"))
+    neg = g.out(g.node("TinyTestConditioning", text="", family="synthworld_sd15"))
+    latent = g.out(g.node("EmptyLatentImage", width=64, height=64, batch_size=frames))
+    s = g.node("KSampler", model=model, seed=seed, steps=steps, cfg=1.0, sampler_name="euler", scheduler="normal",
+               positive=pos, negative=neg, latent_image=latent, denoise=1.0)
+    g.node("SaveLatent", samples=g.out(s), filename_prefix=f"bench/{tag}")
+    return g.prompt()
+
+
+def image_figures(raw, text: str) -> dict:
+    """World figures of frames-in-batch SD1.5 latents ``[T, 4, H, W]`` (no windows: no borders)."""
+    wm = train_tiny.world_metrics()
+    z = raw.float() * 0.18215  # SD1.5 latent format process_in (scale factor)
+    maps = wm.code_maps(z, synthworld.codes(synthworld.IMAGE_CHANNELS), channel_axis=1)
+    return wm.world_report(maps, synthworld.parse_prompt(text), window=min(L, z.shape[0]))
 
 
 def figures(raw, text: str, frames: int) -> dict:
@@ -115,7 +174,8 @@ def figures(raw, text: str, frames: int) -> dict:
     return rep
 
 
-COLUMNS = ["identity", "tracks", "accel_p90", "jump_border", "jump_inside", "drift_peak", "seam_ratio"]
+COLUMNS = ["count_accuracy", "identity", "tracks", "accel_p90", "jump_border", "jump_inside", "drift_peak",
+           "seam_ratio"]
 
 
 def main() -> int:
@@ -123,11 +183,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--comfyui", default=str(ROOT / ".host" / "ComfyUI"))
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "trained"))
-    ap.add_argument("--frames", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--frames", type=int, nargs="*", default=[64, 256], help="video-model lengths; none to skip")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--prompt", default="red blue")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--image-frames", type=int, nargs="*", default=[16],
+                    help="frames in the batch for the image-model (ZS^2) path; none to skip it")
+    ap.add_argument("--image-methods", nargs="+", default=list(IMAGE_METHODS))
+    ap.add_argument("--image-steps", type=int, default=20)
     ARGS = ap.parse_args()
     import safetensors.torch
 
@@ -135,29 +199,37 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     with ComfyServer(ARGS.comfyui, sys.executable, output_dir=out / "server") as server:
-        for frames in ARGS.frames:
-            for method in ARGS.methods:
-                acc = []
-                t0 = time.time()
-                for seed in ARGS.seeds:
-                    tag = f"{frames}_{abs(hash(method)) % 10**8}_{seed}"
-                    entry = server.run(graph(method, frames, seed, ARGS.prompt, ARGS.steps, tag), timeout=3600)
-                    err = execution_error(entry)
-                    if err:
-                        print(f"[bench] {method} {frames}: {err.get('exception_message')}", flush=True)
-                        break
-                    f = sorted((out / "server" / "bench").glob(f"{tag}_*.latent"))[-1]
-                    acc.append(figures(safetensors.torch.load_file(str(f))["latent_tensor"], ARGS.prompt, frames))
-                if not acc:
-                    continue
-                row = dict(frames=frames, method=method, seeds=len(acc), cost=round(METHODS[method][0](frames), 2),
-                           seconds=round((time.time() - t0) / len(acc), 1))
-                for c in COLUMNS:
-                    vals = [a[c] for a in acc if isinstance(a.get(c), float) and math.isfinite(a[c])]
-                    row[c] = round(sum(vals) / len(vals), 3) if vals else float("nan")
-                rows.append(row)
-                print(f"[bench] {row}", flush=True)
-    keys = ["frames", "method", "seeds", "cost", "seconds", *COLUMNS]
+        runs = [("video", f, m) for f in ARGS.frames for m in ARGS.methods]
+        runs += [("image", f, m) for f in ARGS.image_frames for m in ARGS.image_methods]
+        for family, frames, method in runs:
+            acc = []
+            t0 = time.time()
+            for seed in ARGS.seeds:
+                tag = f"{family}_{frames}_{abs(hash(method)) % 10**8}_{seed}"
+                if family == "video":
+                    prompt = graph(method, frames, seed, ARGS.prompt, ARGS.steps, tag)
+                else:
+                    prompt = image_graph(method, frames, seed, ARGS.prompt, ARGS.image_steps, tag)
+                entry = server.run(prompt, timeout=3600)
+                err = execution_error(entry)
+                if err:
+                    print(f"[bench] {method} {frames}: {err.get('exception_message')}", flush=True)
+                    break
+                f = sorted((out / "server" / "bench").glob(f"{tag}_*.latent"))[-1]
+                raw = safetensors.torch.load_file(str(f))["latent_tensor"]
+                acc.append(figures(raw, ARGS.prompt, frames) if family == "video" else
+                           image_figures(raw, ARGS.prompt))
+            if not acc:
+                continue
+            cost = METHODS[method][0](frames) if family == "video" else 1.0
+            row = dict(model=family, frames=frames, method=method, seeds=len(acc), cost=round(cost, 2),
+                       seconds=round((time.time() - t0) / len(acc), 1))
+            for c in COLUMNS:
+                vals = [a[c] for a in acc if isinstance(a.get(c), float) and math.isfinite(a[c])]
+                row[c] = round(sum(vals) / len(vals), 3) if vals else float("nan")
+            rows.append(row)
+            print(f"[bench] {row}", flush=True)
+    keys = ["model", "frames", "method", "seeds", "cost", "seconds", *COLUMNS]
     with open(out / "results.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
@@ -183,10 +255,11 @@ def plot(rows: list, path: Path) -> None:
         for j, (key, col) in enumerate((("identity", (60, 90, 200)), ("tracks", (230, 140, 30)))):
             v = r[key] if math.isfinite(r[key]) else 0.0
             d.rectangle([x + j * (bw + pad), 10 + h * (1 - v), x + j * (bw + pad) + bw, 10 + h], fill=col)
-        d.text((x, h + 14), f"{r['frames']}", fill="black")
+        d.text((x, h + 14), f"{r['model'][0]}{r['frames']}", fill="black")
         for k, word in enumerate(r["method"].split()[:3]):
             d.text((x, h + 28 + 12 * k), word[:7], fill="black")
-    d.text((10, h + 100), "blue: identity, orange: tracks lasting (0..1); x: latent frames, method", fill="black")
+    d.text((10, h + 100), "blue: identity, orange: tracks lasting (0..1); x: v/i (video/image model) + frames, "
+           "method", fill="black")
     im.save(path)
 
 

@@ -12,7 +12,8 @@ HunyuanVideo's CLIP-L a ``pooled_output`` [1, 768] (the model's ``vector_in``; `
 
 Family ``synthworld`` is for the models trained on the synthetic world (``tests/tools/synthworld.py``): the prompt
 names the objects in the scene by colour (``"red blue"``; empty = unconditional) and maps to that world's fixed
-``[1, 16, 4096]`` embedding, which the trained model was conditioned on.
+``[1, 16, 4096]`` embedding, which the trained model was conditioned on; ``synthworld_sd15`` maps the same
+prompt to the ``[1, 77, 768]`` embedding of the SD1.5-family image model trained on that world's frames.
 """
 import hashlib
 import importlib.util
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 SHAPES = {"sd15": (1, 77, 768), "wan21": (1, 16, 4096), "synthworld": (1, 16, 4096), "ltxv": (1, 16, 4096),
-          "hunyuan": (1, 16, 4096)}
+          "hunyuan": (1, 16, 4096), "synthworld_sd15": (1, 77, 768)}
 
 
 def _synthworld():
@@ -55,6 +56,9 @@ class TinyTestConditioning:
     def encode(self, text, family):
         if family == "synthworld":
             return ([[_synthworld().prompt_embedding(text), {}]],)
+        if family == "synthworld_sd15":  # the SD1.5-family image model of the same world
+            sw = _synthworld()
+            return ([[sw.prompt_embedding(text, sw.IMAGE_PROMPT_TOKENS, sw.IMAGE_TEXT_DIM), {}]],)
         seed = int.from_bytes(hashlib.sha256(f"{family}:{text}".encode()).digest()[:8], "little")
         g = torch.Generator().manual_seed(seed)
         cond = torch.randn(SHAPES[family], generator=g)

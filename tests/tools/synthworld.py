@@ -38,8 +38,23 @@ BACKGROUND_RGB = torch.tensor([0.10, 0.10, 0.14])
 LATENT_CHANNELS = 16
 TEXT_DIM = 4096
 PROMPT_TOKENS = 16
+# the SD1.5-family image model's layout: 4 latent channels, CLIP-shaped [1, 77, 768] conditioning
+IMAGE_CHANNELS = 4
+IMAGE_TEXT_DIM = 768
+IMAGE_PROMPT_TOKENS = 77
 PIXELS_PER_LATENT = 8
-CODE_NORM = 4.0
+# Colour codes of the 16-channel video layout: rows of a 16x16 Hadamard matrix scaled to +-CODE_AMPLITUDE in every
+# channel. The video model is sampled with Wan's flow shift 8, which spends most steps at sigma > 0.7; there a dark
+# box with small balls of amplitude 1 per channel is buried in the noise (matched-filter SNR about 6 over a
+# 16-frame track at sigma 0.9) and the model can only guess where the balls are: 2.5 gives it six times the signal
+# power. Equal magnitudes in all channels keep the raw latent (mean + std * z) inside the range the TAEHV
+# decoder's input clamp 3 tanh(raw / 3) still resolves in float32.
+CODE_AMPLITUDE = 2.5
+CODE_NORM = CODE_AMPLITUDE * LATENT_CHANNELS ** 0.5
+_HADAMARD_ROWS = (1, 2, 4, 8)
+# The image model's 4 channels: orthogonal random codes of norm 2 (amplitude 1 per channel; SD1.5's schedule
+# leaves its high-noise phase early enough for that).
+IMAGE_CODE_NORM = 2.0
 _CODE_SEED = 20260417
 _TOKEN_SEED = 20260418
 
@@ -62,16 +77,22 @@ class World:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def codes() -> torch.Tensor:
-    """``[K, 16]`` colour codes: orthogonal rows of norm ``CODE_NORM`` (fixed, seed ``_CODE_SEED``)."""
+def codes(channels: int = LATENT_CHANNELS) -> torch.Tensor:
+    """``[K, channels]`` orthogonal colour codes: Hadamard rows of +-``CODE_AMPLITUDE`` for the 16-channel video
+    layout; random orthogonal rows (seed ``_CODE_SEED``) of norm ``IMAGE_CODE_NORM`` for the image model's 4."""
+    if channels == LATENT_CHANNELS:
+        h = torch.ones(1, 1)
+        while h.shape[0] < channels:  # Sylvester's construction
+            h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+        return h[list(_HADAMARD_ROWS)] * CODE_AMPLITUDE
     g = torch.Generator().manual_seed(_CODE_SEED)
-    q, _ = torch.linalg.qr(torch.randn(LATENT_CHANNELS, len(PALETTE), generator=g, dtype=torch.float64))
-    return (q.T * CODE_NORM).to(torch.float32)
+    q, _ = torch.linalg.qr(torch.randn(channels, len(PALETTE), generator=g, dtype=torch.float64))
+    return (q.T * IMAGE_CODE_NORM).to(torch.float32)
 
 
-def decoder_matrix() -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A [3, 16], b [3])`` with ``A @ (m * CODES[k]) + b = BACKGROUND + m * (PALETTE_RGB[k] - BACKGROUND)``."""
-    c = codes().double()
+def decoder_matrix(channels: int = LATENT_CHANNELS) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A [3, channels], b [3])`` with ``A @ (m * CODES[k]) + b = BACKGROUND + m * (PALETTE_RGB[k] - BACKGROUND)``."""
+    c = codes(channels).double()
     proj = c / (c * c).sum(1, keepdim=True)  # [K, 16]: proj[k] @ z = blob amplitude of colour k
     a = ((PALETTE_RGB - BACKGROUND_RGB).double().T @ proj).float()
     return a, BACKGROUND_RGB.clone()
@@ -166,10 +187,11 @@ def blobs(traj: torch.Tensor, height: int, width: int, sigma: float, scale: int 
     return torch.exp(-(dy * dy + dx * dx) / (2 * sigma * sigma))
 
 
-def render_latent(traj: torch.Tensor, colours: list, world: World = World()) -> torch.Tensor:
-    """Model-space latent ``[16, T, H, W]``: ``sum_k blob_k * CODES[colour_k]``."""
+def render_latent(traj: torch.Tensor, colours: list, world: World = World(),
+                  channels: int = LATENT_CHANNELS) -> torch.Tensor:
+    """Model-space latent ``[channels, T, H, W]``: ``sum_k blob_k * CODES[colour_k]``."""
     b = blobs(traj, world.height, world.width, world.blob_sigma)  # [T, K, H, W]
-    c = codes()[torch.tensor(colours, dtype=torch.long)]  # [K, 16]
+    c = codes(channels)[torch.tensor(colours, dtype=torch.long)]  # [K, channels]
     return torch.einsum("tkhw,kc->cthw", b, c)
 
 
@@ -182,8 +204,9 @@ def render_rgb(traj: torch.Tensor, colours: list, world: World = World(),
 
 
 def decode_rgb(latent: torch.Tensor, scale: int = PIXELS_PER_LATENT) -> torch.Tensor:
-    """Exact linear decoder of a model-space latent ``[16, T, H, W]`` to IMAGE ``[T, H*scale, W*scale, 3]``."""
-    a, b = decoder_matrix()
+    """Exact linear decoder of a model-space latent ``[C, T, H, W]`` (C = 16, or 4 for the image model) to IMAGE
+    ``[T, H*scale, W*scale, 3]``."""
+    a, b = decoder_matrix(latent.shape[0])
     rgb = torch.einsum("rc,cthw->thwr", a, latent.float()) + b
     rgb = rgb.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     return rgb.clamp(0, 1)
@@ -200,9 +223,9 @@ def colour_maps(latent: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
-def _colour_tokens() -> torch.Tensor:
+def _colour_tokens(dim: int = TEXT_DIM) -> torch.Tensor:
     g = torch.Generator().manual_seed(_TOKEN_SEED)
-    return torch.randn(len(PALETTE), TEXT_DIM, generator=g)
+    return torch.randn(len(PALETTE), dim, generator=g)
 
 
 def parse_prompt(text: str) -> list:
@@ -215,12 +238,13 @@ def parse_prompt(text: str) -> list:
     return sorted({PALETTE.index(w) for w in words})
 
 
-def prompt_embedding(text: str) -> torch.Tensor:
-    """``[1, PROMPT_TOKENS, 4096]``: one fixed token per named colour (in palette order), zeros after."""
+def prompt_embedding(text: str, tokens: int = PROMPT_TOKENS, dim: int = TEXT_DIM) -> torch.Tensor:
+    """``[1, tokens, dim]``: one fixed token per named colour (in palette order), zeros after (video model:
+    ``[1, 16, 4096]``; the image model: ``[1, 77, 768]``)."""
     idx = parse_prompt(text)
-    out = torch.zeros(1, PROMPT_TOKENS, TEXT_DIM)
+    out = torch.zeros(1, tokens, dim)
     if idx:
-        out[0, : len(idx)] = _colour_tokens()[torch.tensor(idx)]
+        out[0, : len(idx)] = _colour_tokens(dim)[torch.tensor(idx)]
     return out
 
 
@@ -235,16 +259,17 @@ def colours_embedding(colours: list) -> torch.Tensor:
 
 
 def clip(seed: int, frames: int, world: World = World(), n_objects: int | None = None,
-         colours: list | None = None, start: int = 0):
-    """One ground-truth clip: ``(latent [16, T, H, W], traj [T, K, 2], bounce [T, K], scene)``."""
+         colours: list | None = None, start: int = 0, channels: int = LATENT_CHANNELS):
+    """One ground-truth clip: ``(latent [channels, T, H, W], traj [T, K, 2], bounce [T, K], scene)``."""
     g = torch.Generator().manual_seed(seed)
     scene = sample_scene(g, world, n_objects, colours)
     traj, bounce = simulate(scene, frames, world, start)
-    return render_latent(traj, scene.colours, world), traj, bounce, scene
+    return render_latent(traj, scene.colours, world, channels), traj, bounce, scene
 
 
-def batch(seed: int, size: int, frames: int, world: World = World(), drop_prompt: float = 0.1):
-    """A training batch: ``x0 [B, 16, T, H, W]`` and ``context [B, PROMPT_TOKENS, 4096]``.
+def batch(seed: int, size: int, frames: int, world: World = World(), drop_prompt: float = 0.1,
+          channels: int = LATENT_CHANNELS, tokens: int = PROMPT_TOKENS, dim: int = TEXT_DIM):
+    """A training batch: ``x0 [B, channels, T, H, W]`` and ``context [B, tokens, dim]``.
 
     Each sample is a fresh scene from ``seed`` (``min_objects..max_objects`` distinct colours) seen from a random
     start time in ``[0, 64)``; with probability ``drop_prompt`` its context is the empty prompt (zeros) so the
@@ -264,7 +289,7 @@ def batch(seed: int, size: int, frames: int, world: World = World(), drop_prompt
     traj, _ = trajectories(pos, vel, frames, world, start)  # [T, B, K, 2]
     b = blobs(traj.reshape(frames, size * k, 2), world.height, world.width, world.blob_sigma)
     b = b.view(frames, size, k, world.height, world.width) * present.view(1, size, k, 1, 1)
-    code = codes()[colours]  # [B, K, 16]
+    code = codes(channels)[colours]  # [B, K, channels]
     x0 = torch.einsum("tbkhw,bkc->bcthw", b, code)
     keep = torch.rand(size, generator=g) >= drop_prompt
     onehot = torch.zeros(size, len(PALETTE))
@@ -273,6 +298,6 @@ def batch(seed: int, size: int, frames: int, world: World = World(), drop_prompt
     # palette-ordered tokens of the present colours, zeros after (as prompt_embedding builds them)
     order = torch.argsort(-onehot + torch.arange(len(PALETTE)) * 1e-3, dim=1)
     sel = torch.gather(onehot, 1, order)
-    ctx = torch.zeros(size, PROMPT_TOKENS, TEXT_DIM)
-    ctx[:, : len(PALETTE)] = _colour_tokens()[order] * sel.unsqueeze(-1)
+    ctx = torch.zeros(size, tokens, dim)
+    ctx[:, : len(PALETTE)] = _colour_tokens(dim)[order] * sel.unsqueeze(-1)
     return x0, ctx

@@ -17,6 +17,11 @@ Trained on the synthetic world (``tests/tools/synthworld.py``), from this reposi
   ``tests/models/longanim_world_wan21.safetensors`` (trained by ``tests/tools/train_tiny.py``; WAN21_T2V).
 - ``models/vae/longanim_world_taew21.safetensors``: a TAEHV-format decoder (``VAELoader`` detects it as the Wan 2.1
   light TAE) whose weights implement synthworld's palette -> RGB map (:func:`world_vae_state_dict`). Decode only.
+- ``models/vae/longanim_world_taesd.safetensors``: the same for the image model's 4-channel latents, in TAESD
+  format (:func:`world_taesd_state_dict`). Decode only.
+- ``models/diffusion_models/longanim_world_sd15.safetensors``: the SD1.5-family image model trained on the synthetic
+  world's frames, assembled from the committed trained tensors (``tests/models/longanim_world_sd15.compact
+  .safetensors``, see ``train_tiny_image.py``).
 """
 from __future__ import annotations
 
@@ -109,9 +114,13 @@ def build_controlnet():
     return comfy.cldm.cldm.ControlNet(hint_channels=3, **cfg, operations=comfy.ops.disable_weight_init)
 
 
-WORLD_RECIPE = "longanim-world-taew21-v1"
+WORLD_RECIPE = "longanim-world-taew21-v2"
 WORLD_MODEL = "longanim_world_wan21.safetensors"
 WORLD_VAE = "longanim_world_taew21.safetensors"
+WORLD_IMAGE_MODEL = "longanim_world_sd15.safetensors"
+WORLD_IMAGE_VAE = "longanim_world_taesd.safetensors"
+WORLD_IMAGE_VAE_RECIPE = "longanim-world-taesd-v1"
+WORLD_IMAGE_COMPACT = "longanim_world_sd15.compact.safetensors"
 _KNOTS = 14  # piecewise-linear pieces per latent channel that undo the decoder's input clamp
 
 
@@ -131,23 +140,60 @@ def world_vae_state_dict(latents_mean, latents_std, taehv) -> dict:
     import torch
 
     a, b = synthworld.decoder_matrix()
-    mean = latents_mean.flatten().double()
-    std = latents_std.flatten().double()
-    c = synthworld.codes().double()
-    lo = mean + std * (c.clamp(max=0).sum(0) * 1.3 - 1.0)
-    hi = mean + std * (c.clamp(min=0).sum(0) * 1.3 + 1.0)
     sd = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in taehv.state_dict().items()}
+    _clamp_inverse_layers(sd["decoder.1.weight"], sd["decoder.1.bias"], sd["decoder.8.weight"],
+                          latents_mean.flatten().double(), latents_std.flatten().double(), a,
+                          synthworld.codes().double())
+    n1 = sd["decoder.13.conv.weight"].shape[1]
+    sd["decoder.7.conv.weight"][:, :, 0, 0] = torch.eye(sd["decoder.7.conv.weight"].shape[0])
+    for key, n in (("decoder.13.conv.weight", n1), ("decoder.19.conv.weight", sd["decoder.19.conv.weight"].shape[1])):
+        sd[key][:, :, 0, 0] = torch.cat([torch.eye(n), torch.eye(n)])
+    _copy_parts_then_rgb(sd, ("decoder.14.weight", "decoder.20.weight"), "decoder.22", b)
+    return sd
+
+
+def _copy_parts_then_rgb(sd: dict, copies, head: str, background) -> None:
+    """The 3x3 convs ``copies`` pass the 6 RGB-part channels on (centre-tap identity); the last conv ``head``
+    gives ``rgb_j = part_2j - part_2j+1 + background_j``."""
+    import torch
+
+    for key in copies:
+        sd[key][:6, :6, 1, 1] = torch.eye(6)
+    w = sd[f"{head}.weight"]
+    for j in range(3):
+        w[j, 2 * j, 1, 1] = 1.0
+        w[j, 2 * j + 1, 1, 1] = -1.0
+    sd[f"{head}.bias"][:] = background
+
+
+def _clamp_inverse_layers(w1, b1, w2, mean, std, a, codes) -> int:
+    """Fill a tiny decoder's first 3x3 conv (``w1, b1``; after the input clamp ``y = 3 tanh(raw / 3)``) and a later
+    3x3 conv ``w2`` (behind ReLUs that pass non-negative values) so that ``w2``'s channels ``2j`` / ``2j + 1`` are the
+    positive / negative parts of the RGB offset ``A (raw - mean) / std`` (centre taps only).
+
+    ``w1`` + ReLU builds, per latent channel, the basis ``ReLU(y + 3)`` and ``ReLU(y - k_i)`` (``_KNOTS`` knots over
+    the range the world's latents reach, from ``codes``) plus a constant channel (the last one); ``w2`` combines
+    them into the least-squares piecewise-linear inverse of the clamp, ``raw ~ g(y)``, times the RGB gain.
+    Returns the index of the constant channel.
+    """
+    import torch
+
+    channels = codes.shape[1]
+    # the range one object reaches (amplitude up to 1.3: the sampler overshoots a little) plus a margin of 1
+    lo = mean + std * (codes.clamp(max=0).amin(0) * 1.3 - 1.0)
+    hi = mean + std * (codes.clamp(min=0).amax(0) * 1.3 + 1.0)
     nb = 1 + _KNOTS
-    w1 = sd["decoder.1.weight"]  # [256, 16, 3, 3]
-    b1 = sd["decoder.1.bias"]
-    w8 = sd["decoder.8.weight"]  # [128, 256, 3, 3]
     const = w1.shape[0] - 1
+    if channels * nb > const:
+        raise ValueError(f"{channels} latent channels need {channels * nb + 1} decoder channels, have {const + 1}")
     b1[const] = 1.0
     offset = torch.zeros(3, dtype=torch.float64)  # constant part of the RGB offset
-    for ch in range(16):
-        y_lo, y_hi = (3 * torch.tanh(v / 3) for v in (lo[ch], hi[ch]))
-        knots = torch.linspace(float(y_lo), float(y_hi), _KNOTS + 2, dtype=torch.float64)[1:-1]
-        ys = torch.linspace(float(y_lo), float(y_hi), 2001, dtype=torch.float64)
+    for ch in range(channels):
+        # knots and fit points evenly spaced in raw (not in y): near the clamp's saturation a small step in y is
+        # a large step in raw, and the fit must resolve raw there too
+        raws = torch.linspace(float(lo[ch]), float(hi[ch]), _KNOTS + 2, dtype=torch.float64)[1:-1]
+        knots = 3 * torch.tanh(raws / 3)
+        ys = 3 * torch.tanh(torch.linspace(float(lo[ch]), float(hi[ch]), 4001, dtype=torch.float64) / 3)
         basis = torch.cat([(ys + 3).view(-1, 1), (ys.view(-1, 1) - knots.view(1, -1)).clamp_min(0),
                            torch.ones(ys.numel(), 1, dtype=torch.float64)], 1)
         target = 3 * torch.atanh(ys / 3)
@@ -158,28 +204,58 @@ def world_vae_state_dict(latents_mean, latents_std, taehv) -> dict:
         b1[ch * nb + 1:(ch + 1) * nb] = -knots.float()
         gain = a[:, ch].double() / std[ch]  # RGB offset per unit of raw
         for j in range(3):
-            w8[2 * j, rows, 1, 1] = (gain[j] * coef[:nb]).float()
-            w8[2 * j + 1, rows, 1, 1] = (-gain[j] * coef[:nb]).float()
+            w2[2 * j, rows, 1, 1] = (gain[j] * coef[:nb]).float()
+            w2[2 * j + 1, rows, 1, 1] = (-gain[j] * coef[:nb]).float()
         offset += gain * (coef[nb] - mean[ch])
     for j in range(3):
-        w8[2 * j, const, 1, 1] = float(offset[j])
-        w8[2 * j + 1, const, 1, 1] = float(-offset[j])
-    n1 = sd["decoder.13.conv.weight"].shape[1]
-    sd["decoder.7.conv.weight"][:, :, 0, 0] = torch.eye(sd["decoder.7.conv.weight"].shape[0])
-    for key, n in (("decoder.13.conv.weight", n1), ("decoder.19.conv.weight", sd["decoder.19.conv.weight"].shape[1])):
-        sd[key][:, :, 0, 0] = torch.cat([torch.eye(n), torch.eye(n)])
-    for key in ("decoder.14.weight", "decoder.20.weight"):
-        sd[key][:6, :6, 1, 1] = torch.eye(6)
-    w22 = sd["decoder.22.weight"]
-    for j in range(3):
-        w22[j, 2 * j, 1, 1] = 1.0
-        w22[j, 2 * j + 1, 1, 1] = -1.0
-    sd["decoder.22.bias"][:] = b
-    return sd
+        w2[2 * j, const, 1, 1] = float(offset[j])
+        w2[2 * j + 1, const, 1, 1] = float(-offset[j])
+    return const
+
+
+def world_taesd_state_dict(taesd) -> dict:
+    """TAESD weights (``comfy/taesd/taesd.py``) that compute synthworld's palette -> RGB map of the image model's
+    4-channel latents, the same construction as :func:`world_vae_state_dict`.
+
+    ``vae_scale`` = SD1.5's latent scale factor, so the decoder sees model-space latents; its first conv + the
+    third conv (the one after the first upsampling) undo the input clamp and apply the RGB map as a positive and a
+    negative part; the blocks (zero convs, identity skips) pass those on through their ReLUs, the later convs copy
+    them, upsampling is nearest (8x), the last conv subtracts the parts and adds the background colour.
+    TAESD's ``decode`` maps the decoder output ``d`` to ``2 d - 1`` and ComfyUI's VAE maps that back to ``d``.
+    """
+    import synthworld
+    import torch
+
+    a, b = synthworld.decoder_matrix(synthworld.IMAGE_CHANNELS)
+    sd = {k: torch.zeros_like(v, dtype=torch.float32) for k, v in taesd.state_dict().items()}
+    _clamp_inverse_layers(sd["taesd_decoder.1.weight"], sd["taesd_decoder.1.bias"], sd["taesd_decoder.7.weight"],
+                          torch.zeros(synthworld.IMAGE_CHANNELS, dtype=torch.float64),
+                          torch.ones(synthworld.IMAGE_CHANNELS, dtype=torch.float64), a,
+                          synthworld.codes(synthworld.IMAGE_CHANNELS).double())
+    _copy_parts_then_rgb(sd, ("taesd_decoder.12.weight", "taesd_decoder.17.weight"), "taesd_decoder.19", b)
+    sd["vae_scale"] = torch.tensor(0.18215)
+    sd["vae_shift"] = torch.tensor(0.0)
+    return {k: v for k, v in sd.items() if not k.startswith("taesd_encoder.")}
+
+
+def _assembled_from(path: Path, compact: Path) -> bool:
+    """Whether ``path`` is the full UNet assembled from these committed tensors (their hash is in its metadata)."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    if not path.exists():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # a damaged file is rebuilt
+        return False
+    return meta.get("assembled_sha256") == hashlib.sha256(compact.read_bytes()).hexdigest()
 
 
 def install_world(models: Path) -> None:
-    """Copy the committed trained model and build the palette decoder (idempotent)."""
+    """Copy the committed video model, assemble the image model, build both palette decoders (idempotent)."""
     import shutil
 
     import torch
@@ -192,6 +268,13 @@ def install_world(models: Path) -> None:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
         print(f"[tiny_models] installed {dst}", flush=True)
+    compact = src.parent / WORLD_IMAGE_COMPACT
+    image = models / "diffusion_models" / WORLD_IMAGE_MODEL
+    if compact.exists() and not _assembled_from(image, compact):
+        import train_tiny_image
+
+        train_tiny_image.install(compact, image)
+        print(f"[tiny_models] assembled {image}", flush=True)
     vae = models / "vae" / WORLD_VAE
     if not is_fresh(vae, WORLD_RECIPE):
         import comfy.latent_formats
@@ -201,6 +284,13 @@ def install_world(models: Path) -> None:
         with torch.no_grad():
             sd = world_vae_state_dict(fmt.latents_mean, fmt.latents_std, TAEHV(latent_channels=16))
         save_model(sd, vae, WORLD_RECIPE)
+    vae = models / "vae" / WORLD_IMAGE_VAE
+    if not is_fresh(vae, WORLD_IMAGE_VAE_RECIPE):
+        from comfy.taesd.taesd import TAESD
+
+        with torch.no_grad():
+            sd = world_taesd_state_dict(TAESD(latent_channels=4))
+        save_model(sd, vae, WORLD_IMAGE_VAE_RECIPE)
 
 
 def main() -> None:

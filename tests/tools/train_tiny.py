@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -34,8 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synthworld  # noqa: E402
 
-SCRIPT_VERSION = "train_tiny-v1"
-RECIPE = "longanim-world-wan21-v1"
+SCRIPT_VERSION = "train_tiny-v2"
+RECIPE = "longanim-world-wan21-v2"
 WAN_CONFIG = dict(model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, dim=128, ffn_dim=256,
                   freq_dim=256, text_dim=4096, num_heads=1, num_layers=3, qk_norm=True, cross_attn_norm=True)
 LENGTHS = (16, 12, 8, 16, 12)
@@ -87,19 +89,25 @@ def step_batch(seed: int, step: int, batch: int, world):
     return xt, sigma, ctx, eps - x0, frames
 
 
-def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    """Linear warmup, then constant (the EMA weights do the averaging), so any saved step is a valid model."""
+def lr_at(step: int, steps: int, lr: float, warmup: int, decay: str = "none", final: float = 0.05) -> float:
+    """Linear warmup, then constant (``decay="none"``: the EMA weights do the averaging, so any saved step is a
+    valid model) or a cosine from ``lr`` down to ``final * lr`` at the last step (``decay="cosine"``)."""
     if step < warmup:
         return lr * (step + 1) / warmup
+    if decay == "cosine":
+        frac = (step - warmup) / max(1, steps - 1 - warmup)
+        return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
     return lr
 
 
-def save_weights(sd: dict, path: Path, meta: dict) -> None:
+def save_weights(sd: dict, path: Path, meta: dict, keep_dtype: bool = False) -> None:
+    """Write ``sd`` as safetensors (float32 unless ``keep_dtype``) through a temporary file, so no half-written
+    file is ever left at ``path``."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.partial")
-    save_file({k: v.detach().float().contiguous() for k, v in sd.items()}, str(tmp),
+    save_file({k: (v.detach() if keep_dtype else v.detach().float()).contiguous() for k, v in sd.items()}, str(tmp),
               metadata={k: str(v) for k, v in meta.items()})
     os.replace(tmp, path)
 
@@ -131,6 +139,19 @@ def train(args) -> None:
     torch.manual_seed(args.seed)
     world = synthworld.World()
     model = build_model(args.seed)
+    init_meta = {}
+    if args.init:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(args.init), strict=True)
+        with safe_open(args.init, "pt") as f:
+            prev = f.metadata() or {}
+        init_meta = dict(init_sha256=hashlib.sha256(Path(args.init).read_bytes()).hexdigest(),
+                         init_recipe=prev.get("longanim_recipe", ""), init_steps=prev.get("trained_steps", ""),
+                         init_script_version=prev.get("script_version", ""))
+        print(f"[train] initialized from {args.init} ({init_meta['init_steps']} steps of "
+              f"{init_meta['init_recipe']})", flush=True)
     model.train()
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
@@ -150,13 +171,14 @@ def train(args) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     meta = dict(longanim_recipe=RECIPE, script_version=SCRIPT_VERSION, seed=args.seed, steps=args.steps,
                 batch=args.batch, lr=args.lr, threads=args.threads, world=world.to_json(),
-                wan_config=json.dumps(WAN_CONFIG), params=n_params, lengths=json.dumps(LENGTHS), shift=SHIFT)
+                wan_config=json.dumps(WAN_CONFIG), params=n_params, lengths=json.dumps(LENGTHS), shift=SHIFT,
+                warmup=args.warmup, decay=args.decay, final_lr=args.final_lr, ema=args.ema, **init_meta)
     print(f"[train] {n_params} parameters, {args.steps} steps of batch {args.batch}", flush=True)
     t0 = time.time() - (log_rows[-1]["seconds"] if log_rows else 0.0)
     acc, acc_n = 0.0, 0
     for step in range(start, args.steps):
         for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+            grp["lr"] = lr_at(step, args.steps, args.lr, args.warmup, args.decay, args.final_lr)
         xt, sigma, ctx, target, frames = step_batch(args.seed, step, args.batch, world)
         out = model(xt, sigma * 1000.0, ctx)
         loss = torch.nn.functional.mse_loss(out.float(), target)
@@ -310,6 +332,11 @@ def main(argv=None) -> None:
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", help="start from these weights (a model this script saved) instead of the seeded "
+                    "init: a second training stage with a fresh optimizer; the file's hash goes in the metadata")
+    ap.add_argument("--decay", choices=("none", "cosine"), default="none",
+                    help="learning rate after the warm-up: constant, or cosine down to --final-lr times --lr")
+    ap.add_argument("--final-lr", type=float, default=0.05)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(args.comfyui).resolve()))
     import comfy.cli_args

@@ -122,12 +122,19 @@ def strip(out: Path, frames: int) -> Path | None:
     if not webp:
         return None
     im = Image.open(webp[-1])
-    n = getattr(im, "n_frames", 1)
+    # WEBP frame start times: the encoder merges identical consecutive frames (each latent frame decodes to 4 equal
+    # video frames) into one longer frame, so frame indices are not video frame indices
+    starts, t = [], 0
+    for i in range(getattr(im, "n_frames", 1)):
+        im.seek(i)
+        im.load()  # the frame's duration is read when it is decoded
+        starts.append(t)
+        t += im.info.get("duration") or 1000 / FPS
     cols = []
     for b in range(WINDOW, frames, WINDOW)[:4]:
         for lat in (b - 1, b):
-            f = min(n - 1, max(0, 4 * lat - 3))  # first video frame of latent frame `lat`
-            cols.append(f)
+            t_ms = max(0, 4 * lat - 3) * 1000 / FPS  # first video frame of latent frame `lat`
+            cols.append(max(i for i, s0 in enumerate(starts) if s0 <= t_ms + 1e-6))
     w, h = im.size
     half = (w - 4) // 2
     tile = 2

@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_setup)
     sp = sub.add_parser("demo", help="run the main long-video workflow through a real ComfyUI server")
     host_opts(sp)
-    sp.add_argument("--frames", type=int, default=64)
+    sp.add_argument("--frames", type=int, default=128, help="latent frames of the toy world video (128 take about "
+                    "25 s on 2 CPU cores), or frames with --checkpoint")
     sp.add_argument("--output", default=str(ROOT / "output"))
     sp.add_argument("--checkpoint", help="with --comfyui: an SD1.5 checkpoint name from models/checkpoints")
     sp.add_argument("--port", type=int, help="the demo server's port (default: a free one; the tests always pick "

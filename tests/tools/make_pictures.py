@@ -36,7 +36,7 @@ def schedule(name: str, steps: int = 8, frames: int = 64, **options) -> None:
 
 def demo_animation(demo_dir: pathlib.Path, name: str = "demo_side_by_side.webp", scale: int = 4) -> None:
     """The README's moving picture: the demo's side-by-side WEBP (isolated windows left, LongAnim right, as
-    ``longanim.py demo`` writes it) enlarged ``scale`` times (nearest neighbour) under a labelled header, 16 fps."""
+    ``longanim.py demo`` writes it) enlarged ``scale`` times (nearest neighbour) under a labelled header, at the demo's frame times (16 fps)."""
     import torch
     from longanim.nodes.algorithms import schedule_preview as sp
     from PIL import ImageSequence
@@ -45,7 +45,11 @@ def demo_animation(demo_dir: pathlib.Path, name: str = "demo_side_by_side.webp",
     if not files:
         raise SystemExit(f"--demo {demo_dir}: no side_by_side_*.webp (run `python3 tests/tools/longanim.py demo`)")
     src = Image.open(files[-1])
-    frames = [f.convert("RGB") for f in ImageSequence.Iterator(src)]
+    frames, durations = [], []
+    for f in ImageSequence.Iterator(src):
+        f.load()  # decoding sets the frame's duration (identical video frames are merged into one longer frame)
+        durations.append(f.info.get("duration") or 62)
+        frames.append(f.convert("RGB"))
     w, h = frames[0].size
     half = (w - 4) // 2 * scale  # the demo stitches the two runs with a 4-pixel gap
     header = 28
@@ -59,7 +63,8 @@ def demo_animation(demo_dir: pathlib.Path, name: str = "demo_side_by_side.webp",
         canvas.paste(head_img, (0, 0))
         canvas.paste(f.resize((w * scale, h * scale), Image.NEAREST), (0, header))
         out.append(canvas)
-    out[0].save(OUT / name, save_all=True, append_images=out[1:], duration=62, loop=0, lossless=False, quality=80)
+    out[0].save(OUT / name, save_all=True, append_images=out[1:], duration=durations, loop=0, lossless=False,
+                quality=80)
     print(f"wrote {OUT / name} {out[0].size[0]}x{out[0].size[1]}, {len(out)} frames (from {files[-1]})")
 
 

@@ -36,7 +36,8 @@ def schedule(name: str, steps: int = 8, frames: int = 64, **options) -> None:
 
 def demo_animation(demo_dir: pathlib.Path, name: str = "demo_side_by_side.webp", scale: int = 4) -> None:
     """The README's moving picture: the demo's side-by-side WEBP (isolated windows left, LongAnim right, as
-    ``longanim.py demo`` writes it) enlarged ``scale`` times (nearest neighbour) under a labelled header, at the demo's frame times (16 fps)."""
+    ``longanim.py demo`` writes it) enlarged ``scale`` times (nearest neighbour) under a labelled header, at the
+    demo's frame times (16 fps)."""
     import torch
     from longanim.nodes.algorithms import schedule_preview as sp
     from PIL import ImageSequence

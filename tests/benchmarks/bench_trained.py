@@ -14,7 +14,8 @@ Noise travel and randomized-blend refinement (of the isolated windows' output, d
 
 The image-model path (``--image-frames``, default 16): the SD1.5-family model trained on single frames of the same
 world (tests/tools/train_tiny_image.py) makes a video of frames in the batch with i.i.d. noise, ZS^2 dependency
-noise, + temporal momentum attention, + cross-frame attention; the same figures (no window borders).
+noise, + temporal momentum attention (mu 0.98 / 0.9 / 0.8 / 0.5), + momentum and cross-frame attention; the same
+figures (no window borders).
 Prints a markdown table, writes ``results.csv`` and ``plot.png`` to ``--out``.
 """
 from __future__ import annotations
@@ -98,10 +99,10 @@ REFINE_DENOISE = 0.5
 IMAGE_METHODS = {
     "i.i.d. noise": lambda g, m: m,
     "dependency noise (ZS2 Alg. 1)": lambda g, m: _dependency(g, m),
-    "+ temporal momentum attention": lambda g, m: g.out(g.node(
-        "LongAnimTemporalMomentumAttention", model=_dependency(g, m), momentum=0.98, blocks="all",
-        start_percent=0.0, end_percent=1.0)),
-    "+ cross-frame attention": lambda g, m: g.out(g.node(
+    **{f"+ temporal momentum attention (mu {mu})": (lambda mu_: lambda g, m: g.out(g.node(
+        "LongAnimTemporalMomentumAttention", model=_dependency(g, m), momentum=mu_, blocks="all",
+        start_percent=0.0, end_percent=1.0)))(mu) for mu in (0.98, 0.9, 0.8, 0.5)},  # 0.98: ZS2's default
+    "+ momentum (mu 0.98) + cross-frame attention": lambda g, m: g.out(g.node(
         "LongAnimCrossFrameAttention", model=g.out(g.node(
             "LongAnimTemporalMomentumAttention", model=_dependency(g, m), momentum=0.98, blocks="all",
             start_percent=0.0, end_percent=1.0)), mode="bidirectional_anchor", blocks="all", start_percent=0.0,

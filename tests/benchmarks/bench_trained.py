@@ -152,7 +152,10 @@ def image_graph(method: str, frames: int, seed: int, text: str, steps: int, tag:
 def image_figures(raw, text: str) -> dict:
     """World figures of frames-in-batch SD1.5 latents ``[T, 4, H, W]`` (no windows: no borders)."""
     wm = train_tiny.world_metrics()
-    z = raw.float() * 0.18215  # SD1.5 latent format process_in (scale factor)
+    sys.path.insert(0, str(ARGS.comfyui))
+    import comfy.latent_formats
+
+    z = comfy.latent_formats.SD15().process_in(raw.float())
     maps = wm.code_maps(z, synthworld.codes(synthworld.IMAGE_CHANNELS), channel_axis=1)
     return wm.world_report(maps, synthworld.parse_prompt(text), window=min(L, z.shape[0]))
 

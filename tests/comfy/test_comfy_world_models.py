@@ -74,7 +74,7 @@ def test_palette_decoders_match_the_linear_map(family):
             dec.load_state_dict(tiny_models.world_taesd_state_dict(dec), strict=False)
             z = synthworld.clip(seed, 6, colours=colours, channels=synthworld.IMAGE_CHANNELS)[0]
             with torch.no_grad():
-                out = dec.decode(z.movedim(0, 1) / 0.18215)  # raw SD1.5 latent = model space / scale factor
+                out = dec.decode(comfy.latent_formats.SD15().process_out(z.movedim(0, 1)))  # raw SD1.5 latent
             got = ((out + 1) / 2).clamp(0, 1).movedim(1, -1)
             ref = synthworld.decode_rgb(z)
         worst = max(worst, float((got - ref).abs().max()))

@@ -243,7 +243,10 @@ def _image_run(server, method: str, text: str, seed: int, frames: int, tag: str,
 
     f = sorted((server.output_dir / "trained").glob(f"{tag}_*.latent"))[-1]
     raw = safetensors.torch.load_file(str(f))["latent_tensor"].float()
-    return raw * 0.18215, server.output_files(entry)  # SD1.5 latent format: model space = raw * scale factor
+    sys.path.insert(0, str(COMFY))
+    import comfy.latent_formats
+
+    return comfy.latent_formats.SD15().process_in(raw), server.output_files(entry)
 
 
 def test_image_model_draws_the_named_balls_and_decodes(server):

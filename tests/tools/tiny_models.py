@@ -114,12 +114,12 @@ def build_controlnet():
     return comfy.cldm.cldm.ControlNet(hint_channels=3, **cfg, operations=comfy.ops.disable_weight_init)
 
 
-WORLD_RECIPE = "longanim-world-taew21-v2"
+WORLD_RECIPE = "longanim-world-taew21-v2"  # + the codes' fingerprint (_world_recipe)
 WORLD_MODEL = "longanim_world_wan21.safetensors"
 WORLD_VAE = "longanim_world_taew21.safetensors"
 WORLD_IMAGE_MODEL = "longanim_world_sd15.safetensors"
 WORLD_IMAGE_VAE = "longanim_world_taesd.safetensors"
-WORLD_IMAGE_VAE_RECIPE = "longanim-world-taesd-v1"
+WORLD_IMAGE_VAE_RECIPE = "longanim-world-taesd-v1"  # + the codes' fingerprint (_world_recipe)
 WORLD_IMAGE_COMPACT = "longanim_world_sd15.compact.safetensors"
 _KNOTS = 14  # piecewise-linear pieces per latent channel that undo the decoder's input clamp
 
@@ -166,7 +166,7 @@ def _copy_parts_then_rgb(sd: dict, copies, head: str, background) -> None:
     sd[f"{head}.bias"][:] = background
 
 
-def _clamp_inverse_layers(w1, b1, w2, mean, std, a, codes) -> int:
+def _clamp_inverse_layers(w1, b1, w2, mean, std, a, codes) -> None:
     """Fill a tiny decoder's first 3x3 conv (``w1, b1``; after the input clamp ``y = 3 tanh(raw / 3)``) and a later
     3x3 conv ``w2`` (behind ReLUs that pass non-negative values) so that ``w2``'s channels ``2j`` / ``2j + 1`` are the
     positive / negative parts of the RGB offset ``A (raw - mean) / std`` (centre taps only).
@@ -174,7 +174,6 @@ def _clamp_inverse_layers(w1, b1, w2, mean, std, a, codes) -> int:
     ``w1`` + ReLU builds, per latent channel, the basis ``ReLU(y + 3)`` and ``ReLU(y - k_i)`` (``_KNOTS`` knots over
     the range the world's latents reach, from ``codes``) plus a constant channel (the last one); ``w2`` combines
     them into the least-squares piecewise-linear inverse of the clamp, ``raw ~ g(y)``, times the RGB gain.
-    Returns the index of the constant channel.
     """
     import torch
 
@@ -210,7 +209,6 @@ def _clamp_inverse_layers(w1, b1, w2, mean, std, a, codes) -> int:
     for j in range(3):
         w2[2 * j, const, 1, 1] = float(offset[j])
         w2[2 * j + 1, const, 1, 1] = float(-offset[j])
-    return const
 
 
 def world_taesd_state_dict(taesd) -> dict:
@@ -223,6 +221,7 @@ def world_taesd_state_dict(taesd) -> dict:
     them, upsampling is nearest (8x), the last conv subtracts the parts and adds the background colour.
     TAESD's ``decode`` maps the decoder output ``d`` to ``2 d - 1`` and ComfyUI's VAE maps that back to ``d``.
     """
+    import comfy.latent_formats
     import synthworld
     import torch
 
@@ -233,9 +232,19 @@ def world_taesd_state_dict(taesd) -> dict:
                           torch.ones(synthworld.IMAGE_CHANNELS, dtype=torch.float64), a,
                           synthworld.codes(synthworld.IMAGE_CHANNELS).double())
     _copy_parts_then_rgb(sd, ("taesd_decoder.12.weight", "taesd_decoder.17.weight"), "taesd_decoder.19", b)
-    sd["vae_scale"] = torch.tensor(0.18215)
+    sd["vae_scale"] = torch.tensor(comfy.latent_formats.SD15().scale_factor)
     sd["vae_shift"] = torch.tensor(0.0)
     return {k: v for k, v in sd.items() if not k.startswith("taesd_encoder.")}
+
+
+def _world_recipe(base: str, channels: int) -> str:
+    """``base`` plus a fingerprint of the world's colour codes for ``channels`` latent channels: a palette decoder
+    built for other codes (an older world) no longer counts as fresh and is rebuilt."""
+    import hashlib
+
+    import synthworld
+
+    return f"{base}-{hashlib.sha256(synthworld.codes(channels).numpy().tobytes()).hexdigest()[:12]}"
 
 
 def _assembled_from(path: Path, compact: Path) -> bool:
@@ -276,21 +285,23 @@ def install_world(models: Path) -> None:
         train_tiny_image.install(compact, image)
         print(f"[tiny_models] assembled {image}", flush=True)
     vae = models / "vae" / WORLD_VAE
-    if not is_fresh(vae, WORLD_RECIPE):
+    recipe = _world_recipe(WORLD_RECIPE, 16)
+    if not is_fresh(vae, recipe):
         import comfy.latent_formats
         from comfy.taesd.taehv import TAEHV
 
         fmt = comfy.latent_formats.Wan21()
         with torch.no_grad():
             sd = world_vae_state_dict(fmt.latents_mean, fmt.latents_std, TAEHV(latent_channels=16))
-        save_model(sd, vae, WORLD_RECIPE)
+        save_model(sd, vae, recipe)
     vae = models / "vae" / WORLD_IMAGE_VAE
-    if not is_fresh(vae, WORLD_IMAGE_VAE_RECIPE):
+    recipe = _world_recipe(WORLD_IMAGE_VAE_RECIPE, 4)
+    if not is_fresh(vae, recipe):
         from comfy.taesd.taesd import TAESD
 
         with torch.no_grad():
             sd = world_taesd_state_dict(TAESD(latent_channels=4))
-        save_model(sd, vae, WORLD_IMAGE_VAE_RECIPE)
+        save_model(sd, vae, recipe)
 
 
 def main() -> None:

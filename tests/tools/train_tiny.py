@@ -174,44 +174,66 @@ def train(args) -> None:
                 wan_config=json.dumps(WAN_CONFIG), params=n_params, lengths=json.dumps(LENGTHS), shift=SHIFT,
                 warmup=args.warmup, decay=args.decay, final_lr=args.final_lr, ema=args.ema, **init_meta)
     print(f"[train] {n_params} parameters, {args.steps} steps of batch {args.batch}", flush=True)
-    t0 = time.time() - (log_rows[-1]["seconds"] if log_rows else 0.0)
-    acc, acc_n = 0.0, 0
+    log = LossLog(Path(args.log), args.log_every, "train", log_rows)
     for step in range(start, args.steps):
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, args.steps, args.lr, args.warmup, args.decay, args.final_lr)
         xt, sigma, ctx, target, frames = step_batch(args.seed, step, args.batch, world)
         out = model(xt, sigma * 1000.0, ctx)
         loss = torch.nn.functional.mse_loss(out.float(), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for k, v in model.state_dict().items():
-                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-        lv = float(loss.detach())
-        acc += lv
-        acc_n += 1
-        if step < EXACT_STEPS or (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            row = dict(step=step + 1, frames=frames, loss=acc / acc_n, n=acc_n,
-                       lr=opt.param_groups[0]["lr"], seconds=round(time.time() - t0, 1))
-            if step < EXACT_STEPS:
-                row["loss"] = repr(lv)
-            log_rows.append(row)
-            acc, acc_n = 0.0, 0
-            if (step + 1) % args.log_every == 0:
-                print(f"[train] step {step + 1}/{args.steps} loss {float(row['loss']):.4f} "
-                      f"lr {row['lr']:.2e} {row['seconds']:.0f}s", flush=True)
-                write_log(Path(args.log), log_rows)
+        optimizer_step(opt, loss, list(model.parameters()), ema, model.state_dict().items(), step, args.ema)
+        log.add(step, args.steps, float(loss.detach()), opt.param_groups[0]["lr"], frames)
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
-            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), ema=ema, step=step + 1, log=log_rows),
+            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), ema=ema, step=step + 1, log=log.rows),
                        str(state_path) + ".tmp")
             os.replace(str(state_path) + ".tmp", state_path)
             save_weights(ema, work / f"ema_{step + 1:06d}.safetensors", dict(meta, trained_steps=step + 1))
-    write_log(Path(args.log), log_rows)
+    log.close()
     save_weights(ema, Path(args.out), dict(meta, trained_steps=args.steps))
-    print(f"[train] wrote {args.out} after {time.time() - t0:.0f} s", flush=True)
+    print(f"[train] wrote {args.out} after {time.time() - log.t0:.0f} s", flush=True)
+
+
+def optimizer_step(opt, loss, params: list, ema: dict, named, step: int, ema_max: float) -> None:
+    """Backward, clip the gradient norm to 1, step, then move the EMA weights ``ema`` toward ``named`` (name, tensor)
+    pairs with decay ``min(ema_max, (1 + step) / (10 + step))`` (short memory at the start)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    decay = min(ema_max, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for k, v in named:
+            ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+
+
+class LossLog:
+    """The CSV loss log: every step's loss (exact ``repr``) for the first ``EXACT_STEPS`` steps, then the mean over
+    each ``every`` steps (and the last step); printed and written every ``every`` steps. ``rows`` continue a resumed
+    log, whose last ``seconds`` the clock continues from."""
+
+    def __init__(self, path: Path, every: int, tag: str, rows: list | None = None):
+        self.path, self.every, self.tag = path, every, tag
+        self.rows = list(rows or [])
+        self.t0 = time.time() - (self.rows[-1]["seconds"] if self.rows else 0.0)
+        self.acc, self.n = 0.0, 0
+
+    def add(self, step: int, steps: int, loss: float, lr: float, frames: int) -> None:
+        self.acc += loss
+        self.n += 1
+        if step < EXACT_STEPS or (step + 1) % self.every == 0 or step + 1 == steps:
+            row = dict(step=step + 1, frames=frames, loss=self.acc / self.n, n=self.n, lr=lr,
+                       seconds=round(time.time() - self.t0, 1))
+            if step < EXACT_STEPS:
+                row["loss"] = repr(loss)
+            self.rows.append(row)
+            self.acc, self.n = 0.0, 0
+            if (step + 1) % self.every == 0:
+                print(f"[{self.tag}] step {step + 1}/{steps} loss {float(row['loss']):.4f} "
+                      f"lr {row['lr']:.2e} {row['seconds']:.0f}s", flush=True)
+                write_log(self.path, self.rows)
+
+    def close(self) -> None:
+        write_log(self.path, self.rows)
 
 
 def write_log(path: Path, rows: list) -> None:
@@ -322,7 +344,7 @@ def main(argv=None) -> None:
     ap.add_argument("--gate-cfg", type=float, default=3.0)
     ap.add_argument("--gate-repeats", type=int, default=2)
     ap.add_argument("--work", default="/tmp/longanim_train")
-    ap.add_argument("--steps", type=int, default=40000)
+    ap.add_argument("--steps", type=int, default=24000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=8e-4)
     ap.add_argument("--warmup", type=int, default=300)
@@ -334,7 +356,7 @@ def main(argv=None) -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from these weights (a model this script saved) instead of the seeded "
                     "init: a second training stage with a fresh optimizer; the file's hash goes in the metadata")
-    ap.add_argument("--decay", choices=("none", "cosine"), default="none",
+    ap.add_argument("--decay", choices=("none", "cosine"), default="cosine",
                     help="learning rate after the warm-up: constant, or cosine down to --final-lr times --lr")
     ap.add_argument("--final-lr", type=float, default=0.05)
     args = ap.parse_args(argv)

@@ -145,44 +145,20 @@ def train(args) -> None:
                 trained_params=n_trained, params=n_all, trained_prefixes=json.dumps(TRAINED))
     print(f"[train-image] {n_all} parameters, {n_trained} trained, {args.steps} steps of batch {args.batch}",
           flush=True)
-    log_rows = []
-    t0 = time.time()
-    acc, acc_n = 0.0, 0
+    log = train_tiny.LossLog(Path(args.log), args.log_every, "train-image")
     for step in range(args.steps):
         for grp in opt.param_groups:
             grp["lr"] = train_tiny.lr_at(step, args.steps, args.lr, args.warmup, args.decay, args.final_lr)
         x_in, t, ctx, eps = step_batch(args.seed, step, args.batch, world, sigmas)
-        out = model(x_in, t, ctx)
-        loss = torch.nn.functional.mse_loss(out.float(), eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for n, p in zip(names, params):
-                ema[n].mul_(decay).add_(p.detach(), alpha=1 - decay)
-        lv = float(loss.detach())
-        acc += lv
-        acc_n += 1
-        if step < train_tiny.EXACT_STEPS or (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            row = dict(step=step + 1, frames=1, loss=acc / acc_n, n=acc_n, lr=opt.param_groups[0]["lr"],
-                       seconds=round(time.time() - t0, 1))
-            if step < train_tiny.EXACT_STEPS:
-                row["loss"] = repr(lv)
-            log_rows.append(row)
-            acc, acc_n = 0.0, 0
-            if (step + 1) % args.log_every == 0:
-                print(f"[train-image] step {step + 1}/{args.steps} loss {float(row['loss']):.4f} "
-                      f"lr {row['lr']:.2e} {row['seconds']:.0f}s", flush=True)
-                train_tiny.write_log(Path(args.log), log_rows)
+        loss = torch.nn.functional.mse_loss(model(x_in, t, ctx).float(), eps)
+        train_tiny.optimizer_step(opt, loss, params, ema, zip(names, params), step, args.ema)
+        log.add(step, args.steps, float(loss.detach()), opt.param_groups[0]["lr"], 1)
         if (step + 1) % args.save_every == 0 and step + 1 < args.steps:
-            work = Path(args.work)
-            train_tiny.save_weights(compact(ema), work / f"ema_{step + 1:06d}.compact.safetensors",
+            train_tiny.save_weights(compact(ema), Path(args.work) / f"ema_{step + 1:06d}.compact.safetensors",
                                     dict(meta, trained_steps=step + 1), keep_dtype=True)
-    train_tiny.write_log(Path(args.log), log_rows)
+    log.close()
     train_tiny.save_weights(compact(ema), Path(args.out), dict(meta, trained_steps=args.steps), keep_dtype=True)
-    print(f"[train-image] wrote {args.out} after {time.time() - t0:.0f} s", flush=True)
+    print(f"[train-image] wrote {args.out} after {time.time() - log.t0:.0f} s", flush=True)
 
 
 def install(compact_path: Path, dest: Path) -> None:

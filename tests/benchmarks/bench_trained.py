@@ -49,47 +49,42 @@ def _cost_skip(skip_until: float, later: float) -> float:
     return (skip + (ARGS.steps - skip) * later) / ARGS.steps
 
 
+def _zola(**over):
+    """Builder of a ZoLA Windows node (windows of L, stride 12, skip 1, ZoLA fusion, truncated ends) with ``over``."""
+    opts = {**dict(context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="truncate"), **over}
+    return lambda g, m: g.out(g.node("LongAnimZoLAWindows", model=m, **opts))
+
+
+def _noise(node: str, **opts):
+    """Builder of Apply Noise To Model with the recipe of noise node ``node``."""
+    return lambda g, m: g.out(g.node("LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(node, **opts), 1)))
+
+
 METHODS = {
-    # name: (cost(frames), builder(g, model) -> model link, noise builder or None)
+    # name: (cost(frames), builder(g, model) -> model link; None: isolated windows, then refinement)
     "full length": (lambda f: 1.0, lambda g, m: m),
     "isolated windows": (lambda f: 1.0, lambda g, m: g.out(g.node(
         "LongAnimGenLWindows", model=m, context_length=L, stride=L, fusion="least_squares"))),
     "Gen-L (stride 8)": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
         "LongAnimGenLWindows", model=m, context_length=L, stride=8, fusion="least_squares"))),
-    "ZoLA (paper: skip 2, shift)": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=2, fusion="zola", seed=0,
-        ends="shift"))),
-    "ZoLA (skip 1, shift)": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="zola", seed=0,
-        ends="shift"))),
-    "ZoLA (skip 1, truncate)": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="zola", seed=0,
-        ends="truncate"))),
-    "ZoLA (skip 1, truncate, least squares)": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="least_squares", seed=0,
-        ends="truncate"))),
-    "ZoLA truncate + skip_until 0.6": (lambda f: _cost_skip(0.6, L / 12), lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="least_squares", seed=0,
-        ends="truncate", skip_until=0.6))),
-    "ZoLA truncate + skip_until 0.3": (lambda f: _cost_skip(0.3, L / 12), lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", model=m, context_length=L, stride=12, max_skip=1, fusion="least_squares", seed=0,
-        ends="truncate", skip_until=0.3))),
+    "ZoLA (paper: skip 2, shift)": (lambda f: L / 12, _zola(max_skip=2, ends="shift")),
+    "ZoLA (skip 1, shift)": (lambda f: L / 12, _zola(ends="shift")),
+    "ZoLA (skip 1, truncate)": (lambda f: L / 12, _zola()),
+    "ZoLA (skip 1, truncate, least squares)": (lambda f: L / 12, _zola(fusion="least_squares")),
+    "ZoLA truncate + skip_until 0.6": (lambda f: _cost_skip(0.6, L / 12),
+                                       _zola(fusion="least_squares", skip_until=0.6)),
+    "ZoLA truncate + skip_until 0.3": (lambda f: _cost_skip(0.3, L / 12),
+                                       _zola(fusion="least_squares", skip_until=0.3)),
     "core Context Windows": (lambda f: _cost_uniform(f, L, L - 4), lambda g, m: g.out(g.node(
         "ContextWindowsManual", model=m, context_length=L, context_overlap=4, context_schedule="standard_static",
         context_stride=1, closed_loop=False, fuse_method="pyramid", dim=2))),
     "FreeNoise + Gen-L": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
-        "LongAnimGenLWindows", context_length=L, stride=8, fusion="least_squares", model=g.out(g.node(
-            "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
-                "LongAnimFreeNoiseShuffle", seed=0, window_length=L, stride=4), 1)))))),
-    "repeat-mask + ZoLA": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="shift",
-        model=g.out(g.node(
-            "LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
-                "LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L), 1)))))),
-    "noise travel + ZoLA": (lambda f: L / 12, lambda g, m: g.out(g.node(
-        "LongAnimZoLAWindows", context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="truncate",
-        model=g.out(g.node("LongAnimNoiseTravelModel", model=m, jump=0, start=0.0, end=0.3, repeats=1,
-                           seed=0))))),
+        "LongAnimGenLWindows", context_length=L, stride=8, fusion="least_squares",
+        model=_noise("LongAnimFreeNoiseShuffle", seed=0, window_length=L, stride=4)(g, m)))),
+    "repeat-mask + ZoLA": (lambda f: L / 12, lambda g, m: _zola(ends="shift")(
+        g, _noise("LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L)(g, m))),
+    "noise travel + ZoLA": (lambda f: L / 12, lambda g, m: _zola()(g, g.out(g.node(
+        "LongAnimNoiseTravelModel", model=m, jump=0, start=0.0, end=0.3, repeats=1, seed=0)))),
     # isolated windows, then StreamingT2V's randomized-blend refinement (denoise 0.5, chunks of L, overlap 8)
     "isolated + randomized-blend refine": (lambda f: 1.0 + REFINE_DENOISE * _cost_uniform(f, L, 8), None),
 }
@@ -112,8 +107,8 @@ IMAGE_MODEL = "longanim_world_sd15.safetensors"
 
 
 def _dependency(g, m):
-    return g.out(g.node("LongAnimApplyNoiseToModel", model=m, recipe=g.out(g.node(
-        "LongAnimDependencyNoise", seed=0, lam=0.01, candidates=10, iterations=15, variant="algorithm1"), 1)))
+    return _noise("LongAnimDependencyNoise", seed=0, lam=0.01, candidates=10, iterations=15,
+                  variant="algorithm1")(g, m)
 
 
 def graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) -> dict:

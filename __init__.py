@@ -2,7 +2,7 @@
 
 Import-safe: the nodes are registered only when ComfyUI itself is importing us (its ``comfy`` package is already
 loaded); a plain ``import`` (tests, tools) touches no ComfyUI module. Node classes are classic (V1) definitions
-registered through ``NODE_CLASS_MAPPINGS``; see README "Design notes".
+registered through ``NODE_CLASS_MAPPINGS``; see docs/design.md.
 """
 import sys
 

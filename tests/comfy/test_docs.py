@@ -1,4 +1,5 @@
-"""Every node has a help page in js/docs/<NodeId>.md; generated pages match their node class."""
+"""Every node has a help page in js/docs/<NodeId>.md; generated pages match their node class; docs/nodes.md lists
+every node."""
 import pathlib
 import sys
 
@@ -18,3 +19,12 @@ def test_every_node_has_a_current_help_page():
             assert text == make_docs.render(cls), f"{path.name} is stale: run tests/tools/make_docs.py"
         else:
             assert len(text) > 200 and cls.DISPLAY_NAME.split(": ", 1)[-1].split(" (")[0] in text, path.name
+
+
+def test_docs_nodes_page_lists_every_node():
+    from longanim.nodes.registry import NODE_CLASS_MAPPINGS
+
+    page = (ROOT / "docs" / "nodes.md").read_text()
+    missing = [node_id for node_id, cls in NODE_CLASS_MAPPINGS.items()
+               if not getattr(cls, "DEPRECATED", False) and f"| {cls.DISPLAY_NAME} |" not in page]
+    assert not missing, f"docs/nodes.md has no row for {missing}"

@@ -6,7 +6,7 @@ import pytest
 from comfy_client import Graph, execution_error
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-THIRD_PARTY = {  # node types the example workflows may use from other packs (declared in README)
+THIRD_PARTY = {  # node types the example workflows may use from other packs (declared in docs/workflows.md)
     "ADE_AnimateDiffLoaderGen1", "ADE_LoadAnimateDiffModel", "ADE_ApplyAnimateDiffModelSimple",
     "ADE_UseEvolvedSampling", "VHS_VideoCombine", "VHS_LoadVideo", "ACN_AdvancedControlNetApply",
 }

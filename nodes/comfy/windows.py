@@ -30,6 +30,7 @@ import torch
 from ..algorithms import context_schedule as cs
 from ..algorithms import prompt_schedule as ps
 from . import animatediff as ade
+from . import step_cache as sc
 from .basics import (
     RUN_STATE_KEY,
     check_finite_latent,
@@ -507,7 +508,8 @@ class _OuterSampleWrapper:
 
     * Records the windows of the run's last step and files them under the output latent (:func:`recorded_windows`),
       so the Video Metrics node marks the borders the run really had.
-    * Refuses a latent whose layout does not fit the model family (:func:`basics.check_latent_fits_model`).
+    * Refuses a latent whose layout does not fit the model family (:func:`basics.check_latent_fits_model`) and a
+      step cache that would run inside the windows (:func:`step_cache.check_no_foreign_cache`).
     * AnimateDiff-Evolved: ADE sees LongAnim's window length for this run only
       (:func:`animatediff.bridge_window_length`).
     """
@@ -520,6 +522,7 @@ class _OuterSampleWrapper:
         patcher = getattr(guider, "model_patcher", None)
         if patcher is not None:  # before the latent format's process_latent_in, which would fail on a mismatch
             check_latent_fits_model(patcher, latent_image)
+            sc.check_no_foreign_cache(patcher, guider.model_options)
         record = ScheduleRecord()
         orig_options = guider.model_options
         guider.model_options = dict(orig_options)
@@ -565,6 +568,7 @@ def patch_model_windows(model, options: WindowOptions):
     if other:
         raise ValueError(f"model: it already has context windows from {other}; LongAnim owns the window loop, "
                          "so remove the other context-window node (or this one)")
+    sc.check_no_foreign_cache(model)
     m = model.clone()
     m.model_options["context_handler"] = LongAnimContextHandler(options)
     set_wrapper(m, comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_RUN_STATE,

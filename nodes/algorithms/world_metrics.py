@@ -13,6 +13,8 @@ nearest palette colour (:func:`palette_maps`). Then:
 - trajectory continuity: accelerations away from bounces (:func:`accelerations`), and per-frame displacement at
   window borders vs inside windows (:func:`border_jumps`),
 - drift of object look between the first and the last window (:func:`window_drift`),
+- long-range scene consistency: the set of colours each window shows (:func:`window_colour_sets`) and whether the
+  video keeps one set from its first window to its last (:func:`scene_consistency`),
 - :func:`world_report` gathers them in one dict.
 
 Positions are ``(y, x)`` in map pixels. Nothing here is random.
@@ -35,7 +37,9 @@ __all__ = [
     "detect_blobs",
     "identity_persistence",
     "palette_maps",
+    "scene_consistency",
     "track_persistence",
+    "window_colour_sets",
     "window_drift",
     "world_report",
 ]
@@ -293,3 +297,51 @@ def world_report(maps: torch.Tensor, expected, borders: Sequence[int] = (), wind
         d = window_drift(det, window)
         out.update(drift_peak=d["peak"], drift_size=d["size"])
     return out
+
+
+def window_colour_sets(count: torch.Tensor, window: int, min_share: float = 0.5) -> list[frozenset]:
+    """The scene of each ``window``-frame block of a video: the colours present in at least ``min_share`` of its
+    frames.
+
+    ``count [T, K]`` is :func:`detect_blobs`' count; a colour is present in a frame when it has at least one object
+    there. Blocks are consecutive and do not overlap (frames ``[0, window)``, ``[window, 2 window)``, ...); a last
+    block shorter than ``window`` is left out. Returns one ``frozenset`` of colour indices per block (empty when no
+    colour holds for ``min_share`` of the block).
+    """
+    if count.ndim != 2:
+        raise ValueError(f"count must be [T, K] from detect_blobs, got {tuple(count.shape)}")
+    t = count.shape[0]
+    if not 1 <= window <= t:
+        raise ValueError(f"window must be in [1, {t}] frames, got {window}")
+    if not 0.0 < min_share <= 1.0:
+        raise ValueError(f"min_share must be in (0, 1], got {min_share}")
+    present = (count > 0).float()
+    out = []
+    for s in range(0, t - window + 1, window):
+        share = present[s:s + window].mean(0)
+        out.append(frozenset(int(k) for k in torch.nonzero(share >= min_share - 1e-9).flatten()))
+    return out
+
+
+def scene_consistency(sets: Sequence[frozenset]) -> dict:
+    """Does a video keep the scene its first window chose? Figures of the per-block colour sets
+    (:func:`window_colour_sets`):
+
+    - ``agreement``: share of the later non-empty blocks whose set equals the first non-empty block's
+      (1 = every block shows the same colours; 0 when fewer than two blocks are non-empty, so an empty or
+      one-block video never scores as consistent),
+    - ``distinct``: number of different non-empty sets (1 = one scene; 0 for an all-empty video),
+    - ``last_equals_first``: 1.0 when the last block's set is non-empty and equals the first non-empty block's,
+    - ``empty``: share of blocks with an empty set (a video that loses its objects is not a consistent one).
+    """
+    sets = [frozenset(s) for s in sets]
+    if not sets:
+        raise ValueError("sets is empty: give at least one block (window_colour_sets of a video)")
+    full = [s for s in sets if s]
+    empty = (len(sets) - len(full)) / len(sets)
+    if len(full) < 2:
+        return dict(agreement=0.0, distinct=float(len(full)), last_equals_first=0.0, empty=empty)
+    first = full[0]
+    agreement = sum(s == first for s in full[1:]) / (len(full) - 1)
+    return dict(agreement=agreement, distinct=float(len(set(full))),
+                last_equals_first=float(bool(sets[-1]) and sets[-1] == first), empty=empty)

@@ -12,6 +12,9 @@ a ``comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE`` wrapper on the ModelPatc
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import comfy.patcher_extension
 import torch
 
@@ -40,7 +43,31 @@ class LongAnimNoise:
         axis = frame_axis_of(samples)
         self.recipe.validate(num_frames=samples.shape[axis])
         noise = self.recipe.draw(tuple(samples.shape), axis, self.seed)
-        return noise.to(dtype=samples.dtype if samples.dtype.is_floating_point else torch.float32)
+        noise = noise.to(dtype=samples.dtype if samples.dtype.is_floating_point else torch.float32)
+        if self.recipe.algorithm != "iid":
+            _note_drawn(noise)
+        return noise
+
+
+_DRAWN: OrderedDict[tuple, None] = OrderedDict()  # fingerprints of the last structured noises LongAnimNoise drew
+_MAX_DRAWN = 8
+
+
+def _noise_fingerprint(noise: torch.Tensor) -> tuple:
+    data = noise.detach().to("cpu", torch.float32).contiguous().reshape(-1).view(torch.uint8).numpy()
+    return tuple(noise.shape), hashlib.blake2b(memoryview(data), digest_size=16).hexdigest()
+
+
+def _note_drawn(noise: torch.Tensor) -> None:
+    _DRAWN[_noise_fingerprint(noise)] = None
+    while len(_DRAWN) > _MAX_DRAWN:
+        _DRAWN.popitem(last=False)
+
+
+def drawn_by_recipe(noise: torch.Tensor) -> bool:
+    """True when ``noise`` (same values) is a structured noise a LongAnim NOISE output drew for SamplerCustomAdvanced,
+    so other features (the window nodes' scene noise) leave the user's choice alone."""
+    return bool(_DRAWN) and _noise_fingerprint(noise) in _DRAWN
 
 
 class _NoiseReplaceWrapper:

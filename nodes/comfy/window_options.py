@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..algorithms import context_schedule as cs
+from ..algorithms import scene_noise as sn
 
 FUSIONS = (*cs.WEIGHT_METHODS, "randomized_blend")
 
@@ -35,6 +36,8 @@ class WindowOptions:
     keep_first_frame: bool = False
     ends: str = "shift"
     skip_until: float = 0.0
+    scene_noise: str = "off"
+    scene_share: float = 0.75
     extra: dict = field(default_factory=dict)
 
     def _params(self) -> dict:
@@ -64,6 +67,9 @@ class WindowOptions:
         if not 0.0 <= float(self.skip_until) <= 1.0:
             raise ValueError(f"skip_until must be a share of the sampling steps in [0, 1] (0 = off), got "
                              f"{self.skip_until!r}")
+        if self.scene_noise not in sn.SCENE_RULES:
+            raise ValueError(f"noise must be one of {list(sn.SCENE_RULES)}, got {self.scene_noise!r}")
+        sn.validate_scene_params(self.scene_noise, self.length, self.scene_share)
         if self.max_batch < 0:
             raise ValueError(f"max_windows_per_batch must be >= 0 (0 = auto), got {self.max_batch}")
 

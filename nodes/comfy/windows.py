@@ -30,6 +30,7 @@ import torch
 from ..algorithms import context_schedule as cs
 from ..algorithms import prompt_schedule as ps
 from . import animatediff as ade
+from . import scene_noise
 from . import step_cache as sc
 from .basics import (
     RUN_STATE_KEY,
@@ -577,5 +578,6 @@ def patch_model_windows(model, options: WindowOptions):
                 _PrepareSamplingWrapper(options.length, options.max_batch, options.keep_first_frame))
     _first_wrapper(m, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_OUTER,
                    _OuterSampleWrapper(options.length))
+    scene_noise.install(m, options.scene_noise, options.length, options.scene_share)
     return m
 

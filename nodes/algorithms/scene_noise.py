@@ -1,0 +1,74 @@
+"""Scene-carrying initial noise for the window loop (pure): the sampler's own noise, restructured along the frames so
+that every window starts from (nearly) the noise of the first window.
+
+Why: a short-window video model decides what the prompt leaves open (which objects, their colours, the look of the
+scene) from the initial noise its window sees. With i.i.d. noise every window sees new noise and re-decides; the
+video becomes a chain of scenes. FreeNoise (Qiu et al. 2023, "FreeNoise: tuning-free longer video diffusion via
+noise rescheduling", sec. 3.2) reuses the first window's noise frames for every later window, shuffled in chunks,
+which fixes the scene when the windows are aligned with the chunks (Gen-L's fixed windows). ZoLA's windows are
+re-drawn at a random offset every step (ZoLA Eqs. 5-7), so a window usually straddles two shuffled chunks and
+sees a different multiset of the first window's frames.
+
+The rules (``SCENE_RULES``), each a function of the sampler's noise ``eps`` (and, for ``freenoise``, a seed):
+
+* ``tile`` -- ZoLA's repeat-mask (Eq. 8) with the all-ones mask: frame ``j`` is frame ``j mod f`` of the first
+  window. The only rule under which EVERY ``f`` consecutive frames hold exactly the first window's noise frames
+  (two windows one frame apart differ by frame ``j`` leaving and ``j + f`` entering, so ``eps_{j+f} = eps_j``),
+  whatever offset ZoLA draws; the content of frames ``f`` apart then starts from the same noise.
+* ``blend`` -- the tile plus fresh noise: ``eps'_j = sqrt(a) eps_{j mod f} + sqrt(1 - a) eps_j`` for ``j >= f``
+  (``a`` = ``share``), the first window untouched. Independent Gaussians, so marginals stay exactly N(0, 1) and the
+  lag-``f`` frame correlation is ``sqrt(a)``: the scene is carried, frames ``f`` apart are not copies.
+* ``freenoise`` -- FreeNoise's chunk shuffle of ``eps`` (``noise_models.apply_freenoise``, stride ``f / 4``),
+  bit-identical to ComfyUI core's ``apply_freenoise``.
+* ``off`` -- ``eps`` unchanged.
+
+Nothing here draws from a global RNG; the same ``eps`` (the sampler's noise from the user's seed) gives the same
+output. Layout: any; ``frame_axis`` marks the frames. Works on the device and dtype of ``eps``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .noise_models import apply_freenoise
+
+__all__ = ["SCENE_RULES", "scene_noise", "validate_scene_params"]
+
+SCENE_RULES = ("blend", "tile", "freenoise", "off")
+
+
+def validate_scene_params(rule: str, window: int, share: float) -> None:
+    if rule not in SCENE_RULES:
+        raise ValueError(f"scene noise rule must be one of {list(SCENE_RULES)}, got {rule!r}")
+    if int(window) < 1:
+        raise ValueError(f"scene noise window must be >= 1 frame, got {window}")
+    if not 0.0 <= float(share) <= 1.0:
+        raise ValueError(f"scene noise share must be in [0, 1] (0 = fresh noise, 1 = the first window tiled), "
+                         f"got {share!r}")
+
+
+def scene_noise(eps: torch.Tensor, frame_axis: int, window: int, rule: str = "blend", share: float = 0.75,
+                seed: int = 0) -> torch.Tensor:
+    """Scene-carrying noise of the same shape as ``eps`` (a new tensor; ``eps`` is untouched).
+
+    ``window`` is the window length ``f`` in frames; a video of at most ``f`` frames is returned unchanged (as a
+    copy), as is ``rule = "off"``. ``share`` is ``a`` of the ``blend`` rule (1 = ``tile``, 0 = ``off``); ``seed``
+    seeds the ``freenoise`` permutations (core seeds them with the sampler's seed).
+    """
+    validate_scene_params(rule, window, share)
+    axis = frame_axis % eps.ndim
+    t, f = eps.shape[axis], int(window)
+    if rule == "off" or t <= f:
+        return eps.clone()
+    if rule == "freenoise":
+        return apply_freenoise(eps, axis, f, max(1, f // 4), seed)
+    src = torch.arange(t, device=eps.device) % f
+    tiled = eps.index_select(axis, src)
+    if rule == "tile":
+        return tiled
+    a = float(share)
+    out = eps.clone()
+    late = eps.narrow(axis, f, t - f)
+    out.narrow(axis, f, t - f).copy_(math.sqrt(a) * tiled.narrow(axis, f, t - f) + math.sqrt(1.0 - a) * late)
+    return out

@@ -16,7 +16,7 @@ import logging
 log = logging.getLogger("LongAnim")
 
 FAMILIES = ["noise_nodes", "window_nodes", "travel_nodes", "attention_nodes", "refine_nodes", "metrics_nodes",
-            "creative_nodes", "ui_nodes"]
+            "creative_nodes", "ui_nodes", "cache_nodes"]
 
 
 def _collect() -> list[type]:

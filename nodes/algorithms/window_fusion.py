@@ -339,6 +339,8 @@ def co_denoise(
     max_batch: int = 1,
     check_interrupt: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    group_of: Callable[[int], object] | None = None,
+    observe: Callable[[int, list[int], torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Temporal co-denoising: evaluate every window and fuse (Gen-L sec. 3.2, ZoLA Eqs. 4-7, ST2V Eq. 8).
 
@@ -360,6 +362,9 @@ def co_denoise(
 
     ``check_interrupt()`` is called before each batch (it may raise to abort);
     ``progress(done, total)`` after each batch, counted in windows evaluated / to evaluate.
+    ``group_of(i)``: windows are batched only with windows of the same length AND the same ``group_of`` value
+    (a step cache keeps windows it evaluates apart from windows it answers from its cache); ``observe(i, window,
+    out, weight)`` sees each window's output and fusion weight as it is added.
     Returns a tensor like ``x`` (same dtype, device, shape).
     """
     axis = _norm_axis(x, frame_axis)
@@ -369,9 +374,9 @@ def co_denoise(
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     wts = _window_weight_list(windows, weights, blend_masks)
     active = [i for i in range(len(windows)) if bool((wts[i] > 0).any())]
-    groups: dict[int, list[int]] = {}
+    groups: dict[object, list[int]] = {}
     for i in active:
-        groups.setdefault(len(windows[i]), []).append(i)
+        groups.setdefault(len(windows[i]) if group_of is None else (len(windows[i]), group_of(i)), []).append(i)
     batches = [ids[s : s + max_batch] for ids in groups.values() for s in range(0, len(ids), max_batch)]
     batches.sort(key=lambda b: b[0])  # keep schedule order as far as possible
     acc = _Accumulator(x, axis)
@@ -386,6 +391,8 @@ def co_denoise(
             raise ValueError(f"evaluate returned {len(outs)} outputs for a batch of {len(batch)} windows")
         for i, w, out in zip(batch, bw, outs, strict=True):
             acc.add(w, out, wts[i])
+            if observe is not None:
+                observe(i, w, out, wts[i])
         del outs
         done += len(batch)
         if progress is not None:

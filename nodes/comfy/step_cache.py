@@ -23,7 +23,13 @@ register under the wrapper keys ``"easycache"`` / ``"lazycache"`` and ``transfor
 """
 from __future__ import annotations
 
+import logging
+
 import comfy.patcher_extension
+
+from ..algorithms.step_cache import CacheSettings, WindowStepCache
+from .basics import set_wrapper
+from .run_record import RECORD_KEY
 
 _INSIDE_WINDOWS = ("CALC_COND_BATCH", "APPLY_MODEL", "DIFFUSION_MODEL")  # WrappersMP members called per window
 
@@ -91,3 +97,48 @@ def check_no_foreign_cache(model, model_options: dict | None = None) -> None:
         f"when windows differ in length). Remove the {other} node and put 'LongAnim: Window Step Cache' after "
         f"the LongAnim window node instead (it caches per frame and follows the windows), or use core's "
         f"LazyCache, which caches whole steps of the fused video and works with LongAnim windows.")
+
+
+# ---------------------------------------------------------------------------------------------- Window Step Cache
+STEP_CACHE_KEY = "LongAnim.step_cache"  # wrapper key and transformer_options key of the running cache
+logger = logging.getLogger(__name__)
+
+
+def run_cache(transformer_options: dict) -> WindowStepCache | None:
+    """The Window Step Cache of the running sample, if the model carries one."""
+    cache = transformer_options.get(STEP_CACHE_KEY)
+    return cache if isinstance(cache, WindowStepCache) else None
+
+
+class _StepCacheRun:
+    """OUTER_SAMPLE wrapper: a fresh :class:`WindowStepCache` for each sampling run, gone after it."""
+
+    def __init__(self, settings: CacheSettings):
+        self.settings = settings
+
+    def __call__(self, executor, *args, **kwargs):
+        guider = executor.class_obj
+        # the window loop's own OUTER_SAMPLE wrapper (always the outermost) has put its run record in place
+        if RECORD_KEY not in guider.model_options.get("transformer_options", {}):
+            raise ValueError("model: 'LongAnim: Window Step Cache' caches the windows of LongAnim's window loop, and "
+                             "this model has none; put a LongAnim window node (ZoLA / Gen-L / Context Windows) "
+                             "before it, or use core's EasyCache / LazyCache on a model without windows")
+        cache = WindowStepCache(self.settings)
+        orig = guider.model_options
+        guider.model_options = dict(orig)
+        guider.model_options["transformer_options"] = {**orig.get("transformer_options", {}), STEP_CACHE_KEY: cache}
+        try:
+            out = executor(*args, **kwargs)
+        finally:
+            guider.model_options = orig
+        logger.info("LongAnim Window Step Cache: %.0f %% of the window evaluations reused from the cache "
+                    "(threshold %g)", 100 * cache.reuse_share, self.settings.threshold)
+        return out
+
+
+def patch_model_step_cache(model, settings: CacheSettings):
+    """Clone ``model`` with the Window Step Cache (read by the window loop of a LongAnim window node)."""
+    settings.validate()
+    m = model.clone()
+    set_wrapper(m, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, STEP_CACHE_KEY, _StepCacheRun(settings))
+    return m

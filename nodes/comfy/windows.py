@@ -18,7 +18,6 @@ The AnimateDiff-Evolved side of the loop is ``animatediff.py``.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from .basics import (
     run_state,
     set_wrapper,
 )
+from .run_record import RECORD_KEY, ScheduleRecord, recorded_run, recorded_windows  # noqa: F401
 from .window_conds import (
     _FrameLayout,
     _HintSlicer,
@@ -152,45 +152,6 @@ def _has_tags(conds) -> bool:
 
 
 WINDOWS_KEY = "longanim_windows"  # LATENT key: windows (index lists) of the last step that produced it
-RECORD_KEY = "LongAnim.schedule_record"  # transformer_options: the ScheduleRecord of the running sample
-
-
-class ScheduleRecord:
-    """The windows of the last sampling step of one run (a few kB whatever the step count)."""
-
-    def __init__(self):
-        self.step = -1
-        self.windows: list[list[int]] | None = None
-
-    def note(self, step: int, windows: list[list[int]]) -> None:
-        if step >= self.step:  # noise travel repeats steps: keep the latest evaluation of the last step
-            self.step, self.windows = step, [list(w) for w in windows]
-
-    def file_under(self, samples) -> None:
-        if self.windows is not None and isinstance(samples, torch.Tensor):
-            _RECORDS[_fingerprint(samples)] = self.windows
-            while len(_RECORDS) > _MAX_RECORDS:
-                _RECORDS.popitem(last=False)
-
-
-_RECORDS: OrderedDict[tuple, list[list[int]]] = OrderedDict()
-_MAX_RECORDS = 16  # the last sampling runs of this server; a record is a few kB
-
-
-def _fingerprint(samples: torch.Tensor) -> tuple:
-    data = samples.detach().to("cpu", torch.float32).contiguous().reshape(-1).view(torch.uint8).numpy()
-    return tuple(samples.shape), hashlib.blake2b(memoryview(data), digest_size=16).hexdigest()  # no byte copy
-
-
-def recorded_windows(samples) -> list[list[int]] | None:
-    """The last step's windows of the LongAnim sampling run whose output is ``samples`` (same values), if this
-    server ran it. Core KSampler / SamplerCustomAdvanced copy their input LATENT dict, so the pack cannot put the
-    schedule into their output; the window loop files it under the output's content instead (bounded, newest 16)."""
-    if not isinstance(samples, torch.Tensor):
-        return None
-    return _RECORDS.get(_fingerprint(samples))
-
-
 class LongAnimContextHandler(_HandlerBase):
     """Context-window handler in ComfyUI's ``model_options["context_handler"]`` slot.
 
@@ -330,6 +291,8 @@ class LongAnimContextHandler(_HandlerBase):
         record = model_options.get("transformer_options", {}).get(RECORD_KEY)
         if isinstance(record, ScheduleRecord):
             record.note(step, windows)
+        else:
+            record = None
         # a private copy of the options: the window keys published below never outlive this call
         model_options = dict(model_options)
         t_opts = model_options["transformer_options"] = dict(model_options.get("transformer_options", {}))
@@ -351,8 +314,11 @@ class LongAnimContextHandler(_HandlerBase):
             guide_sum = [torch.zeros_like(x_in.narrow(axis, video, len(layout.targets))) for _ in conds]
             guide_count = [0] * len(layout.targets)
 
-        def call(batch: list[list[int]]) -> list[torch.Tensor]:
-            """One model call on windows sharing one frame layout; per window, the outputs of its model frames."""
+        n_live = max(1, sum(c is not None for c in conds))
+
+        def call(batch: list[list[int]], live=None) -> list[torch.Tensor]:
+            """One model call on windows sharing one frame layout, for the conds ``live`` marks (all if None; a
+            step cache answers the others); per window, the outputs of its model frames."""
             frames = [layout.model_frames(w) for w in batch]
             idx = [torch.tensor(f, dtype=torch.long, device=x_in.device) for f in frames]
             x_b = torch.cat([x_in.index_select(axis, i) for i in idx], dim=0)
@@ -360,7 +326,10 @@ class LongAnimContextHandler(_HandlerBase):
                 t_b = torch.cat([timestep.index_select(0, i.to(timestep.device)) for i in idx])
             else:
                 t_b = torch.cat([timestep] * len(batch))
-            sub_conds = [self._resize_cond(c, batch, num_frames, axis, layout) for c in conds]
+            sub_conds = [self._resize_cond(c, batch, num_frames, axis, layout) if live is None or live[i] else None
+                         for i, c in enumerate(conds)]
+            if record is not None:  # the cost as run: model frames times the share of the conds evaluated
+                record.count(sum(map(len, frames)) * sum(c is not None for c in sub_conds) / n_live, video)
             view_frames = [layout.prefix(w) + list(w) for w in batch]  # the video frames of the call
             view = _window_view(view_frames[0], axis, num_frames)
             if not layout.plain:
@@ -388,15 +357,15 @@ class LongAnimContextHandler(_HandlerBase):
             per_cond = [o.chunk(len(batch), dim=0) for o in outs]
             return [torch.stack([pc[i] for pc in per_cond], dim=0) for i in range(len(batch))]
 
-        def evaluate(batch: list[list[int]]) -> list[torch.Tensor]:
+        def evaluate(batch: list[list[int]], live=None) -> list[torch.Tensor]:
             if layout.plain:
-                return call(batch)
+                return call(batch, live)
             groups: dict[tuple, list[int]] = {}
             for i, w in enumerate(batch):
                 groups.setdefault(layout.group_key(w), []).append(i)
             results: list[torch.Tensor | None] = [None] * len(batch)
             for ids in groups.values():
-                for i, o in zip(ids, call([batch[i] for i in ids]), strict=True):
+                for i, o in zip(ids, call([batch[i] for i in ids], live), strict=True):
                     w = batch[i]
                     start = len(layout.prefix(w))
                     for k, j in enumerate(layout.guides(w)):  # guide outputs: averaged over the windows holding it
@@ -409,9 +378,16 @@ class LongAnimContextHandler(_HandlerBase):
 
         x_video = x_in if not layout.targets else x_in.narrow(axis, 0, video)
         stacked = x_video.unsqueeze(0).expand(len(conds), *x_video.shape)
-        weights = None if masks is not None else opts.fusion
-        fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, weights=weights, blend_masks=masks,
-                              max_batch=max_batch, check_interrupt=check_interrupt)
+        fusion = dict(weights=None if masks is not None else opts.fusion, blend_masks=masks, max_batch=max_batch,
+                      check_interrupt=check_interrupt)
+        cache = sc.run_cache(t_opts)
+        if cache is None:
+            fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, **fusion)
+        else:  # the Window Step Cache evaluates only the windows it cannot answer (guides: all conds together)
+            sigma = timestep.narrow(0, 0, video) if per_frame_t else timestep.reshape(-1)[:1]
+            fused = cache.co_denoise(stacked, windows, axis + 1, evaluate, sigma=sigma, step=step,
+                                     num_steps=state.get("num_steps"), live=[c is not None for c in conds],
+                                     per_cond=not layout.targets, **fusion)
         if not layout.targets:
             return [fused[i] for i in range(len(conds))]
         result = []
@@ -448,6 +424,8 @@ class _RunStateWrapper:
         else:
             state["step_offset"] = 0
         steps = int(sigmas.numel()) - 1 if isinstance(sigmas, torch.Tensor) else 0
+        if isinstance(t_opts.get(RECORD_KEY), ScheduleRecord):
+            t_opts[RECORD_KEY].steps += steps
         # the skip phase of `skip_until` is a share of the steps of this run and the runs it continues
         state["num_steps"] = max(1, state["step_offset"] + steps)
         sampler_fn = getattr(getattr(executor, "class_obj", None), "sampler_function", None)

@@ -54,3 +54,47 @@ def test_lazycache_caches_whole_fused_steps_on_windows(host):
     lazy_model = _core(nodes_easycache.LazyCacheNode, _windowed(host), threshold=3.0)
     out = host.ksample(lazy_model, latent, steps=6, cfg=1.0)
     assert torch.isfinite(out).all() and not torch.equal(out, plain)  # it skipped steps, on the fused video
+
+
+# ------------------------------------------------------------------------------ the pack's Window Step Cache
+def _cached(host, threshold, **kw):
+    from longanim.nodes import cache_nodes
+
+    return cache_nodes.LongAnimWindowStepCache().run(_windowed(host), threshold, **kw)[0]
+
+
+def _run(host, model, latent, seed=3, steps=10, cfg=1.0):
+    out = host.ksample(model, latent, seed=seed, steps=steps, cfg=cfg)
+    return out, cw.recorded_run(out)
+
+
+@pytest.mark.parametrize("cfg", [1.0, 5.0])
+def test_threshold_zero_is_the_uncached_loop_bit_for_bit(host, cfg):
+    latent = host.wan_latent(20)
+    plain, rec_plain = _run(host, _windowed(host), latent, cfg=cfg)
+    same, rec = _run(host, _cached(host, 0.0), latent, cfg=cfg)
+    assert torch.equal(same, plain)
+    assert rec.cost == rec_plain.cost > 1.0  # overlapping windows: more than one evaluation per frame-step
+
+
+def test_cache_skips_windows_counts_only_evaluated_ones_and_is_deterministic(host):
+    latent = host.wan_latent(20)
+    plain, rec_plain = _run(host, _windowed(host), latent, cfg=5.0)
+    a, rec = _run(host, _cached(host, 0.5, warmup=0.2, final=0.1), latent, cfg=5.0)
+    b, _ = _run(host, _cached(host, 0.5, warmup=0.2, final=0.1), latent, cfg=5.0)
+    assert torch.equal(a, b)  # same seed, same output
+    assert rec.cost < rec_plain.cost  # the record counts only the windows that ran
+    # warm-up (2 of 10 steps) and final step (1) run every window: at least 3/10 of the uncached cost
+    assert rec.cost >= 0.3 * rec_plain.cost - 1e-9
+    rel = float((a - plain).norm() / plain.norm())
+    assert 0 < rel < 0.5, rel
+
+
+def test_step_cache_without_windows_is_refused_by_name(host):
+    from longanim.nodes import cache_nodes
+
+    m = cache_nodes.LongAnimWindowStepCache().run(host.wan(), 0.2)[0]
+    with pytest.raises(ValueError, match="Window Step Cache.*no"):
+        host.ksample(m, host.wan_latent(20), steps=2)
+    with pytest.raises(ValueError, match="Window Step Cache: threshold"):
+        cache_nodes.LongAnimWindowStepCache().run(_windowed(host), -1.0)

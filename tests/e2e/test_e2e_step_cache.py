@@ -51,3 +51,9 @@ def test_lazycache_on_windows_runs(server):
     entry = server.run(_graph(["windows", "LazyCache"]), timeout=600)
     assert execution_error(entry) is None, execution_error(entry)
     assert "LazyCache - skipped" in server.log_text()
+
+
+def test_window_step_cache_runs_through_the_server(server):
+    entry = server.run(_graph(["windows", "step cache"]), timeout=600)
+    assert execution_error(entry) is None, execution_error(entry)
+    assert "LongAnim Window Step Cache:" in server.log_text()

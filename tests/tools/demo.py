@@ -11,8 +11,13 @@ WEBP of the LongAnim run, an MP4 when the host can (``CreateVideo`` + ``SaveVide
 (isolated left, LongAnim right, ``ImageStitch``) and a PNG strip of frames around the isolated run's window
 borders, then prints what to look at and the object figures of both runs (``world_metrics``).
 
-With ``--checkpoint NAME`` (an SD1.5 checkpoint in the user's ComfyUI) it runs the former SD1.5 graph on real
-weights and a real text encoder (ZoLA windows + repeat-mask noise, frames in the batch).
+With ``--checkpoint NAME`` (an SD1.5 image checkpoint in the user's ComfyUI, no motion model) it runs the graph of
+the workflow ``LongAnim - SD1.5 zero-shot video``: an image model has no temporal layers, so its frames in a batch are
+independent images, and context windows would only add cost. What makes them one video is ZS²'s zero-shot recipe:
+``LongAnimDependencyNoise`` (each frame's noise drawn close to the previous frame's, Algorithm 1) and
+``LongAnimTemporalMomentumAttention`` (each frame's self-attention also reads the previous frames, Eq. 2). The
+demo samples ``--frames`` frames (16 by default, all in one batch) twice with the same seed: the checkpoint alone
+and with that recipe, and writes both side by side.
 """
 from __future__ import annotations
 
@@ -24,32 +29,69 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_client import ComfyServer, Graph, execution_error  # noqa: E402
 
-PROMPTS = "0-31: a red fox walks through snow\n32-: a red fox runs through a snowy forest"
 WORLD_MODEL = "longanim_world_wan21.safetensors"
 WORLD_VAE = "longanim_world_taew21.safetensors"
 WINDOW = 16
 FPS = 16.0  # video frames per second; the decoder makes 4 video frames per latent frame
 
 
-def build_sd15(frames: int, checkpoint: str, size: int, steps: int) -> dict:
+ZERO_SHOT_NOISE = {"seed": 0, "lam": 0.01}  # the zero-shot SD1.5 workflow's dependency noise (ZS² default λ)
+ZERO_SHOT_MOMENTUM = 0.98  # and its temporal momentum (ZS²'s μ)
+
+
+def checkpoint_loaders(checkpoint: str, text: str = "a red fox walks through fresh snow, forest, golden hour",
+                       negative: str = "blurry, low quality"):
+    """Loaders for ``build_zero_shot``: an image checkpoint with its own text encoder and VAE."""
+    def load(g: Graph) -> tuple:
+        ckpt = g.node("CheckpointLoaderSimple", ckpt_name=checkpoint)
+        clip = g.out(ckpt, 1)
+        pos = g.out(g.node("CLIPTextEncode", clip=clip, text=text))
+        neg = g.out(g.node("CLIPTextEncode", clip=clip, text=negative))
+        return g.out(ckpt, 0), g.out(ckpt, 2), pos, neg
+    return load
+
+
+def build_zero_shot(frames: int, size: int, steps: int, seed: int, cfg: float, loaders, object_info: dict) -> dict:
+    """An image model on ``frames`` frames in the batch, sampled twice with the same seed: ``independent`` (the model
+    alone: i.i.d. noise, every frame its own image) and ``longanim`` (ZS² dependency noise + temporal momentum
+    attention, the graph of the SD1.5 zero-shot workflow). No context windows: an image model has no temporal layers,
+    so windows would only repeat model calls. ``loaders(g)`` returns (model, vae, positive, negative) links;
+    ``object_info`` (the server's ``/object_info``) supplies the defaults of the inputs this graph does not set."""
     g = Graph()
-    ckpt = g.node("CheckpointLoaderSimple", ckpt_name=checkpoint)
-    model, clip, vae = g.out(ckpt, 0), g.out(ckpt, 1), g.out(ckpt, 2)
-    positive = g.node("LongAnimPromptSchedule", clip=clip, schedule=PROMPTS, frames=frames)
-    negative = g.node("CLIPTextEncode", clip=clip, text="blurry, low quality")
-    recipe = g.node("LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=16)
-    model = g.out(g.node("LongAnimApplyNoiseToModel", model=model, recipe=g.out(recipe, 1)))
-    model = g.out(g.node("LongAnimZoLAWindows", model=model, context_length=16, stride=12, max_skip=2,
-                         fusion="zola", seed=0))
-    latent = g.node("EmptyLatentImage", width=size, height=size, batch_size=frames)
-    sampled = g.node("KSampler", model=model, seed=7, steps=steps, cfg=7.0, sampler_name="euler",
-                     scheduler="normal", positive=g.out(positive), negative=g.out(negative),
-                     latent_image=g.out(latent), denoise=1.0)
-    images = g.node("VAEDecode", samples=g.out(sampled), vae=vae)
-    g.node("SaveImage", images=g.out(images), filename_prefix="longanim_demo/frame")
-    g.node("SaveAnimatedWEBP", images=g.out(images), filename_prefix="longanim_demo/video", fps=8.0,
-           lossless=False, quality=80, method="default")
-    return g.prompt()
+    model, vae, pos, neg = loaders(g)
+    recipe = g.out(g.node("LongAnimDependencyNoise", **ZERO_SHOT_NOISE), 1)
+    zs2 = g.out(g.node("LongAnimApplyNoiseToModel", model=model, recipe=recipe))
+    zs2 = g.out(g.node("LongAnimTemporalMomentumAttention", model=zs2, momentum=ZERO_SHOT_MOMENTUM))
+    latent = g.out(g.node("EmptyLatentImage", width=size, height=size, batch_size=frames))
+    images = {}
+    for name, m in (("independent", model), ("longanim", zs2)):
+        sampled = g.node("KSampler", model=m, seed=seed, steps=steps, cfg=cfg, sampler_name="euler",
+                         scheduler="normal", positive=pos, negative=neg, latent_image=latent, denoise=1.0)
+        g.node("SaveLatent", samples=g.out(sampled), filename_prefix=f"longanim_demo/{name}")
+        images[name] = g.out(g.node("VAEDecode", samples=g.out(sampled), vae=vae))
+    g.node("SaveAnimatedWEBP", images=images["longanim"], filename_prefix="longanim_demo/longanim", fps=8.0,
+           lossless=False, quality=90, method="default")
+    both = g.out(g.node("ImageStitch", image1=images["independent"], image2=images["longanim"],
+                        direction="right", match_image_size=True, spacing_width=4, spacing_color="white"))
+    g.node("SaveAnimatedWEBP", images=both, filename_prefix="longanim_demo/side_by_side", fps=8.0,
+           lossless=False, quality=90, method="default")
+    return fill_defaults(g.prompt(), object_info)
+
+
+def fill_defaults(prompt: dict, object_info: dict) -> dict:
+    """Give every required widget input the graph leaves unset its default from ``/object_info``, so the demo names
+    only the values it means (and keeps working when a node gains an input)."""
+    for node in prompt.values():
+        required = object_info[node["class_type"]]["input"].get("required", {})
+        for name, spec in required.items():
+            if name in node["inputs"]:
+                continue
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if "default" in opts:
+                node["inputs"][name] = opts["default"]
+            elif isinstance(spec[0], list) and spec[0]:
+                node["inputs"][name] = spec[0][0]
+    return prompt
 
 
 def build_world(frames: int, steps: int, seed: int, text: str, mp4: bool) -> dict:
@@ -151,29 +193,39 @@ def strip(out: Path, frames: int) -> Path | None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--comfyui", required=True)
-    ap.add_argument("--frames", type=int, default=128, help="latent frames (world model) / frames (--checkpoint)")
+    ap.add_argument("--frames", type=int, default=None,
+                    help="latent frames of the toy world video (default 128), or with --checkpoint frames in the "
+                    "batch (default 16; they are sampled in one batch, so memory grows with them)")
     ap.add_argument("--output", required=True)
-    ap.add_argument("--checkpoint")
+    ap.add_argument("--checkpoint", help="an SD1.5 image checkpoint in models/checkpoints (no motion model): runs the "
+                    "zero-shot graph (Dependency Noise + Temporal Momentum Attention, no windows) next to the "
+                    "checkpoint alone")
     ap.add_argument("--port", type=int, help="server port (default: a free one)")
-    ap.add_argument("--size", type=int, default=64, help="pixel width/height (--checkpoint only)")
-    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default 12 world / 4 checkpoint)")
+    ap.add_argument("--size", type=int, default=512, help="pixel width/height (--checkpoint only)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default 12 world / 20 checkpoint)")
     ap.add_argument("--seed", type=int, default=3)
-    ap.add_argument("--prompt", default="red blue", help="world model: the colours in the scene")
+    ap.add_argument("--prompt", default=None, help="world model: the colours in the scene (default 'red blue'); "
+                    "--checkpoint: the text prompt")
     args = ap.parse_args()
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     world = not args.checkpoint
+    args.frames = args.frames or (128 if world else 16)
     if world:
         import importlib.util
 
+        args.prompt = args.prompt or "red blue"
         mp4 = importlib.util.find_spec("av") is not None
         prompt = build_world(args.frames, args.steps or 12, args.seed, args.prompt, mp4)
-    else:
-        prompt = build_sd15(args.frames, args.checkpoint, args.size, args.steps or 4)
     with ComfyServer(args.comfyui, sys.executable, port=args.port, output_dir=out) as server:
         print(f"[demo] ComfyUI answered after {server.start_seconds:.1f} s at {server.url}", flush=True)
+        if not world:
+            loaders = (checkpoint_loaders(args.checkpoint, args.prompt) if args.prompt
+                       else checkpoint_loaders(args.checkpoint))
+            prompt = build_zero_shot(args.frames, args.size, args.steps or 20, args.seed, 7.0, loaders,
+                                     server.get("/object_info"))
         t0 = time.time()
         entry = server.run(prompt, timeout=3600)
         err = execution_error(entry)
@@ -185,7 +237,10 @@ def main() -> int:
               f"{len(files)} files written", flush=True)
     folder = out / "longanim_demo"
     if not world:
-        print(f"[demo] frames and animated WEBP are in {folder}")
+        print(f"[demo] open {sorted(folder.glob('side_by_side_*.webp'))[-1]}: left = {args.checkpoint} alone (its "
+              f"{args.frames} frames are independent images), right = the same seed with LongAnim Dependency Noise "
+              "+ Temporal Momentum Attention (one scene that moves). No motion model and no windows: an image model "
+              "makes short zero-shot clips; for long videos use a video model (see the README's 'Which node?').")
         return 0
     sheet = strip(out, args.frames)
     print(f"[demo] open {sorted(folder.glob('side_by_side_*.webp'))[-1]}: left = isolated 16-frame windows, "

@@ -293,7 +293,9 @@ def cmd_demo(args) -> int:
     state = ensure_host(args)
     env = dict(os.environ, LONGANIM_COMFYUI=state["comfyui"], PYTHONUNBUFFERED="1")
     cmd = [state["python"], str(ROOT / "tests" / "tools" / "demo.py"), "--comfyui", state["comfyui"],
-           "--frames", str(args.frames), "--output", str(Path(args.output).resolve())]
+           "--output", str(Path(args.output).resolve())]
+    if args.frames:
+        cmd += ["--frames", str(args.frames)]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     if args.port:
@@ -333,10 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_setup)
     sp = sub.add_parser("demo", help="run the main long-video workflow through a real ComfyUI server")
     host_opts(sp)
-    sp.add_argument("--frames", type=int, default=128, help="latent frames of the toy world video (128 take about "
-                    "25 s on 2 CPU cores), or frames with --checkpoint")
+    sp.add_argument("--frames", type=int, help="latent frames of the toy world video (default 128), or with "
+                    "--checkpoint frames in one batch (default 16)")
     sp.add_argument("--output", default=str(ROOT / "output"))
-    sp.add_argument("--checkpoint", help="with --comfyui: an SD1.5 checkpoint name from models/checkpoints")
+    sp.add_argument("--checkpoint", help="with --comfyui: an SD1.5 image checkpoint from models/checkpoints (no motion "
+                    "model). Runs the zero-shot graph (Dependency Noise + Temporal Momentum Attention, no windows: "
+                    "an image model's frames are independent, so windows would only add cost) next to the "
+                    "checkpoint alone, 512 px, 20 steps")
     sp.add_argument("--port", type=int, help="the demo server's port (default: a free one; the tests always pick "
                     "free ports, so they never collide with a running ComfyUI)")
     sp.set_defaults(fn=cmd_demo)

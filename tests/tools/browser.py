@@ -254,8 +254,10 @@ class Frontend:
         ``"canvas"`` (window rectangle), ``"nodes": [{"id", "title", "rect": [x0, y0, x1, y1] in window pixels,
         title bar included, "covered": [[x, y, element], ...]}]}``. ``covered`` lists points of a grid ``step``
         pixels apart over the node (and its corners) where the topmost element is neither the canvas nor a node's
-        own DOM widget (``.dom-widget``: text areas), e.g. a side bar, the top menu or the minimap; transient
-        notices (``[role=alert]``, toasts) are not counted."""
+        own DOM widget (``.dom-widget``: text areas), e.g. a side bar, the top menu, the minimap or the error panel;
+        transient notices (``[role=alert]``, toasts) are not counted. ``"error_panel"``: the window rectangle and text
+        of the frontend's error panel (``[data-testid=error-overlay]``, frontends 1.49 and later: missing models,
+        nodes or inputs of the loaded workflow), or None where none is shown."""
         return self.evaluate("""(step) => {
             const app = window.comfyAPI.app.app, c = app.canvas, el = c.canvas, r = el.getBoundingClientRect();
             const [s, [ox, oy]] = [c.ds.scale, c.ds.offset];
@@ -276,9 +278,32 @@ class Frontend:
                 }
                 return { id: n.id, title: n.getTitle(), rect: [x0, y0, x1, y1], covered };
             });
+            const panel = document.querySelector('[data-testid="error-overlay"]');
+            const pr = panel?.getBoundingClientRect();
+            const error_panel = pr && pr.width > 0 && pr.height > 0
+                ? { rect: [pr.left, pr.top, pr.right, pr.bottom], text: panel.innerText.split(/\\s+/).join(' ').trim() }
+                : null;
             return { scale: s, low_quality: !!c.low_quality, threshold: c._lowQualityZoomThreshold ?? null,
-                     canvas: [r.left, r.top, r.right, r.bottom], nodes };
+                     canvas: [r.left, r.top, r.right, r.bottom], nodes, error_panel };
         }""", step)
+
+    def wait_error_panel(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the frontend's error panel (``[data-testid=error-overlay]``, frontends 1.49
+        and later: it appears a moment after a workflow that names missing models loads); whether it is shown."""
+        try:
+            self.page.locator('[data-testid="error-overlay"]').first.wait_for(state="visible",
+                                                                               timeout=int(timeout_s * 1000))
+            return True
+        except Exception:  # noqa: BLE001 - no panel: this frontend has none, or nothing is missing
+            return False
+
+    def dismiss_error_panel(self) -> None:
+        """Close the error panel as a user does (its close button) and wait until it is gone."""
+        panel = self.page.locator('[data-testid="error-overlay"]').first
+        button = panel.locator('[data-testid="error-overlay-dismiss"]')
+        (button if button.count() else panel.get_by_role("button").last).click()
+        panel.wait_for(state="hidden", timeout=self.timeout_ms)
+        self.settle()
 
     def screenshot_png(self, path=None) -> bytes:
         if self._chrome_style is None:
@@ -298,12 +323,18 @@ class Frontend:
         image.save(path, "JPEG", quality=85, optimize=True)
 
     # ------------------------------------------------------------------ template browser
-    def template_cards(self, module: str, image_timeout_s: float = 15.0) -> list[dict] | None:
+    def template_cards(self, module: str, image_timeout_s: float = 15.0,
+                       picture_box: tuple[float, float, float, float] | None = None) -> list[dict] | None:
         """Open the template browser (command ``Comfy.BrowseTemplates``), pick the category of custom node folder
-        ``module`` and read its cards: ``[{"name", "title", "description", "image": [natural width, natural height]
-        or None}]``, ``name`` from the card's ``data-testid`` (``template-workflow-<name>``). Each card is scrolled
-        into view first (pictures load lazily) and given ``image_timeout_s`` to show its picture. The dialog stays
-        open (``close_dialog``); None when this frontend has no such command."""
+        ``module`` and read its cards: ``[{"name", "title", "title_tooltip"`` (the title element's ``title``
+        attribute, shown on hover), ``"title_cut"`` (the title's text overflows its one-line box), ``"description"``
+        (None where the card has no description element), ``"image": [natural width, natural height] or None,
+        "picture_covered": [[x, y, element], ...]}]``, ``name`` from the card's ``data-testid``
+        (``template-workflow-<name>``). ``picture_covered`` lists points of a grid over ``picture_box`` (x0, y0, x1,
+        y1 as fractions of the picture, as the card fits it: object-fit contain or cover) where the topmost element
+        is not the picture (a badge or label of the card). Each card is scrolled into view first (pictures load
+        lazily) and given ``image_timeout_s`` to show its picture. The dialog stays open (``close_dialog``); None
+        when this frontend has no such command."""
         has = self.evaluate("""() => !!window.comfyAPI.app.app.extensionManager?.command?.commands
             ?.some((c) => c.id === 'Comfy.BrowseTemplates')""")
         if not has:
@@ -325,11 +356,28 @@ class Frontend:
                                             timeout=int(image_timeout_s * 1000))
             except Exception:  # noqa: BLE001 - no picture: reported as None
                 pass
-            out.append(card.evaluate("""(c) => { const i = c.querySelector('img');
+            out.append(card.evaluate("""(c, box) => { const i = c.querySelector('img'), h = c.querySelector('h3');
+                const covered = [];
+                if (i && box && i.complete && i.naturalWidth) {
+                    const r = i.getBoundingClientRect(), fit = getComputedStyle(i).objectFit;
+                    const k = (fit === 'cover' ? Math.max : Math.min)(r.width / i.naturalWidth,
+                                                                       r.height / i.naturalHeight);
+                    const w = i.naturalWidth * k, hh = i.naturalHeight * k;
+                    const ox = r.left + (r.width - w) / 2, oy = r.top + (r.height - hh) / 2;
+                    for (let fy = box[1]; fy <= box[3] + 1e-9; fy += (box[3] - box[1]) / 4)
+                        for (let fx = box[0]; fx <= box[2] + 1e-9; fx += (box[2] - box[0]) / 12) {
+                            const x = ox + fx * w, y = oy + fy * hh, top = document.elementFromPoint(x, y);
+                            if (top !== i && covered.length < 5)
+                                covered.push([Math.round(x), Math.round(y), top
+                                    ? `${top.tagName.toLowerCase()}.${top.className}`.slice(0, 60) : null]);
+                        }
+                }
                 return { name: c.dataset.testid.slice('template-workflow-'.length),
-                         title: c.querySelector('h3')?.textContent ?? null,
+                         title: h?.textContent ?? null, title_tooltip: h?.getAttribute('title') ?? null,
+                         title_cut: !!h && (h.scrollWidth > h.clientWidth + 1 || h.scrollHeight > h.clientHeight + 1),
                          description: c.querySelector('p')?.textContent ?? null,
-                         image: i && i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null }; }"""))
+                         image: i && i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null,
+                         picture_covered: covered }; }""", picture_box))
         cards.first.scroll_into_view_if_needed()  # back to the top; pictures out of view may have been dropped
         try:
             self.page.wait_for_function("""(c) => { const i = c.querySelector('img');

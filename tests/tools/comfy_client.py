@@ -4,6 +4,10 @@
         result = server.run(prompt)          # POST /prompt, wait on /history, return outputs
 
 ``Graph`` builds API-format prompts: ``g.node("KSampler", seed=1, model=g.out(loader, 0), ...)``.
+
+``LONGANIM_FRONTEND_ROOT=<folder>`` serves another frontend than the host's installed one (ComfyUI's
+``--front-end-root``): the ``static`` folder of an unpacked ``comfyui-frontend-package`` wheel, e.g.
+``.../comfyui_frontend_package/static``. The browser tests then run against that frontend.
 """
 from __future__ import annotations
 
@@ -97,6 +101,12 @@ class ComfyServer:
         self._log = open(self.log_path, "w")
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--output-directory", str(self.output_dir), *self.extra_args]
+        frontend = os.environ.get("LONGANIM_FRONTEND_ROOT")
+        if frontend and "--front-end-root" not in self.extra_args:
+            if not (Path(frontend) / "index.html").is_file():
+                raise ServerError(f"LONGANIM_FRONTEND_ROOT={frontend} has no index.html: name the static folder of "
+                                  "an unpacked comfyui-frontend-package wheel (comfyui_frontend_package/static)")
+            cmd += ["--front-end-root", str(Path(frontend).resolve())]
         env = dict(os.environ, PYTHONUNBUFFERED="1", LONGANIM_TESTPACK="1")  # the test-only node (tests/testpack)
         self.proc = subprocess.Popen(cmd, cwd=self.comfyui, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         while time.time() - t0 < self.start_timeout:

@@ -894,6 +894,11 @@ THUMBNAIL_SIZE = (512, 512)  # the card fits the picture into a square about 250
 THUMBNAIL_QUALITY = 90
 _BG, _INK, _ACCENT, _MUTED = (0.07, 0.07, 0.08), (0.93, 0.93, 0.93), (0.98, 0.72, 0.25), (0.62, 0.62, 0.66)
 _MARGIN, _TITLE_SCALE, _CAPTION_SCALE = 16, 4, 3
+# The title's two lines (x0, y0, x1, y1 in thumbnail pixels). Frontends 1.49 and later show no description under a
+# card and cut its title to one line, so the picture is where the full title is read; they also lay a "Node graph"
+# badge over the picture's top left (about 0-210 x 0-82 here, measured on 1.58.1 at 1600 px), so the title starts
+# below it and the pack's name sits at the top right.
+THUMBNAIL_TITLE_BOX = (_MARGIN, 100, THUMBNAIL_SIZE[0] - _MARGIN, 100 + 2 * 7 * _TITLE_SCALE)
 # js/longanim.schedule_preview.js: the widgets the canvas sends to the preview route, and the nodes it previews
 QUERY_WIDGETS = ("context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop", "fusion",
                  "seed", "blend_variant", "ends", "skip_until", "length_unit")
@@ -1123,8 +1128,8 @@ def thumbnail(key: str, workflow: dict, object_info: dict):
     width, height = THUMBNAIL_SIZE
     inner = width - 2 * _MARGIN
     canvas = torch.tensor(_BG).repeat(height, width, 1)
-    font.draw_text(canvas, _MARGIN, 14, "LongAnim", _ACCENT, 2)
-    y = 36
+    font.draw_text(canvas, width - _MARGIN - font.text_width("LongAnim", 2), 14, "LongAnim", _ACCENT, 2)
+    y = THUMBNAIL_TITLE_BOX[1]
     for line in _wrap(TITLES[key], _TITLE_SCALE, inner)[:2]:
         font.draw_text(canvas, _MARGIN, y, line, _INK, _TITLE_SCALE)
         y += 7 * _TITLE_SCALE

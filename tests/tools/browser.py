@@ -298,10 +298,14 @@ class Frontend:
             return False
 
     def dismiss_error_panel(self) -> None:
-        """Close the error panel as a user does (its close button) and wait until it is gone."""
+        """Close the error panel with its close button (1.49+: ``error-overlay-dismiss``; 1.45: "Dismiss") and wait
+        until it is gone. The click is dispatched to the button: a toast may lie over it (1.45 on a newer backend
+        shows a version warning there)."""
         panel = self.page.locator('[data-testid="error-overlay"]').first
         button = panel.locator('[data-testid="error-overlay-dismiss"]')
-        (button if button.count() else panel.get_by_role("button").last).click()
+        if not button.count():
+            button = panel.get_by_role("button", name="Dismiss")
+        button.first.dispatch_event("click")
         panel.wait_for(state="hidden", timeout=self.timeout_ms)
         self.settle()
 

@@ -7,7 +7,7 @@ background), from latents by projection on known colour codes (:func:`code_maps`
 nearest palette colour (:func:`palette_maps`). Then:
 
 - :func:`detect_blobs`: connected regions above a threshold per colour and frame (count, centroid, peak, size).
-- object-count stability (:func:`count_accuracy`), identity persistence over the whole video
+- the right objects by colour and number (:func:`count_accuracy`), identity persistence over the whole video
   (:func:`identity_persistence`: the same set of colours in every frame, each as exactly one object),
   tracks lasting the whole video (:func:`track_persistence`),
 - trajectory continuity: accelerations away from bounces (:func:`accelerations`), and per-frame displacement at
@@ -175,11 +175,28 @@ def _expected_mask(expected: Sequence[int] | torch.Tensor, k: int, t: int) -> to
     return m
 
 
+def _expected_counts(expected: Sequence[int] | torch.Tensor, k: int, t: int) -> torch.Tensor:
+    """``[T, K]`` int64: how many objects of each colour should be in each frame. A list of colour indices names
+    each object once (``[0, 0, 2]``: two of colour 0 and one of colour 2); a ``[T, K]`` tensor gives the counts
+    (a bool mask: one object per marked colour)."""
+    if isinstance(expected, torch.Tensor) and expected.ndim == 2:
+        if tuple(expected.shape) != (t, k):
+            raise ValueError(f"expected counts must be [T, K] = [{t}, {k}], got {tuple(expected.shape)}")
+        return expected.long()
+    idx = [int(i) for i in expected]
+    bad = [i for i in idx if not 0 <= i < k]
+    if bad:
+        raise ValueError(f"expected colours must be indices in [0, {k - 1}], got {bad}")
+    return torch.bincount(torch.tensor(idx, dtype=torch.long), minlength=k).view(1, k).expand(t, k)
+
+
 def count_accuracy(count: torch.Tensor, expected) -> float:
-    """Fraction of frames whose total object count equals the expected one (``count [T, K]`` from detect_blobs)."""
+    """Fraction of frames with the objects the prompt names, by colour and number (``count [T, K]`` from
+    detect_blobs): every colour is there exactly as many times as it is named, and unnamed colours are absent.
+    A frame with the right number of objects in the wrong colours does not count."""
     t, k = count.shape
-    exp = _expected_mask(expected, k, t)
-    return float((count.sum(1) == exp.sum(1)).float().mean())
+    exp = _expected_counts(expected, k, t)
+    return float((count.long() == exp).all(1).float().mean())
 
 
 def identity_persistence(count: torch.Tensor, expected) -> float:

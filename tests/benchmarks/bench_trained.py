@@ -8,8 +8,11 @@ Every method samples the same prompt, seed and sampler (euler / simple, cfg 1) t
 the saved latents are judged with ``nodes/algorithms/world_metrics.py`` against what the prompt names:
 identity (frames with exactly the named balls, one each), tracks lasting the whole video, p90 acceleration outside
 bounces, median ball jump at the isolated run's window borders vs inside, drift of the balls' look between the
-first and last 16 frames, and the latent seam ratio of ``metrics.seam_ratio``. ``cost`` = model evaluations per
-frame and step (frames the windows cover / frames; from the window layout, ZoLA's random layout on average).
+first and last 16 frames, and the latent seam ratio of ``metrics.seam_ratio``. ``cost`` = model frame-evaluations per
+frame and sampler step as the run made them: the test pack's ``TinyTestCountEvaluations`` sits right after the
+loader and counts the frames of every model call (``apply_model``, inside whichever window loop runs, core's
+included; refinement's own calls count too), read from the server after each run and divided by frames x steps
+(mean over the seeds). Nothing in the column comes from a formula of the window layout.
 Noise travel and randomized-blend refinement (of the isolated windows' output, denoise 0.5) are rows too.
 
 The image-model path (``--image-frames``, default 16): the SD1.5-family model trained on single frames of the same
@@ -36,19 +39,6 @@ from comfy_client import ComfyServer, Graph, execution_error  # noqa: E402
 L = 16  # window length (latent frames) of every windowed method
 
 
-def _cost_uniform(frames: int, length: int, stride: int) -> float:
-    if frames <= length:
-        return 1.0
-    n = math.ceil((frames - length) / stride) + 1
-    return n * length / frames
-
-
-def _cost_skip(skip_until: float, later: float) -> float:
-    """Spanning skip phase (each frame once: cost 1) for its share of the steps, then ``later`` per step."""
-    skip = min(ARGS.steps, math.ceil(skip_until * max(ARGS.steps - 1, 1) - 1e-9))
-    return (skip + (ARGS.steps - skip) * later) / ARGS.steps
-
-
 def _zola(**over):
     """Builder of a ZoLA Windows node (windows of L, stride 12, skip 1, ZoLA fusion, truncated ends) with ``over``."""
     opts = {**dict(context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="truncate"), **over}
@@ -61,32 +51,30 @@ def _noise(node: str, **opts):
 
 
 METHODS = {
-    # name: (cost(frames), builder(g, model) -> model link; None: isolated windows, then refinement)
-    "full length": (lambda f: 1.0, lambda g, m: m),
-    "isolated windows": (lambda f: 1.0, lambda g, m: g.out(g.node(
-        "LongAnimGenLWindows", model=m, context_length=L, stride=L, fusion="least_squares"))),
-    "Gen-L (stride 8)": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
-        "LongAnimGenLWindows", model=m, context_length=L, stride=8, fusion="least_squares"))),
-    "ZoLA (paper: skip 2, shift)": (lambda f: L / 12, _zola(max_skip=2, ends="shift")),
-    "ZoLA (skip 1, shift)": (lambda f: L / 12, _zola(ends="shift")),
-    "ZoLA (skip 1, truncate)": (lambda f: L / 12, _zola()),
-    "ZoLA (skip 1, truncate, least squares)": (lambda f: L / 12, _zola(fusion="least_squares")),
-    "ZoLA truncate + skip_until 0.6": (lambda f: _cost_skip(0.6, L / 12),
-                                       _zola(fusion="least_squares", skip_until=0.6)),
-    "ZoLA truncate + skip_until 0.3": (lambda f: _cost_skip(0.3, L / 12),
-                                       _zola(fusion="least_squares", skip_until=0.3)),
-    "core Context Windows": (lambda f: _cost_uniform(f, L, L - 4), lambda g, m: g.out(g.node(
+    # name: builder(g, model) -> model link; None: isolated windows, then refinement
+    "full length": lambda g, m: m,
+    "isolated windows": lambda g, m: g.out(g.node(
+        "LongAnimGenLWindows", model=m, context_length=L, stride=L, fusion="least_squares")),
+    "Gen-L (stride 8)": lambda g, m: g.out(g.node(
+        "LongAnimGenLWindows", model=m, context_length=L, stride=8, fusion="least_squares")),
+    "ZoLA (paper: skip 2, shift)": _zola(max_skip=2, ends="shift"),
+    "ZoLA (skip 1, shift)": _zola(ends="shift"),
+    "ZoLA (skip 1, truncate)": _zola(),
+    "ZoLA (skip 1, truncate, least squares)": _zola(fusion="least_squares"),
+    "ZoLA truncate + skip_until 0.6": _zola(fusion="least_squares", skip_until=0.6),
+    "ZoLA truncate + skip_until 0.3": _zola(fusion="least_squares", skip_until=0.3),
+    "core Context Windows": lambda g, m: g.out(g.node(
         "ContextWindowsManual", model=m, context_length=L, context_overlap=4, context_schedule="standard_static",
-        context_stride=1, closed_loop=False, fuse_method="pyramid", dim=2))),
-    "FreeNoise + Gen-L": (lambda f: _cost_uniform(f, L, 8), lambda g, m: g.out(g.node(
+        context_stride=1, closed_loop=False, fuse_method="pyramid", dim=2)),
+    "FreeNoise + Gen-L": lambda g, m: g.out(g.node(
         "LongAnimGenLWindows", context_length=L, stride=8, fusion="least_squares",
-        model=_noise("LongAnimFreeNoiseShuffle", seed=0, window_length=L, stride=4)(g, m)))),
-    "repeat-mask + ZoLA": (lambda f: L / 12, lambda g, m: _zola(ends="shift")(
-        g, _noise("LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L)(g, m))),
-    "noise travel + ZoLA": (lambda f: L / 12, lambda g, m: _zola()(g, g.out(g.node(
-        "LongAnimNoiseTravelModel", model=m, jump=0, start=0.0, end=0.3, repeats=1, seed=0)))),
+        model=_noise("LongAnimFreeNoiseShuffle", seed=0, window_length=L, stride=4)(g, m))),
+    "repeat-mask + ZoLA (skip 1, shift)": lambda g, m: _zola(ends="shift")(
+        g, _noise("LongAnimRepeatMaskNoise", seed=0, ratio=0.5, base_length=L)(g, m)),
+    "noise travel + ZoLA": lambda g, m: _zola()(g, g.out(g.node(
+        "LongAnimNoiseTravelModel", model=m, jump=0, start=0.0, end=0.3, repeats=1, seed=0))),
     # isolated windows, then StreamingT2V's randomized-blend refinement (denoise 0.5, chunks of L, overlap 8)
-    "isolated + randomized-blend refine": (lambda f: 1.0 + REFINE_DENOISE * _cost_uniform(f, L, 8), None),
+    "isolated + randomized-blend refine": None,
 }
 REFINE_DENOISE = 0.5
 
@@ -111,11 +99,17 @@ def _dependency(g, m):
                   variant="algorithm1")(g, m)
 
 
+def _counted(g, model):
+    """The model with the test pack's evaluation counter (``GET /tinytest/evaluations`` reads it per run)."""
+    return g.out(g.node("TinyTestCountEvaluations", model=model))
+
+
 def graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) -> dict:
     g = Graph()
-    base = g.out(g.node("UNETLoader", unet_name="longanim_world_wan21.safetensors", weight_dtype="default"))
-    refine = METHODS[method][1] is None
-    model = METHODS["isolated windows"][1](g, base) if refine else METHODS[method][1](g, base)
+    base = _counted(g, g.out(g.node("UNETLoader", unet_name="longanim_world_wan21.safetensors",
+                                     weight_dtype="default")))
+    refine = METHODS[method] is None
+    model = METHODS["isolated windows"](g, base) if refine else METHODS[method](g, base)
     pos = g.out(g.node("TinyTestConditioning", text=text, family="synthworld"))
     neg = g.out(g.node("TinyTestConditioning", text="", family="synthworld"))
     latent = g.out(g.node("EmptyHunyuanLatentVideo", width=64, height=64, length=4 * (frames - 1) + 1,
@@ -134,7 +128,8 @@ def graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) 
 def image_graph(method: str, frames: int, seed: int, text: str, steps: int, tag: str) -> dict:
     """The image model on ``frames`` frames in the batch (EmptyLatentImage), euler / normal, cfg 1."""
     g = Graph()
-    model = IMAGE_METHODS[method](g, g.out(g.node("UNETLoader", unet_name=IMAGE_MODEL, weight_dtype="default")))
+    model = IMAGE_METHODS[method](g, _counted(g, g.out(g.node("UNETLoader", unet_name=IMAGE_MODEL,
+                                                               weight_dtype="default"))))
     pos = g.out(g.node("TinyTestConditioning", text=text, family="synthworld_sd15"))
     neg = g.out(g.node("TinyTestConditioning", text="", family="synthworld_sd15"))
     latent = g.out(g.node("EmptyLatentImage", width=64, height=64, batch_size=frames))
@@ -201,8 +196,9 @@ def main() -> int:
         runs = [("video", f, m) for f in ARGS.frames for m in ARGS.methods]
         runs += [("image", f, m) for f in ARGS.image_frames for m in ARGS.image_methods]
         for family, frames, method in runs:
-            acc = []
+            acc, costs = [], []
             t0 = time.time()
+            server.get("/tinytest/evaluations")  # reset the counter
             for seed in ARGS.seeds:
                 tag = f"{family}_{frames}_{abs(hash(method)) % 10**8}_{seed}"
                 if family == "video":
@@ -210,6 +206,7 @@ def main() -> int:
                 else:
                     prompt = image_graph(method, frames, seed, ARGS.prompt, ARGS.image_steps, tag)
                 entry = server.run(prompt, timeout=3600)
+                counts = server.get("/tinytest/evaluations")  # this run's model calls (and a reset)
                 err = execution_error(entry)
                 if err:
                     print(f"[bench] {method} {frames}: {err.get('exception_message')}", flush=True)
@@ -218,10 +215,12 @@ def main() -> int:
                 raw = safetensors.torch.load_file(str(f))["latent_tensor"]
                 acc.append(figures(raw, ARGS.prompt, frames) if family == "video" else
                            image_figures(raw, ARGS.prompt))
+                steps = ARGS.steps if family == "video" else ARGS.image_steps
+                costs.append(counts["frame_evaluations"] / (frames * steps))  # euler: one model call per step
             if not acc:
                 continue
-            cost = METHODS[method][0](frames) if family == "video" else 1.0
-            row = dict(model=family, frames=frames, method=method, seeds=len(acc), cost=round(cost, 2),
+            row = dict(model=family, frames=frames, method=method, seeds=len(acc),
+                       cost=round(sum(costs) / len(costs), 2),
                        seconds=round((time.time() - t0) / len(acc), 1))
             for c in COLUMNS:
                 vals = [a[c] for a in acc if isinstance(a.get(c), float) and math.isfinite(a[c])]

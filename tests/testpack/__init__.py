@@ -14,6 +14,12 @@ Family ``synthworld`` is for the models trained on the synthetic world (``tests/
 names the objects in the scene by colour (``"red blue"``; empty = unconditional) and maps to that world's fixed
 ``[1, 16, 4096]`` embedding, which the trained model was conditioned on; ``synthworld_sd15`` maps the same
 prompt to the ``[1, 77, 768]`` embedding of the SD1.5-family image model trained on that world's frames.
+
+``TinyTestCountEvaluations`` (MODEL -> MODEL) counts what the model is really asked to compute: every call of the
+model's ``apply_model`` (ComfyUI's ``APPLY_MODEL`` wrapper, inside every window loop, LongAnim's and core's) adds
+the frames of its input (``batch x frames`` for a video latent ``[B, C, T, H, W]``, ``batch`` for an image batch).
+``GET /tinytest/evaluations`` returns the counts since the last read and resets them (a benchmark reads them after
+each prompt: cost = frame-evaluations / (frames x steps), as the loop ran, not from a formula).
 """
 import hashlib
 import importlib.util
@@ -70,9 +76,77 @@ class TinyTestConditioning:
         return ([[cond, extra]],)
 
 
+_COUNTS = {"calls": 0, "frame_evaluations": 0, "max_frames_per_call": 0, "frames_per_call": []}
+COUNT_KEY = "tinytest_count_evaluations"
+
+
+def frames_in(x: torch.Tensor) -> tuple[int, int]:
+    """(frame-evaluations, frames per sequence) of one model input: ``[B, C, T, H, W]`` -> (B * T, T);
+    an image batch ``[B, C, H, W]`` -> (B, 1)."""
+    if x.ndim == 5:
+        return int(x.shape[0] * x.shape[2]), int(x.shape[2])
+    return int(x.shape[0]), 1
+
+
+def _count_wrapper(executor, x, *args, **kwargs):
+    n, per = frames_in(x)
+    _COUNTS["calls"] += 1
+    _COUNTS["frame_evaluations"] += n
+    _COUNTS["max_frames_per_call"] = max(_COUNTS["max_frames_per_call"], per)
+    if len(_COUNTS["frames_per_call"]) < 4096:
+        _COUNTS["frames_per_call"].append(per)
+    return executor(x, *args, **kwargs)
+
+
+def read_counts(reset: bool = True) -> dict:
+    out = {k: (list(v) if isinstance(v, list) else v) for k, v in _COUNTS.items()}
+    if reset:
+        _COUNTS.update(calls=0, frame_evaluations=0, max_frames_per_call=0, frames_per_call=[])
+    return out
+
+
+class TinyTestCountEvaluations:
+    DESCRIPTION = ("Test only: counts the frames the model computes in every call (GET /tinytest/evaluations reads "
+                   "and resets the counts).")
+    CATEGORY = "testing/longanim"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL", {"tooltip": "the model whose evaluations are counted"})}}
+
+    def patch(self, model):
+        import comfy.patcher_extension
+
+        m = model.clone()
+        m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, COUNT_KEY)
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, COUNT_KEY, _count_wrapper)
+        return (m,)
+
+
+def _add_route() -> None:
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:  # imported outside a ComfyUI server (unit tests)
+        return
+    if getattr(PromptServer, "instance", None) is None:
+        return
+
+    @PromptServer.instance.routes.get("/tinytest/evaluations")
+    async def _evaluations(request):
+        return web.json_response(read_counts(reset=request.query.get("reset", "1") != "0"))
+
+
 # Registered only in servers the project's tools start (tests/tools/comfy_client.ComfyServer sets
 # LONGANIM_TESTPACK=1): a ComfyUI started by hand, the user's own included (``demo --comfyui`` links this folder
 # there), does not list a test-only node.
 ENABLED = os.environ.get("LONGANIM_TESTPACK") == "1"
-NODE_CLASS_MAPPINGS = {"TinyTestConditioning": TinyTestConditioning} if ENABLED else {}
-NODE_DISPLAY_NAME_MAPPINGS = {"TinyTestConditioning": "Tiny test conditioning (LongAnim tests)"} if ENABLED else {}
+NODE_CLASS_MAPPINGS = {"TinyTestConditioning": TinyTestConditioning,
+                       "TinyTestCountEvaluations": TinyTestCountEvaluations} if ENABLED else {}
+NODE_DISPLAY_NAME_MAPPINGS = {"TinyTestConditioning": "Tiny test conditioning (LongAnim tests)",
+                              "TinyTestCountEvaluations": "Tiny test evaluation counter (LongAnim tests)"} \
+    if ENABLED else {}
+if ENABLED:
+    _add_route()

@@ -60,14 +60,31 @@ def test_missing_and_extra_objects_lower_count_and_identity_exactly():
     assert wm.count_accuracy(det["count"], scene.colours) == pytest.approx(36 / 40)
     assert wm.identity_persistence(det["count"], scene.colours) == pytest.approx(36 / 40)
     assert wm.track_persistence(det, scene.colours) == pytest.approx(0.5)
-    # a colour swap keeps the count but breaks identity
+    # a colour swap keeps the number of objects but not what the prompt names: both count and identity drop
     other = next(c for c in range(4) if c not in scene.colours)
     sw = maps.clone()
     sw[20:, other] = sw[20:, gone]
     sw[20:, gone] = 0
     det = wm.detect_blobs(sw)
-    assert wm.count_accuracy(det["count"], scene.colours) == 1.0
+    assert wm.count_accuracy(det["count"], scene.colours) == pytest.approx(20 / 40)
     assert wm.identity_persistence(det["count"], scene.colours) == pytest.approx(20 / 40)
+
+
+def test_count_accuracy_counts_the_named_colours_and_their_number():
+    """Green and yellow balls are two balls, but not the "red blue" the prompt names; two red balls are what
+    "red red" names and not what "red" names."""
+    red, green, blue, yellow = (synthworld.PALETTE.index(c) for c in ("red", "green", "blue", "yellow"))
+    count = torch.zeros(10, 4, dtype=torch.long)
+    count[:, [green, yellow]] = 1
+    assert wm.count_accuracy(count, [red, blue]) == 0.0
+    count[:4] = 0
+    count[:4, [red, blue]] = 1
+    assert wm.count_accuracy(count, [red, blue]) == pytest.approx(0.4)
+    two = torch.zeros(5, 4, dtype=torch.long)
+    two[:, red] = 2
+    assert wm.count_accuracy(two, [red, red]) == 1.0
+    assert wm.count_accuracy(two, [red]) == 0.0
+    assert wm.count_accuracy(two, two) == 1.0  # a [T, K] tensor of counts
 
 
 def test_split_object_counts_as_two():

@@ -51,8 +51,18 @@ NEEDS_FAMILY = {"longanim_ltxv_long": ("ltxv", "T5's attention_mask, an argument
 def tiny_workflow(object_info: dict, name: str) -> dict:
     family, what = NEEDS_FAMILY.get(name, (None, ""))
     if family and family not in object_info["TinyTestConditioning"]["input"]["required"]["family"][0]:
-        pytest.skip(f"tests/testpack's TinyTestConditioning has no family {family!r} ({what})")
+        # a test pack without the family is a broken test setup, not a reason to leave the family untested
+        pytest.fail(f"tests/testpack's TinyTestConditioning has no family {family!r} ({what}); add it there")
     return mw.build_workflows(object_info, tiny=True, names={name})[name]
+
+
+def test_a_test_pack_without_a_family_fails_the_test():
+    """The family tests cannot pass by skipping: a test pack that lacks a family's conditioning fails them."""
+    info = {"TinyTestConditioning": {"input": {"required": {"family": [["sd15", "wan21"]]}}}}
+    with pytest.raises(BaseException) as caught:
+        tiny_workflow(info, "longanim_ltxv_long")
+    assert isinstance(caught.value, pytest.fail.Exception), type(caught.value)
+    assert "no family 'ltxv'" in str(caught.value)
 
 
 def tiny_prompt(object_info: dict, name: str) -> dict:

@@ -333,7 +333,9 @@ def run_gate(args) -> dict:
     return fig
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; its training defaults are the committed model's recipe (a unit test compares them with
+    the recipe recorded in the committed file)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--comfyui", required=True)
     ap.add_argument("--out", help="trained weights (safetensors); required to train")
@@ -359,6 +361,11 @@ def main(argv=None) -> None:
     ap.add_argument("--decay", choices=("none", "cosine"), default="cosine",
                     help="learning rate after the warm-up: constant, or cosine down to --final-lr times --lr")
     ap.add_argument("--final-lr", type=float, default=0.05)
+    return ap
+
+
+def main(argv=None) -> None:
+    ap = build_parser()
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(args.comfyui).resolve()))
     import comfy.cli_args

@@ -223,7 +223,9 @@ def run_gate(args) -> dict:
     return fig
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; its training defaults are the committed model's recipe (a unit test compares them with
+    the recipe recorded in the committed file)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--comfyui", required=True)
     ap.add_argument("--out", help="trained tensors (compact safetensors); required to train")
@@ -235,7 +237,7 @@ def main(argv=None) -> None:
     ap.add_argument("--gate-cfg", type=float, default=1.0)
     ap.add_argument("--gate-repeats", type=int, default=4)
     ap.add_argument("--work", default="/tmp/longanim_train_image")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=100)
@@ -246,6 +248,11 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=500)
+    return ap
+
+
+def main(argv=None) -> None:
+    ap = build_parser()
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(args.comfyui).resolve()))
     import comfy.cli_args

@@ -76,7 +76,8 @@ class TinyTestConditioning:
         return ([[cond, extra]],)
 
 
-_COUNTS = {"calls": 0, "frame_evaluations": 0, "max_frames_per_call": 0, "frames_per_call": []}
+_COUNTS = {"calls": 0, "frame_evaluations": 0, "max_frames_per_call": 0, "frames_per_call": [], "windows": []}
+MAX_LOGGED_CALLS = 4096
 COUNT_KEY = "tinytest_count_evaluations"
 
 
@@ -88,20 +89,25 @@ def frames_in(x: torch.Tensor) -> tuple[int, int]:
     return int(x.shape[0]), 1
 
 
-def _count_wrapper(executor, x, *args, **kwargs):
+def _count_wrapper(executor, x, t, *args, **kwargs):
     n, per = frames_in(x)
     _COUNTS["calls"] += 1
     _COUNTS["frame_evaluations"] += n
     _COUNTS["max_frames_per_call"] = max(_COUNTS["max_frames_per_call"], per)
-    if len(_COUNTS["frames_per_call"]) < 4096:
+    if len(_COUNTS["frames_per_call"]) < MAX_LOGGED_CALLS:
         _COUNTS["frames_per_call"].append(per)
-    return executor(x, *args, **kwargs)
+        # the frames of each window in the call, where the window loop publishes them (LongAnim's loop sets
+        # AnimateDiff's ``ad_params``): [noise level, [[first, last] per window]]
+        opts = args[3] if len(args) > 3 and isinstance(args[3], dict) else kwargs.get("transformer_options") or {}
+        views = (opts.get("ad_params") or {}).get("sub_idxs_batch") or []
+        _COUNTS["windows"].append([float(t.reshape(-1)[0]), [[int(min(v)), int(max(v))] for v in views if v]])
+    return executor(x, t, *args, **kwargs)
 
 
 def read_counts(reset: bool = True) -> dict:
     out = {k: (list(v) if isinstance(v, list) else v) for k, v in _COUNTS.items()}
     if reset:
-        _COUNTS.update(calls=0, frame_evaluations=0, max_frames_per_call=0, frames_per_call=[])
+        _COUNTS.update(calls=0, frame_evaluations=0, max_frames_per_call=0, frames_per_call=[], windows=[])
     return out
 
 

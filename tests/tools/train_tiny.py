@@ -260,8 +260,35 @@ def world_metrics():
     return sys.modules[name]
 
 
-GATE = dict(count_accuracy=0.90, tracks=0.80, accel_ratio=2.0)
+# The gate: the named balls (colour and number) in 90 % of frames, 80 % of tracks lasting the clip, and a p90
+# acceleration outside bounces of at most ACCEL_MAX px/frame^2 (latent pixels): half the world's slowest speed
+# (0.25 px/frame), so between two frames a ball's velocity changes by less than half of that in 9 frames of 10.
+# An absolute bound, not a ratio: the real balls move at exactly constant speed there (the tracker reads ~5e-7), so
+# "2x real" could only be met by a perfect copy; the real p90 over all frames (bounces included) is no reference
+# either, it doubles between two sets of 16 real clips (0.14 vs 0.29 px/frame^2) with the number of bounces. A model
+# whose balls move like the world's with tracker jitter of a few hundredths of a pixel scores about 0.03-0.06.
+ACCEL_MAX = 0.125
+GATE = dict(count_accuracy=0.90, tracks=0.80, accel_p90=ACCEL_MAX)
 GATE_PROMPTS = ("red", "green", "blue", "yellow", "red blue", "green yellow", "red yellow", "blue green")
+# Sampling seeds: checkpoints are compared (selected) on SELECT_SEED + i, the gate of a committed model is reported
+# on REPORT_SEED + i (clip i; real reference clips: + REAL_OFFSET). Disjoint, so a reported figure is not one that
+# picked the checkpoint.
+SELECT_SEED, REPORT_SEED, REAL_OFFSET = 0, 500_000, 10_000
+
+
+def gate_seed(purpose: str) -> int:
+    """First sampling seed of a gate run: ``"select"`` (comparing checkpoints) or ``"report"`` (the figures a README
+    gives for a committed model)."""
+    if purpose not in ("select", "report"):
+        raise ValueError(f"gate purpose must be 'select' or 'report', got {purpose!r}")
+    return SELECT_SEED if purpose == "select" else REPORT_SEED
+
+
+def gate_verdict(fig: dict) -> dict:
+    """``fig`` with ``passed``: every GATE criterion met (a missing acceleration, no tracked ball, fails)."""
+    accel = fig["accel_p90"]
+    return dict(fig, passed=bool(fig["count_accuracy"] >= GATE["count_accuracy"] and fig["tracks"] >= GATE["tracks"]
+                                 and math.isfinite(accel) and accel <= GATE["accel_p90"]))
 
 
 def sample_clips(model, prompts, frames: int, seed: int, steps: int = 20, cfg: float = 3.0,
@@ -319,17 +346,14 @@ def run_gate(args) -> dict:
     model = comfy.sd.load_diffusion_model(args.gate)
     kind = type(model.model.model_config).__name__
     prompts = [p for _ in range(args.gate_repeats) for p in GATE_PROMPTS]
-    lat = sample_clips(model, prompts, args.gate_frames, args.seed, args.gate_steps, args.gate_cfg)
-    fig = gate_figures(lat, prompts)
-    real = real_figures(prompts, args.gate_frames, args.seed + 10_000)
-    ref = max(real["accel_p90"], 1e-3)  # the exact truth has ~0 acceleration: floor at the tracker's resolution
-    fig["accel_ratio"] = fig["accel_p90"] / ref
-    fig["accel_all_ratio"] = fig["accel_all_p90"] / max(real["accel_all_p90"], 1e-3)
-    passed = (fig["count_accuracy"] >= GATE["count_accuracy"] and fig["tracks"] >= GATE["tracks"]
-              and fig["accel_ratio"] <= GATE["accel_ratio"])
+    seed = gate_seed(args.gate_for)
+    lat = sample_clips(model, prompts, args.gate_frames, seed, args.gate_steps, args.gate_cfg)
+    real = real_figures(prompts, args.gate_frames, seed + REAL_OFFSET)
+    fig = gate_verdict(gate_figures(lat, prompts))
     print(json.dumps(dict(model=str(args.gate), detected=kind, clips=len(prompts), frames=args.gate_frames,
-                          steps=args.gate_steps, cfg=args.gate_cfg, model_figures=fig, real_figures=real,
-                          gate=GATE, passed=passed), indent=1), flush=True)
+                          steps=args.gate_steps, cfg=args.gate_cfg, gate_for=args.gate_for, first_seed=seed,
+                          model_figures=fig, real_figures=real, gate=GATE, passed=fig["passed"]), indent=1),
+          flush=True)
     return fig
 
 
@@ -345,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gate-steps", type=int, default=20)
     ap.add_argument("--gate-cfg", type=float, default=3.0)
     ap.add_argument("--gate-repeats", type=int, default=2)
+    ap.add_argument("--gate-for", choices=("report", "select"), default="report",
+                    help="sampling seeds of the gate: 'select' to compare checkpoints, 'report' (disjoint seeds) for "
+                    "the figures given for a committed model")
     ap.add_argument("--work", default="/tmp/longanim_train")
     ap.add_argument("--steps", type=int, default=24000)
     ap.add_argument("--batch", type=int, default=8)

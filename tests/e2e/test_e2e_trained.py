@@ -242,13 +242,13 @@ def test_longanim_windows_keep_the_balls_moving_across_borders(window_runs):
 
 def test_evaluation_counter_counts_the_frames_the_model_computed(server):
     """The instrument behind bench_trained.py's cost column: the test pack's counter sees every model call with its
-    frames. 40 frames, 2 steps: the whole length at once is 80 frame-evaluations in calls of 40 frames; disjoint
-    16-frame windows (16 + 16 + 8) also 80, in calls of at most 16; Gen-L's fixed windows at stride 8 (0-15, 8-23,
-    16-31, 24-39) are 64 per step, 128."""
-    frames, steps = 40, 2
-    cases = {"full": (None, 80, 40),
-             "isolated": (("LongAnimGenLWindows", dict(context_length=16, stride=16, fusion="least_squares")), 80, 16),
-             "genl": (("LongAnimGenLWindows", dict(context_length=16, stride=8, fusion="least_squares")), 128, 16)}
+    frames. 48 frames, 2 steps: the whole length at once is 96 frame-evaluations in calls of 48 frames; disjoint
+    16-frame windows (0, 16, 32) also 96, in calls of at most 16; Gen-L's fixed windows at stride 8 (starting at 0,
+    8, 16, 24, 32) are 80 per step, 160."""
+    frames, steps = 48, 2
+    cases = {"full": (None, 96, 48),
+             "isolated": (("LongAnimGenLWindows", dict(context_length=16, stride=16, fusion="least_squares")), 96, 16),
+             "genl": (("LongAnimGenLWindows", dict(context_length=16, stride=8, fusion="least_squares")), 160, 16)}
     for name, (windows, evaluations, per_call) in cases.items():
         g = Graph()
         model = g.out(g.node("TinyTestCountEvaluations", model=g.out(g.node("UNETLoader", unet_name=MODEL,

@@ -7,6 +7,7 @@ original model is used again. The math lives in ``nodes/algorithms/attention.py`
 from __future__ import annotations
 
 from .algorithms import attention as att
+from .algorithms import spectral_attention as spa
 from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, parse_float_list, string_input
 from .comfy import basics
 from .comfy import unet_attention as cua
@@ -159,7 +160,9 @@ class LongAnimAttentionExpansion(LongAnimNode):
         "stride, attention runs inside each window and the results are merged with ZoLA's weights "
         "exp(-|j - f/2|/2). The model then sees clips longer than it was trained on without the quality loss of "
         "full attention over all frames. Attention cost drops from (T·HW)² to about (T/s)·(f·HW)²; memory keeps "
-        "one float32 copy of the attention output. No effect when the video is not longer than base_length."
+        "one float32 copy of the attention output. No effect when the video is not longer than base_length. "
+        "global_blend (FreeLong / FreeLong++) adds attention over all frames for the slow changes (what the scene "
+        "is), keeping the windows for fast ones (detail and motion)."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
         ("MODEL", "model", "The Wan model with windowed self-attention (a clone); connect it to any sampler."))
@@ -189,7 +192,22 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
 - An attention override already on the model (another pack's) is chained: it runs for every window.
 - Cross-attention (text / image) is untouched. Calls with reference-image tokens prepended to the video tokens
   are left to full attention.
-- Not for SD1.5/SDXL UNets: use Temporal Momentum or Cross-Frame Attention there."""
+- Not for SD1.5/SDXL UNets: use Temporal Momentum or Cross-Frame Attention there.
+
+## Global blend (FreeLong, FreeLong++)
+
+`global_blend` off (default) is the expansion above, unchanged. `freelong` (arXiv 2407.19918, SpectralBlend
+attention, Eq. 7) also runs attention over all frames of the call (the global branch) and fuses the two outputs
+along the frame axis by temporal frequency: x = IFFT(P_low · FFT(x_global) + (1 - P_low) · FFT(x_windows)), where
+P_low keeps the frequencies below 1 / base_length cycles per frame (periods longer than a window: what the scene is),
+so the windows supply only faster changes (detail and motion). `freelong++` (arXiv 2507.00162, multi-band fusion)
+adds windows of 2, 4, ... × base_length shorter than the video; each supplies the band between its own and the next
+shorter window's cutoff. Departures from the papers: the FFT runs along the frames only (FreeLong filters time and
+space in 3-D) and the band edges are ideal (0/1). Every branch runs through the same attention kernel (no
+frames² or tokens² matrix is built by LongAnim; the global branch costs what full attention costs on your
+backend), so `freelong` costs about one full attention more than the expansion, `freelong++` one expansion more per
+extra band. Inside LongAnim's window loop "all frames" means the frames of one context window (blend only acts
+on windows longer than base_length)."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -202,18 +220,28 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
         }, "optional": {
             "max_windows_per_batch": int_input(0, 0, 1024, "Windows evaluated in one attention call. 0 = all at "
                                                "once (fastest); 1 = one at a time (least memory)."),
+            "global_blend": combo_input(list(spa.BLEND_MODES), "off",
+                                        "off = windows only. freelong = also attend over all frames and take the "
+                                        "slow changes (periods longer than base_length: what the scene is) from "
+                                        "there, the fast ones from the windows; costs one full attention more. "
+                                        "freelong++ = several window sizes (base_length x 1, 2, 4, ...) as "
+                                        "frequency bands; one more pass per band."),
         }}
 
-    def run(self, model, base_length, stride, max_windows_per_batch=0):
+    def run(self, model, base_length, stride, max_windows_per_batch=0, global_blend="off"):
         try:
             base, stride = att.validate_expansion(int(base_length), int(stride) if int(stride) > 0 else None)
         except ValueError as e:
             raise ValueError(f"base_length / stride: {e}") from e
         if int(max_windows_per_batch) < 0:
             raise ValueError(f"max_windows_per_batch must be >= 0 (0 = all at once), got {max_windows_per_batch}")
+        try:
+            spa.validate_blend(global_blend)
+        except ValueError as e:
+            raise ValueError(f"{self.DISPLAY_NAME}: global_blend: {e}") from e
         basics.require_video_dit(model, self.DISPLAY_NAME)
         per_call = int(max_windows_per_batch) or None
-        return (cwa.patch_attention_expansion(model, base, stride, per_call),)
+        return (cwa.patch_attention_expansion(model, base, stride, per_call, global_blend),)
 
 
 def _unet_gates(model, start_percent: float, end_percent: float, blocks: str, node: str) -> dict:

@@ -1,7 +1,9 @@
 """ZoLA attention expansion (Eqs. 3-4) on Wan video DiTs: windows of frames inside one self-attention.
 
 Owns :class:`ExpansionOverride`, the ``optimized_attention_override`` that runs Wan's self-attention as overlapping
-windows of frames (``nodes/algorithms/attention.py: expanded_attention``), :class:`GridRecorder`, which tells it
+windows of frames (``nodes/algorithms/attention.py: expanded_attention``), optionally blended by temporal frequency
+band with attention over all frames of the call (FreeLong / FreeLong++, ``nodes/algorithms/spectral_attention.py``),
+:class:`GridRecorder`, which tells it
 the token grid (T', H', W') of the call, and :func:`patch_attention_expansion`, which installs both on a MODEL clone
 and chains an override already there.
 
@@ -17,6 +19,7 @@ import comfy.patcher_extension
 import torch
 
 from ..algorithms import attention as att
+from ..algorithms import spectral_attention as spa
 from .basics import set_wrapper
 
 WRAPPER_EXPANSION_GRID = "LongAnim.attention_expansion"
@@ -38,13 +41,22 @@ class ExpansionOverride:
     :class:`GridRecorder`). Everything else (cross-attention to text or image tokens, masked or pre-reshaped
     calls, sequences with reference tokens) goes to the host kernel unchanged. The windows call the host kernel
     too (``attn_fn`` = the backend ``wrap_attn`` chose), or the override that was on the model before (chained).
+
+    ``blend`` other than ``"off"`` adds the global branch (and for ``"freelong++"`` windows of 2, 4, ... times
+    ``base``): each branch is one more pass through the same kernel, fused by temporal frequency band
+    (``spectral_attention``). The global branch spans the frames of this call: the whole video without context
+    windows, one context window (longer than ``base``) inside LongAnim's window loop.
     """
 
-    def __init__(self, base: int, stride: int, max_windows_per_batch: int | None = None, previous=None):
+    def __init__(self, base: int, stride: int, max_windows_per_batch: int | None = None, previous=None,
+                 blend: str = "off", cutoff: float = 1.0):
+        spa.validate_blend(blend, cutoff)
         self.base = int(base)
         self.stride = int(stride)
         self.max_windows_per_batch = max_windows_per_batch
         self.previous = previous
+        self.blend = blend
+        self.cutoff = float(cutoff)
 
     @staticmethod
     def _grid(t_opts: dict):
@@ -72,6 +84,10 @@ class ExpansionOverride:
         def attn_fn(q_, k_, v_, _heads):
             return _call_attention(func, self.previous, (q_, k_, v_, *rest), kwargs)
 
+        if self.blend != "off":
+            return spa.spectral_attention(q, k, v, heads, frames, hh * ww, self.base, self.stride, self.blend,
+                                          self.cutoff, attn_fn=attn_fn,
+                                          max_windows_per_batch=self.max_windows_per_batch)
         return att.expanded_attention(q, k, v, heads, frames, hh * ww, self.base, self.stride, attn_fn=attn_fn,
                                       max_windows_per_batch=self.max_windows_per_batch)
 
@@ -99,8 +115,10 @@ class GridRecorder:
         return executor(x, *args, **kwargs)
 
 
-def patch_attention_expansion(model, base: int, stride: int, max_windows_per_batch: int | None = None):
-    """Clone ``model`` with ZoLA attention expansion in every self-attention of its Wan transformer.
+def patch_attention_expansion(model, base: int, stride: int, max_windows_per_batch: int | None = None,
+                              blend: str = "off", cutoff: float = 1.0):
+    """Clone ``model`` with ZoLA attention expansion in every self-attention of its Wan transformer (with
+    ``blend`` "freelong" / "freelong++": spectrally blended with attention over all frames of the call).
 
     An override already on the model (another pack's, or core's ``set_model_optimized_attention``) is chained:
     it is called instead of the bare kernel, for pass-through calls and for each window. A previous LongAnim
@@ -111,7 +129,7 @@ def patch_attention_expansion(model, base: int, stride: int, max_windows_per_bat
     previous = to.get(OVERRIDE_KEY)
     while isinstance(previous, ExpansionOverride):
         previous = previous.previous
-    to[OVERRIDE_KEY] = ExpansionOverride(base, stride, max_windows_per_batch, previous)
+    to[OVERRIDE_KEY] = ExpansionOverride(base, stride, max_windows_per_batch, previous, blend, cutoff)
     set_wrapper(m, comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_EXPANSION_GRID, GridRecorder())
     return m
 

@@ -262,3 +262,77 @@ def test_expansion_override_equals_math_on_direct_call():
     assert torch.allclose(out, ref, atol=1e-6)
     cross = o(kernel, q, k[:, :5], v[:, :5], heads=2, transformer_options={cwa.GRID_KEY: (7, 1, 3)})
     assert torch.allclose(cross, att.attention(q, k[:, :5], v[:, :5], 2))
+
+
+# ---------------------------------------------------------------------------------------------- D: global blend
+def test_global_blend_off_is_todays_expansion_and_short_video_is_untouched(host):
+    latent = host.wan_latent(9)
+    (default,) = EXP.run(host.wan(), 4, 2)
+    (off,) = EXP.run(host.wan(), 4, 2, 0, "off")
+    today = host.wan().clone()
+    today.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = \
+        cwa.ExpansionOverride(4, 2)
+    cwa.set_wrapper(today, cwa.comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, cwa.WRAPPER_EXPANSION_GRID,
+                    cwa.GridRecorder())  # what the node built before global_blend existed
+    ref = host.ksample(today, latent, seed=1, steps=2)
+    assert torch.equal(host.ksample(default, latent, seed=1, steps=2), ref)
+    assert torch.equal(host.ksample(off, latent, seed=1, steps=2), ref)
+    (short,) = EXP.run(host.wan(), 9, 0, 0, "freelong++")  # not longer than base_length: plain model
+    assert torch.equal(host.ksample(short, latent, seed=1, steps=2), host.ksample(host.wan(), latent, seed=1,
+                                                                                  steps=2))
+
+
+@pytest.mark.parametrize("blend,window_lengths", [("freelong", {4 * 4}), ("freelong++", {4 * 4, 8 * 4})])
+def test_global_blend_changes_output_through_the_host_kernel(host, blend, window_lengths):
+    latent = host.wan_latent(9)  # 9 latent frames, 2x2 tokens per frame
+    (plain,) = EXP.run(host.wan(), 4, 2)
+    before = host.ksample(plain, latent, seed=1, steps=2)
+    pre = host.wan().clone()
+    kernel = KernelRecorder()
+    pre.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = kernel
+    (m,) = EXP.run(pre, 4, 2, 0, blend)
+    out = host.ksample(m, latent, seed=1, steps=2)
+    assert torch.isfinite(out).all() and (out - before).abs().max() > 1e-4
+    selfs = {c[1] for c in kernel.lengths if c[1] == c[2]}
+    # every self-attention goes through the host kernel: windows stacked on the batch axis + one global call;
+    # no call is longer than the video's tokens (no tokens x frames expansion of the sequence)
+    assert selfs == window_lengths | {9 * 4}, selfs
+    assert max(c[1] for c in kernel.lengths) == 9 * 4
+    assert isinstance(m.model_options["transformer_options"]["optimized_attention_override"].previous,
+                      KernelRecorder)
+
+
+def test_global_blend_composes_with_the_window_loop(host):
+    from longanim.nodes import window_nodes as wn
+
+    latent = host.wan_latent(16)
+    pre = host.wan().clone()
+    kernel = KernelRecorder()
+    pre.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = kernel
+    (m,) = EXP.run(pre, 4, 2, 0, "freelong")
+    windowed = wn.LongAnimZoLAWindows().run(m, 8, 8, 1, "zola", 0)[0]
+    out = host.ksample(windowed, latent, seed=1, steps=2)
+    (plain,) = EXP.run(host.wan(), 4, 2)
+    ref = host.ksample(wn.LongAnimZoLAWindows().run(plain, 8, 8, 1, "zola", 0)[0], latent, seed=1, steps=2)
+    assert torch.isfinite(out).all() and (out - ref).abs().max() > 1e-4
+    selfs = {c[1] for c in kernel.lengths if c[1] == c[2]}
+    # ZoLA's re-drawn windows are up to 8 frames (shorter at the ends): the global branch spans one context window,
+    # never the 16-frame video, and windows longer than base are expanded in 4-frame attention windows
+    assert max(selfs) == 8 * 4 and 4 * 4 in selfs, selfs
+
+
+def test_global_blend_override_equals_math_on_direct_call():
+    from longanim.nodes.algorithms import spectral_attention as spa
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 12 * 3, 16, generator=gen) for _ in range(3))
+
+    def kernel(q_, k_, v_, heads, **kw):
+        return att.attention(q_, k_, v_, heads)
+
+    o = cwa.ExpansionOverride(3, 2, blend="freelong++")
+    out = o(kernel, q, k, v, heads=2, transformer_options={cwa.GRID_KEY: (12, 1, 3)})
+    ref = spa.spectral_attention(q, k, v, 2, 12, 3, 3, 2, "freelong++")
+    assert torch.equal(out, ref)
+    with pytest.raises(ValueError, match="global_blend"):
+        EXP.run(None, 4, 2, 0, "freelong+++")

@@ -55,8 +55,25 @@ def parse_float_list(text: str, name: str) -> list[float] | None:
                          f"e.g. 0.01, 0.02, 0.05") from e
 
 
+def renamed_value(cls, name: str, value):
+    """The current value for a combo ``value`` of input ``name``: a value from before a rename (``cls.RENAMED_VALUES``:
+    input name -> {old value: new value}) becomes its new name; any other value passes unchanged."""
+    return getattr(cls, "RENAMED_VALUES", {}).get(name, {}).get(value, value)
+
+
+def check_combo_value(cls, name: str, value, options) -> bool | str:
+    """The body of a node's ``VALIDATE_INPUTS`` for a combo input with renamed values (saved workflows hold the old
+    ones). ComfyUI skips its own "Value not in list" check for every input ``VALIDATE_INPUTS`` names (0.3.75
+    ``execution.validate_inputs``), so this accepts the current options and the old names of ``cls.RENAMED_VALUES``
+    (``run`` maps them with :func:`renamed_value`) and refuses anything else, naming the node, input and options."""
+    if value in options or value in getattr(cls, "RENAMED_VALUES", {}).get(name, {}):
+        return True
+    return f"{name}: {cls.DISPLAY_NAME} takes one of {list(options)}, got {value!r}"
+
+
 class LongAnimNode:
-    """Base: fixes FUNCTION and the common metadata every node must carry."""
+    """Base: fixes FUNCTION and the common metadata every node must carry. ``RENAMED_VALUES``: combo values renamed
+    since a release (input name -> {old: new}); such a node validates them with :func:`check_combo_value`."""
 
     NODE_ID: str = ""
     DISPLAY_NAME: str = ""
@@ -65,6 +82,7 @@ class LongAnimNode:
     DESCRIPTION = ""
     DEPRECATED = False
     EXPERIMENTAL = False
+    RENAMED_VALUES: dict[str, dict[str, str]] = {}
 
 
 def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] | None = None, note: str = "") -> type:

@@ -11,12 +11,14 @@ from .algorithms import noise as noise_alg
 from .base import (
     MAX_FRAMES,
     LongAnimNode,
+    check_combo_value,
     combo_input,
     float_input,
     int_input,
     link_input,
     outputs,
     parse_float_list,
+    renamed_value,
     seed_input,
     string_input,
 )
@@ -71,36 +73,59 @@ class LongAnimRepeatMaskNoise(_NoiseNode):
         return self.make(seed, ratio=ratio, base_length=base_length)
 
 
+PAPER_CANDIDATES = 10  # ZS² sec. 6.1: random-search draws per frame; the retired `candidates` input no longer sets it
+
+
 class LongAnimDependencyNoise(_NoiseNode):
     NODE_ID = "LongAnimDependencyNoise"
     DISPLAY_NAME = "LongAnim: Dependency Noise (ZS²)"
     ALGORITHM = "dependency"
     DESCRIPTION = (
-        "ZS² Algorithm 1: each frame's noise is built from the previous frame's so that their divergence is "
-        "close to λ (random search over candidates, then a linear search of α). Small λ = nearly identical "
-        "frames (stable, little motion); larger λ = more change between frames. Paper default λ = 0.01."
+        "ZS² dependency noise (Eq. 1): each frame's noise is the previous frame's mixed with a fresh part, "
+        "sqrt(α)·ε_(i-1) + sqrt(1-α)·ε̃, with α found by a linear search so that the two frames' divergence is "
+        "close to λ. Small λ = nearly identical frames (stable, little motion); larger λ = more change between "
+        "frames. Paper default λ = 0.01.\n\n"
+        "Where it departs from the paper's Algorithm 1, and why: for every λ below about 1.6 (the whole useful "
+        "range) no random candidate comes near λ, and the paper's random search then keeps the candidate most "
+        "aligned with the previous frame's largest values; over a long video that grows one value into a static "
+        "spike (measured at 256 frames: kurtosis 6-18 instead of a Gaussian's 3). So the fresh part ε̃ is instead "
+        "a new draw with its components along exp(ε_(i-1)), 1 and ε_(i-1) removed (the drift guard, always on): "
+        "frames stay N(0, 1) and each divergence lands within 0.002 of λ. From λ ≈ 1.6 up (near-independent "
+        "frames) the paper's search (10 draws) runs as written. Every frame is also standardized to mean 0, std 1."
     )
+    RENAMED_VALUES = {"variant": {"algorithm1": "halve_step", "listing1": "fifth_step"}}
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "seed": seed_input(),
             "lam": float_input(0.01, 0.0, 100.0, "λ: target divergence between consecutive frames' noise. "
-                               "0.01 (paper) keeps frames close; 0.1-1 gives more motion.", step=0.001),
-            "candidates": int_input(10, 1, 1000, "Random-search draws per frame (paper: 10)."),
+                               "0.01 (paper) keeps frames close; 0.1-1 gives more motion; about 1.65 and above: "
+                               "independent frames.", step=0.001),
+            "candidates": int_input(PAPER_CANDIDATES, 1, 1000, "Retired: ignored (kept so saved workflows load). The "
+                                    "paper's random search only picks the fresh part when λ is about 1.6 or more; "
+                                    "below that the drift guard replaces its pick, so this number changed only which "
+                                    "random numbers were drawn. The node always makes the paper's 10 draws."),
             "iterations": int_input(15, 0, 1000, "Linear-search steps for α per frame (paper: 15)."),
-            "variant": combo_input(["algorithm1", "listing1"], "algorithm1",
-                                   "algorithm1: the paper's Algorithm 1. listing1: the appendix code's variant "
-                                   "(other start α and step rule), kept inside [0, 1]."),
+            "variant": combo_input(noise_alg.DEPENDENCY_VARIANTS, "halve_step",
+                                   "How the linear search of α steps (both start at α = 0, step 0.1, and keep α "
+                                   "below 1). halve_step: Algorithm 1's rule: a step is kept while the divergence "
+                                   "error strictly decreases, else it halves. fifth_step: the paper's appendix code "
+                                   "(Listing 1): kept while the error does not grow, else it shrinks to a fifth. "
+                                   "Saved workflows' 'algorithm1' / 'listing1' load as these two."),
         }, "optional": {
             "lam_per_frame": string_input("", "Optional λ per frame transition, comma separated (overrides lam). "
                                           "Leave empty to use lam everywhere."),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, variant):
+        return check_combo_value(cls, "variant", variant, noise_alg.DEPENDENCY_VARIANTS)
+
     def run(self, seed, lam, candidates, iterations, variant, lam_per_frame=""):
         lam_list = parse_float_list(lam_per_frame, "lam_per_frame")
-        return self.make(seed, lam=tuple(lam_list) if lam_list else lam, candidates=candidates,
-                         iterations=iterations, variant=variant)
+        return self.make(seed, lam=tuple(lam_list) if lam_list else lam, candidates=PAPER_CANDIDATES,
+                         iterations=iterations, variant=renamed_value(type(self), "variant", variant))
 
 
 class _AlphaNoiseNode(_NoiseNode):

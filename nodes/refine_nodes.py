@@ -114,7 +114,8 @@ not carry context windows of its own (the refine node installs them). Progress a
     def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, chunk_length,
             overlap, seed, mode, recipe=None, blend_variant="paper", length_unit="latent frames"):
         # video frames -> latent frames as the window nodes convert them (overlap n // r, below the chunk)
-        chunk_length, _, overlap = wn.latent_lengths(model, length_unit, chunk_length, chunk_length, overlap)
+        chunk_length, _, overlap = wn.latent_lengths(model, length_unit, chunk_length, chunk_length, overlap,
+                                                     node=self.DISPLAY_NAME)
         cr.validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
         return (cr.refine_video(model, positive, negative, latent, denoise=denoise, steps=steps, cfg=cfg,
                                  sampler_name=sampler_name, scheduler=scheduler, chunk_length=chunk_length,

@@ -24,6 +24,8 @@ from .comfy import window_options as cwo
 from .comfy import windows as cw
 
 CATEGORY = "LongAnim/context windows"
+D = cs.WINDOW_DEFAULTS  # the one table of defaults (algorithms/window_defaults.py); Gen-L: cs.GENL_DEFAULTS
+G = cs.GENL_DEFAULTS
 
 MODEL_IN = link_input("MODEL", "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned. With "
                                "AnimateDiff-Evolved: use its loader WITHOUT context options; LongAnim drives "
@@ -32,14 +34,18 @@ LENGTH_TIP = ("Frames the model sees at once (its native window), in length_unit
               "HunyuanVideo or LTX-Video set length_unit = video frames and type the frames you type in the latent "
               "node (81 for Wan 2.1), or use the Wan variant of this node.")
 STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother seams but more model calls; "
-              "equal to context_length = no overlap (ZoLA's re-drawn windows still hide the seams).")
+              "equal to context_length = no overlap, the cheapest: ZoLA's re-drawn borders move every step, but "
+              "seams show more than with overlap.")
 FUSION_TIP = ("How overlapping windows are merged per frame: zola = exp(-0.5·|j - f/2|) (ZoLA Eq. 4); "
               "least_squares = squared pyramid weights (Gen-L); flat = plain average; pyramid / overlap_linear as "
               "in AnimateDiff-Evolved; randomized_blend = StreamingT2V Eq. 8 random cut per overlap per step.")
-BATCH_TIP = ("Windows evaluated in one model call. 0 = auto: as many as ComfyUI's memory estimate fits in a quarter "
-             "of the device's memory, at most 16 (the same choice on every run of a machine); 1 = one at a time "
-             "(least memory). Results equal one at a time up to float rounding. With an AnimateDiff-Evolved motion "
-             "module, prompt schedules or Window LoRA: always one per call.")
+BATCH_TIP = ("Windows evaluated in one model call (windows of one length share a call). 0 = auto: as many as "
+             "ComfyUI's memory estimate fits in a quarter of the device's memory, at most 16 (the same choice on "
+             "every run of a machine; if the estimate fails, one per call and the server log says why); 1 = one at a "
+             "time (least memory). Results equal one at a time up to float rounding. With an AnimateDiff-Evolved "
+             "motion module, windows share a call too, except when ADE reads each window's frame indices (effect or "
+             "scale masks, AnimateLCM-I2V, CameraCtrl, MotionCtrl): then one per call. With prompt schedules or "
+             "Window LoRA: always one per call.")
 PROMPT_TIP = ("With a LongAnim prompt schedule: zola = each window uses the prompt covering most of its frames; "
               "genl = each window blends the prompts' embeddings (and SDXL's pooled output) by how many of its "
               "frames they cover. Prompts of different token lengths are padded as ComfyUI pads them; if that needs "
@@ -63,7 +69,9 @@ MAX_SKIP_TIP = ("Largest frame skip r drawn per step (r ~ U{1..max_skip}, ZoLA E
                 "strided clips).")
 ENDS_TIP = ("How ZoLA's re-drawn windows meet the first and last frame. truncate (recommended): the random offset "
             "tiles the video and the windows that run past an end are cut there, so no window border sits at the "
-            "same frames at every step, the ends included. shift: ZoLA's rule (sec. 4.3): the last window is "
+            "same frames at every step, the ends included; a window cut shorter than half the context length grows "
+            "back into its neighbour (a model denoising 1-2 frames sees no motion). shift: ZoLA's rule (sec. 4.3): "
+            "the last window is "
             "shifted to end at the last frame; that window and the one before the random start hold the same "
             "two borders at most steps, which can leave a visible seam there. Used by the zola schedule only.")
 SKIP_UNTIL_TIP = ("Spanning skip phase, a share of the sampling steps: the first steps up to this share use windows "
@@ -87,9 +95,9 @@ PROMPT_UNIT_TIP = ("Unit of frames and of the ranges. latent frames: as the late
 
 def _step_schedule_inputs(ends: bool = True) -> dict:
     """The step-dependent schedule controls shared by the window nodes (``context_schedule.make_windows``)."""
-    spec = {"skip_until": float_input(0.0, 0.0, 1.0, SKIP_UNTIL_TIP, step=0.05)}
+    spec = {"skip_until": float_input(D["skip_until"], 0.0, 1.0, SKIP_UNTIL_TIP, step=0.05)}
     if ends:
-        spec = {"ends": combo_input(cs.ENDS, "truncate", ENDS_TIP), **spec}
+        spec = {"ends": combo_input(cs.ENDS, D["ends"], ENDS_TIP), **spec}
     return spec
 OUT = outputs(("MODEL", "model", "The model with LongAnim context windows; connect it to any sampler."))
 
@@ -98,14 +106,16 @@ def _patch(model, **kw):
     return (cw.patch_model_windows(model, cwo.WindowOptions(**kw)),)
 
 
-def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0) -> tuple[int, int, int]:
+def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0,
+                   node: str = "This node") -> tuple[int, int, int]:
     """(length, stride, overlap) in latent frames; ``unit = "video frames"`` converts with the model's temporal
-    compression r: length and stride ``(n - 1) // r + 1`` (stride at most the length), overlap ``n // r``."""
+    compression r: length and stride ``(n - 1) // r + 1`` (stride at most the length), overlap ``n // r``. A video
+    model whose r is unknown is refused, naming ``node`` (``basics.temporal_compression``)."""
     if unit == "latent frames":
         return length, stride, overlap
     if unit != "video frames":
         raise ValueError(f"length_unit must be one of {LENGTH_UNITS}, got {unit!r}")
-    return cwo.video_lengths_to_latent(cb.temporal_compression(model), length, stride, overlap)
+    return cwo.video_lengths_to_latent(cb.temporal_compression(model, node), length, stride, overlap)
 
 
 class LongAnimZoLAWindows(LongAnimNode):
@@ -114,10 +124,11 @@ class LongAnimZoLAWindows(LongAnimNode):
     CATEGORY = CATEGORY
     DESCRIPTION = (
         "Start here for long videos. ZoLA denoising-path expansion (Eqs. 5-7): at every sampling step the windows "
-        "are re-drawn with a random start offset and a random frame skip, so window borders never sit at the same "
-        "frames twice and seams wash out, even with little overlap. Overlaps are merged with ZoLA's Eq. 4 "
-        "weights. Lengths in latent frames by default (AnimateDiff: the frames themselves); for Wan, HunyuanVideo "
-        "and LTX-Video set length_unit = video frames, or pick the Wan variant."
+        "are re-drawn with a random start offset (and, with max_skip above 1, a random frame skip), so a window "
+        "border sits between two given frames at only about one step in `stride` instead of at every step, and "
+        "seams wash out. Overlaps are merged by the fusion input's weights. Lengths in latent frames by default "
+        "(AnimateDiff: the frames themselves); for Wan, HunyuanVideo and LTX-Video set length_unit = video frames, "
+        "or pick the Wan variant."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
 
@@ -125,23 +136,24 @@ class LongAnimZoLAWindows(LongAnimNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "model": MODEL_IN,
-            "context_length": int_input(16, 1, 1024, LENGTH_TIP),
-            "stride": int_input(12, 1, 1024, STRIDE_TIP),
-            "max_skip": int_input(1, 1, 64, MAX_SKIP_TIP),
-            "fusion": combo_input(cwo.FUSIONS, "zola", FUSION_TIP),
+            "context_length": int_input(D["length"], 1, 1024, LENGTH_TIP),
+            "stride": int_input(D["stride"], 1, 1024, STRIDE_TIP),
+            "max_skip": int_input(D["max_skip"], 1, 64, MAX_SKIP_TIP),
+            "fusion": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP),
             "seed": seed_input("Seed of the window offsets and skips (mixed with the sampler's seed)."),
         }, "optional": {
-            "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
-            "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
-            "keep_first_frame": ("BOOLEAN", {"default": False, "tooltip": KEEP_FIRST_TIP}),
+            "max_windows_per_batch": int_input(D["max_batch"], 0, 64, BATCH_TIP),
+            "prompt_rule": combo_input(["zola", "genl"], D["prompt_rule"], PROMPT_TIP),
+            "keep_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
             "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(),
         }}
 
-    def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=0,
-            prompt_rule="zola", keep_first_frame=False, length_unit="latent frames", ends="truncate",
-            skip_until=0.0):
-        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride)
+    def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=D["max_batch"],
+            prompt_rule=D["prompt_rule"], keep_first_frame=D["keep_first_frame"], length_unit="latent frames",
+            ends=D["ends"], skip_until=D["skip_until"]):
+        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
+                                                   node=self.DISPLAY_NAME)
         return _patch(model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
                       fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until))
@@ -159,9 +171,11 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
     @classmethod
     def INPUT_TYPES(cls):
         spec = super().INPUT_TYPES()
-        spec["required"]["context_length"] = int_input(81, 1, 4097, "Video frames the model sees at once (81 for "
-                                                       "Wan 2.1 = 21 latent frames).", step=4)
-        spec["required"]["stride"] = int_input(61, 1, 4097, "Video frames between window starts.", step=4)
+        spec["required"]["context_length"] = int_input(cs.WAN_VIDEO_DEFAULTS["length"], 1, 4097, "Video frames the "
+                                                       "model sees at once (81 for Wan 2.1 = 21 latent frames).",
+                                                       step=4)
+        spec["required"]["stride"] = int_input(cs.WAN_VIDEO_DEFAULTS["stride"], 1, 4097,
+                                               "Video frames between window starts.", step=4)
         del spec["optional"]["length_unit"]  # always video frames
         return spec
 
@@ -187,21 +201,23 @@ class LongAnimGenLWindows(LongAnimNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "model": MODEL_IN,
-            "context_length": int_input(16, 1, 1024, LENGTH_TIP),
-            "stride": int_input(8, 1, 1024, STRIDE_TIP),
-            "fusion": combo_input(cwo.FUSIONS, "least_squares", FUSION_TIP),
+            "context_length": int_input(G["length"], 1, 1024, LENGTH_TIP),
+            "stride": int_input(G["stride"], 1, 1024, STRIDE_TIP),
+            "fusion": combo_input(cwo.FUSIONS, G["fusion"], FUSION_TIP),
         }, "optional": {
-            "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
-            "prompt_rule": combo_input(["zola", "genl"], "genl", PROMPT_TIP),
+            "max_windows_per_batch": int_input(G["max_batch"], 0, 64, BATCH_TIP),
+            "prompt_rule": combo_input(["zola", "genl"], G["prompt_rule"], PROMPT_TIP),
             "seed": seed_input("Seed of the randomized-blend cuts (only used with fusion = randomized_blend)."),
-            "keep_first_frame": ("BOOLEAN", {"default": False, "tooltip": KEEP_FIRST_TIP}),
+            "keep_first_frame": ("BOOLEAN", {"default": G["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
             "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(ends=False),
         }}
 
-    def run(self, model, context_length, stride, fusion, max_windows_per_batch=0, prompt_rule="genl", seed=0,
-            keep_first_frame=False, length_unit="latent frames", skip_until=0.0):
-        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride)
+    def run(self, model, context_length, stride, fusion, max_windows_per_batch=G["max_batch"],
+            prompt_rule=G["prompt_rule"], seed=G["seed"], keep_first_frame=G["keep_first_frame"],
+            length_unit="latent frames", skip_until=G["skip_until"]):
+        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
+                                                   node=self.DISPLAY_NAME)
         return _patch(model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
                       max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), skip_until=float(skip_until))
@@ -209,17 +225,18 @@ class LongAnimGenLWindows(LongAnimNode):
 
 def _schedule_inputs() -> dict:
     return {
-        "context_schedule": combo_input(cs.SCHEDULES, "zola",
+        "context_schedule": combo_input(cs.SCHEDULES, D["schedule"],
                                         "zola: random offset + skip per step; uniform: Gen-L fixed stride; "
                                         "static: fixed windows with overlap; shifted: windows shifted per step "
                                         "(AnimateDiff-Evolved uniform); looped: shifted, wrapping around the end; "
                                         "batched: no overlap."),
-        "context_length": int_input(16, 1, 1024, LENGTH_TIP),
-        "stride": int_input(12, 1, 1024, STRIDE_TIP + " Used by zola and uniform."),
-        "overlap": int_input(4, 0, 1023, "Frames shared by neighbouring windows. Used by static, shifted, looped."),
-        "max_skip": int_input(1, 1, 64, MAX_SKIP_TIP + " Used by zola."),
-        "closed_loop": ("BOOLEAN", {"default": False, "tooltip": "looped: let windows wrap around the end so the "
-                                                                 "video loops seamlessly."}),
+        "context_length": int_input(D["length"], 1, 1024, LENGTH_TIP),
+        "stride": int_input(D["stride"], 1, 1024, STRIDE_TIP + " Used by zola and uniform."),
+        "overlap": int_input(D["overlap"], 0, 1023, "Frames shared by neighbouring windows. Used by static, shifted, "
+                             "looped."),
+        "max_skip": int_input(D["max_skip"], 1, 64, MAX_SKIP_TIP + " Used by zola."),
+        "closed_loop": ("BOOLEAN", {"default": D["closed_loop"], "tooltip": "looped: let windows wrap around the end "
+                                                                        "so the video loops seamlessly."}),
         "seed": seed_input("Seed of the window offsets, skips and blend cuts (mixed with the sampler's seed)."),
     }
 
@@ -238,22 +255,24 @@ class LongAnimContextWindows(LongAnimNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        req = {"model": MODEL_IN, **_schedule_inputs(), "fusion": combo_input(cwo.FUSIONS, "zola", FUSION_TIP)}
+        req = {"model": MODEL_IN, **_schedule_inputs(), "fusion": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP)}
         return {"required": req, "optional": {
-            "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
+            "blend_variant": combo_input(cs.BLEND_VARIANTS, D["blend_variant"],
                                          "randomized_blend: paper = cut f_thr ~ U{0..O} (Eq. 8); official = the "
                                          "authors' code (cut from O values)."),
-            "max_windows_per_batch": int_input(0, 0, 64, BATCH_TIP),
-            "prompt_rule": combo_input(["zola", "genl"], "zola", PROMPT_TIP),
-            "keep_first_frame": ("BOOLEAN", {"default": False, "tooltip": KEEP_FIRST_TIP}),
+            "max_windows_per_batch": int_input(D["max_batch"], 0, 64, BATCH_TIP),
+            "prompt_rule": combo_input(["zola", "genl"], D["prompt_rule"], PROMPT_TIP),
+            "keep_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
             "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(),
         }}
 
     def run(self, model, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed, fusion,
-            blend_variant="paper", max_windows_per_batch=0, prompt_rule="zola", keep_first_frame=False,
-            length_unit="latent frames", ends="truncate", skip_until=0.0):
-        context_length, stride, overlap = latent_lengths(model, length_unit, context_length, stride, overlap)
+            blend_variant=D["blend_variant"], max_windows_per_batch=D["max_batch"], prompt_rule=D["prompt_rule"],
+            keep_first_frame=D["keep_first_frame"], length_unit="latent frames", ends=D["ends"],
+            skip_until=D["skip_until"]):
+        context_length, stride, overlap = latent_lengths(model, length_unit, context_length, stride, overlap,
+                                                         node=self.DISPLAY_NAME)
         return _patch(model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                       max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
                       seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
@@ -276,19 +295,21 @@ class LongAnimPreviewSchedule(LongAnimNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "frames": int_input(64, 1, 2048, "Latent frames of the video (the picture is capped at 2048 frames)."),
-            "steps": int_input(6, 1, 50, "The sampler's steps; every step is drawn, labelled with its number "
-                               "(skip_until is a share of them)."),
+            "frames": int_input(cs.PREVIEW_DEFAULTS["frames"], 1, 2048, "Latent frames of the video (the picture is "
+                                "capped at 2048 frames)."),
+            "steps": int_input(cs.PREVIEW_DEFAULTS["steps"], 1, 50, "The sampler's steps; every step is drawn, "
+                               "labelled with its number (skip_until is a share of them)."),
             **_schedule_inputs(),
-            "fusion": combo_input(cwo.FUSIONS, "zola", FUSION_TIP),
+            "fusion": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP),
         }, "optional": {
-            "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper", "randomized_blend rule (see Context Windows)."),
+            "blend_variant": combo_input(cs.BLEND_VARIANTS, D["blend_variant"],
+                                         "randomized_blend rule (see Context Windows)."),
             "sampler_seed": seed_input("The sampler's seed (windows depend on it too, as in sampling)."),
             **_step_schedule_inputs(),
         }}
 
     def run(self, frames, steps, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed,
-            fusion, blend_variant="paper", sampler_seed=0, ends="truncate", skip_until=0.0):
+            fusion, blend_variant=D["blend_variant"], sampler_seed=0, ends=D["ends"], skip_until=D["skip_until"]):
         opts = cwo.WindowOptions(schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                                 max_skip=max_skip, closed_loop=closed_loop, fusion=fusion,
                                 blend_variant=blend_variant, seed=seed, ends=ends, skip_until=float(skip_until))

@@ -39,6 +39,13 @@ batch of window outputs, independent of the number of windows.
 from __future__ import annotations
 
 from .schedule_preview import render_schedule_preview
+from .window_defaults import (
+    DEFAULT_FUSION_NOTE,
+    GENL_DEFAULTS,
+    PREVIEW_DEFAULTS,
+    WAN_VIDEO_DEFAULTS,
+    WINDOW_DEFAULTS,
+)
 from .window_fusion import (
     BLEND_VARIANTS,
     WEIGHT_METHODS,
@@ -61,6 +68,7 @@ from .window_schedules import (
     lattice_windows,
     looped_windows,
     make_windows,
+    min_window_length,
     mix_seed,
     ordered_halving,
     shifted_uniform_windows,
@@ -77,6 +85,11 @@ from .window_schedules import (
 )
 
 __all__ = [
+    "DEFAULT_FUSION_NOTE",
+    "GENL_DEFAULTS",
+    "PREVIEW_DEFAULTS",
+    "WAN_VIDEO_DEFAULTS",
+    "WINDOW_DEFAULTS",
     "BLEND_VARIANTS",
     "ENDS",
     "MULTI_CALL_SAMPLERS",
@@ -93,6 +106,7 @@ __all__ = [
     "lattice_windows",
     "looped_windows",
     "make_windows",
+    "min_window_length",
     "mix_seed",
     "ordered_halving",
     "randomized_blend_masks",

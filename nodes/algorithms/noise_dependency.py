@@ -120,7 +120,7 @@ def _linear_search(
     best = error(0.0)
     trace = [best]
     step = 0.1
-    listing = variant == "listing1"
+    listing = variant == "fifth_step"
     shrink = 0.2 if listing else 0.5
     for _ in range(iterations):
         trial = best_alpha + step
@@ -251,7 +251,7 @@ def dependency_noise_with_stats(
     lam: float | Sequence[float] = 0.01,
     candidates: int = 10,
     iterations: int = 15,
-    variant: str = "algorithm1",
+    variant: str = "halve_step",
     normalize: bool = True,
     full_candidates: bool = False,
     drift_guard: bool = True,
@@ -283,8 +283,9 @@ def dependency_noise_with_stats(
 
     Variants (both try ``alpha_best + step`` from ``alpha = 0``, ``step = 0.1``, i.e. the first trial is 0.1):
 
-    * ``"algorithm1"`` (default): accept when the error strictly decreases, else ``step /= 2``.
-    * ``"listing1"``: Listing 1's update: accept when the error is ``<=`` the best, else move back by
+    * ``"halve_step"`` (default): Algorithm 1 lines 10-17: accept when the error strictly decreases, else
+      ``step /= 2``.
+    * ``"fifth_step"``: Listing 1's update: accept when the error is ``<=`` the best, else move back by
       ``0.8 * step`` and ``step *= 0.2`` (the same as next trying ``alpha_best + 0.2 * step``).
 
     Measured with the defaults (lam 0.01, 10 candidates, 15 iterations), 256 frames, seeds 0-2, both candidate
@@ -467,7 +468,7 @@ def dependency_noise(
     lam: float | Sequence[float] = 0.01,
     candidates: int = 10,
     iterations: int = 15,
-    variant: str = "algorithm1",
+    variant: str = "halve_step",
     normalize: bool = True,
     full_candidates: bool = False,
     drift_guard: bool = True,

@@ -19,8 +19,10 @@ import torch
 __all__ = ["DEPENDENCY_VARIANTS", "NOISE_DESCRIPTIONS", "NOISE_PARAMS", "NoiseSpec", "ParamSpec",
            "validate_noise_params"]
 
-#: Linear-search rules of the dependency noise model (ZS^2 Algorithm 1 / appendix D Listing 1).
-DEPENDENCY_VARIANTS = ("algorithm1", "listing1")
+#: Linear-search rules for alpha of the dependency noise model: ``halve_step`` = ZS^2 Algorithm 1 lines 10-17 (keep a
+#: step while the error strictly decreases, else halve it); ``fifth_step`` = appendix D Listing 1 (keep it while the
+#: error does not grow, else shrink it to a fifth).
+DEPENDENCY_VARIANTS = ("halve_step", "fifth_step")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ NOISE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
         ParamSpec("lam", "float_or_list", 0.01, 0.0, None, help="target divergence between frames"),
         ParamSpec("candidates", "int", 10, 1, 1000, help="random-search draws per frame"),
         ParamSpec("iterations", "int", 15, 0, 1000, help="linear-search steps per frame"),
-        ParamSpec("variant", "choice", "algorithm1", choices=DEPENDENCY_VARIANTS),
+        ParamSpec("variant", "choice", "halve_step", choices=DEPENDENCY_VARIANTS),
         ParamSpec("normalize", "bool", True, help="standardize every frame (keeps N(0,1), see docs)"),
         ParamSpec("full_candidates", "bool", False, help="draw candidates as full tensors (10x slower)"),
         ParamSpec("drift_guard", "bool", True, help="unselected innovation when no candidate reaches lam (see docs)"),

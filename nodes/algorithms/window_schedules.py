@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .window_defaults import WINDOW_DEFAULTS
+
 SCHEDULES = ("uniform", "zola", "static", "looped", "shifted", "batched")
 
 #: ``stream`` values for :func:`step_generator`: windows and blend cuts draw from independent streams
@@ -321,7 +323,34 @@ def zola_windows(
 ENDS = ("shift", "truncate")
 
 
-def tiled_windows(num_frames: int, length: int, stride: int, offset: int) -> list[list[int]]:
+def min_window_length(length: int) -> int:
+    """Shortest window ``ends="truncate"`` leaves: half the window length, rounded up (own choice, no paper value).
+
+    Why half: a window cut at a video end holds ``length - stride + 1 .. length`` frames, so with the stride the
+    nodes offer for "no overlap" (``stride = length``) it can hold 1 frame - for Wan one latent frame, a still
+    image the model denoises without any temporal context; AnimateDiff motion modules see 1-2 frames as no motion.
+    Half the length keeps every window at least half the temporal context the model was trained on, while the
+    lengths it replaces can still be spread evenly over ``floor .. length`` (:func:`tiled_windows`), so the floor
+    adds at most ``1/stride`` to any transition's edge share instead of pinning one border.
+    """
+    return max(1, (int(length) + 1) // 2)
+
+
+def _floored(size: int, lo: int, floor: int, length: int, generator: torch.Generator | None) -> int:
+    """A cut window's size (``lo .. length``, each equally likely) with a size below ``floor`` replaced: drawn
+    ``U{floor..length}`` from ``generator``, or without one spread evenly over ``floor .. length`` (one-to-one
+    while ``floor - lo <= length - floor + 1``, true for the half floor)."""
+    if size >= floor:
+        return size
+    if generator is not None:
+        return _randint(generator, floor, length)
+    return floor + ((size - lo) * (length - floor + 1)) // (floor - lo)
+
+
+def tiled_windows(
+    num_frames: int, length: int, stride: int, offset: int, min_length: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """Contiguous windows ``[a, a + length)`` for ``a = offset + stride*i``, every integer ``i``, cut to the video.
 
     Windows are intersected with ``[0, num_frames)``; a cut window whose frames lie inside another window is
@@ -333,6 +362,12 @@ def tiled_windows(num_frames: int, length: int, stride: int, offset: int) -> lis
     ``2/stride``, the video ends included (:func:`edge_shares`; ``1/stride`` everywhere when ``stride`` divides
     ``length``). ``offset`` is taken modulo ``stride``. ``num_frames <= length`` gives one window. Returns windows
     sorted by first frame.
+
+    ``min_length`` (the floor, see :func:`min_window_length`): an end window cut shorter than it grows inward, into
+    its neighbour, to a size drawn ``U{min_length..length}`` from ``generator`` (without one: spread evenly over
+    that range; :func:`_floored`), never past ``length`` and never off its video end. So no window is shorter than
+    ``min(min_length, num_frames)``, and the edge share the short sizes held is spread over ``min_length ..
+    length`` instead of pinning one border. ``min_length = 1``: the plain cut.
     """
     _check_basic(num_frames, length)
     validate_window_params(length, stride=stride)
@@ -344,17 +379,28 @@ def tiled_windows(num_frames: int, length: int, stride: int, offset: int) -> lis
     while True:
         out.append(list(range(max(a, 0), min(a + length, num_frames))))
         if a + length >= num_frames:
-            return out
+            break
         a += stride
+    floor, lo = min(int(min_length), length), max(1, length - stride + 1)
+    if floor > 1:
+        first = _floored(len(out[0]), lo, floor, length, generator)
+        last = _floored(len(out[-1]), lo, floor, length, generator)
+        out[0] = list(range(first))
+        out[-1] = list(range(num_frames - last, num_frames))
+    return out
 
 
-def lattice_windows(num_frames: int, length: int, stride: int, skip: int, offsets: Sequence[int]) -> list[list[int]]:
+def lattice_windows(
+    num_frames: int, length: int, stride: int, skip: int, offsets: Sequence[int], min_length: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """Windows of frames ``skip`` apart: each residue class ``rho, rho + skip, rho + 2*skip, ...`` (``rho < skip``)
     is a sub-video tiled by :func:`tiled_windows` with ``length``, ``stride`` (counted in the class's frames, i.e.
     window positions) and ``offsets[rho]``.
 
     Every frame is in exactly one class, so every frame is covered; ``skip = 1`` is :func:`tiled_windows`. Windows
-    have constant spacing ``skip`` and are sorted by (first frame, last frame).
+    have constant spacing ``skip`` and are sorted by (first frame, last frame). ``min_length``: the floor of
+    :func:`tiled_windows`, in window positions (sizes drawn from ``generator`` when given).
     """
     _check_basic(num_frames, length)
     validate_window_params(length, stride=stride, max_skip=skip)
@@ -363,7 +409,8 @@ def lattice_windows(num_frames: int, length: int, stride: int, skip: int, offset
     out = []
     for rho in range(min(skip, num_frames)):
         frames = list(range(rho, num_frames, skip))
-        out.extend([frames[j] for j in w] for w in tiled_windows(len(frames), length, stride, offsets[rho]))
+        tiles = tiled_windows(len(frames), length, stride, offsets[rho], min_length, generator)
+        out.extend([frames[j] for j in w] for w in tiles)
     out.sort(key=lambda w: (w[0], w[-1]))
     return out
 
@@ -397,8 +444,9 @@ def zola_truncated_windows(
     extending past both ends the two give the same sets of windows, and only the former is uniform modulo the
     stride. (3) With ``r > 1`` the stride counts positions inside a window (frames of one residue class), so the
     overlap - and the cost - does not depend on ``r``; Eq. 7 counts it in absolute frames, which leaves whole
-    residue classes uncovered when ``r`` divides the stride. Cut windows are shorter than ``length``: at least
-    ``length - stride + 1`` frames, one at each end of each class (``stride = length`` can give a 1-frame window).
+    residue classes uncovered when ``r`` divides the stride. (4) Cut windows are shorter than ``length`` but never
+    shorter than :func:`min_window_length` (half the length; cut alone they can hold ``length - stride + 1``
+    frames, 1 with ``stride = length``): a shorter end window grows inward into its neighbour.
     With ``r > 1`` the first window of class ``rho`` starts at frame ``rho``, so transitions ``1..r-1`` are edges
     at every such step (true of any cover by windows of spacing ``r``: each of frames ``0..r-1`` starts one).
     ``num_frames <= length`` gives ``[[0..num_frames-1]]`` and draws nothing.
@@ -410,7 +458,7 @@ def zola_truncated_windows(
     r_max = max_skip if length == 1 else max(1, min(max_skip, (num_frames - 1) // (length - 1)))
     r = _randint(generator, 1, r_max)
     offsets = [_randint(generator, 0, stride - 1) for _ in range(r)]
-    return lattice_windows(num_frames, length, stride, r, offsets)
+    return lattice_windows(num_frames, length, stride, r, offsets, min_window_length(length), generator)
 
 
 def skip_phase_steps(skip_until: float, num_steps: int) -> int:
@@ -438,7 +486,7 @@ def make_windows(
     overlap: int,
     max_skip: int,
     closed_loop: bool = False,
-    ends: str = "shift",
+    ends: str = WINDOW_DEFAULTS["ends"],
     skip_until: float = 0.0,
     num_steps: int | None = None,
 ) -> list[list[int]]:
@@ -453,8 +501,9 @@ def make_windows(
 
     Step-dependent schedules (own, measured on the exact Gaussian window model; no paper equation):
 
-    - ``ends``: ``"shift"`` (default, ZoLA's left shift: :func:`zola_windows`) or ``"truncate"``
-      (:func:`zola_truncated_windows`: windows cut at the ends, no border pinned).
+    - ``ends``: ``"truncate"`` (default, ``WINDOW_DEFAULTS``: :func:`zola_truncated_windows`, windows cut at the
+      ends, none shorter than half the length, no border pinned) or ``"shift"`` (ZoLA's left shift:
+      :func:`zola_windows`).
     - ``skip_until``: share of the steps, from the first, that use :func:`spanning_windows` whatever the
       schedule - frames ``ceil(T/length)`` apart, one window across the whole video per residue class, each frame
       once (cost 1). While the noise is high a window that spans the video decides the content every frame
@@ -463,8 +512,8 @@ def make_windows(
       sampler's step count); steps ``0 .. skip_phase_steps(skip_until, num_steps) - 1`` (those whose position
       ``step / (num_steps - 1)`` on the noise schedule is below ``skip_until``) are the skip phase.
 
-    Defaults (``ends="shift"``, ``skip_until=0``) give exactly the windows of the schedule alone, and draw the
-    same random numbers. Measured best on the exact window model (``tests/benchmarks/bench_schedules.py``: cost
+    ``skip_until=0`` (default) gives exactly the windows of the schedule alone, and draws the same random numbers.
+    Measured best on the exact window model (``tests/benchmarks/bench_schedules.py``: cost
     1.13 model evaluations per frame-step, worst seam 1.42 vs Gen-L's 1.53 at cost 1.83, drift 0.28 vs 0.50, at 96
     frames and 20 Euler steps): ``schedule="zola", ends="truncate", skip_until=0.6, stride=3*length//4,
     max_skip=1`` with least-squares fusion; it departs from ZoLA sec. 4.3 in the ends, the offset range and the

@@ -218,17 +218,34 @@ def require_video_dit(model, node: str) -> None:
 
 # latent-format class -> video frames per latent frame, for hosts whose latent formats lack
 # ``temporal_downscale_ratio`` (0.3.75); causal video VAEs: latent frame 0 holds one video frame, the others r
-_TEMPORAL_RATIO = {"Wan21": 4, "Wan22": 4, "HunyuanVideo": 4, "LTXV": 8, "Mochi": 6}
+_TEMPORAL_RATIO = {"Wan21": 4, "Wan22": 4, "HunyuanVideo": 4, "HunyuanVideo15": 4, "LTXV": 8, "Mochi": 6,
+                   "Cosmos1CV8x8x8": 8}
 
 
-def temporal_compression(model) -> int:
+def _video_format(model) -> bool:
+    """Whether the model's latent format holds frames on a time axis (core's ``latent_dimensions = 3``)."""
+    fmt = getattr(getattr(model, "model", None), "latent_format", None)
+    return getattr(fmt, "latent_dimensions", 2) == 3
+
+
+def temporal_compression(model, node: str = "This node") -> int:
     """Video frames per latent frame of the model's latent format (Wan / HunyuanVideo 4, LTX-Video 8); 1 for image
-    models (SD/AnimateDiff hold one video frame per latent in the batch) and unknown formats."""
+    models (SD/AnimateDiff hold one video frame per latent in the batch). A video latent format (core's
+    ``latent_dimensions = 3``) whose ratio is unknown is refused, naming ``node`` and the unit: taking it as 1
+    would read lengths typed in video frames as latent frames, windows r times too long."""
     fmt = getattr(getattr(model, "model", None), "latent_format", None)
     ratio = getattr(fmt, "temporal_downscale_ratio", None)
     if isinstance(ratio, int) and ratio >= 1:
         return ratio
-    return _TEMPORAL_RATIO.get(type(fmt).__name__, 1)
+    known = _TEMPORAL_RATIO.get(type(fmt).__name__)
+    if known is not None:
+        return known
+    if _video_format(model):
+        raise ValueError(f"length_unit: {node} cannot convert video frames for {family_label(model)}: its latent "
+                         f"format {type(fmt).__name__} does not say how many video frames one latent frame holds; "
+                         "set length_unit = latent frames and type the lengths in latent frames (the latent's "
+                         "frame count)")
+    return 1
 
 
 def check_latent_fits_model(model, samples) -> None:
@@ -238,7 +255,7 @@ def check_latent_fits_model(model, samples) -> None:
     if not isinstance(samples, torch.Tensor):
         return
     family, label = model_family(model), family_label(model)
-    video = temporal_compression(model) > 1 or family == "wan"
+    video = family == "wan" or _video_format(model) or temporal_compression(model) > 1
     if family == "unet" and samples.ndim == 5:
         raise ValueError(f"latent_image: a video latent {list(samples.shape)} ([B, C, frames, H, W], e.g. from a "
                          f"Wan/LTXV/Hunyuan latent node) cannot go into the image model {label}, which takes frames "

@@ -139,6 +139,8 @@ MANIFEST: tuple[Core, ...] = (
     Core("comfy.model_sampling", "IMG_TO_IMG_VELOCITY", "read: refused by phased", optional=True),
     Core("comfy.model_sampling", "V_PREDICTION_DDPM", "read: refused by phased", optional=True),
     Core("comfy.latent_formats", "LatentFormat.process_in", "call", params=("latent",)),
+    Core("comfy.latent_formats", "LatentFormat", "read: basics.temporal_compression (video formats)",
+         attrs=("latent_dimensions",)),
     Core("comfy.sd", "VAE.encode", "call", params=("pixel_samples",)),
     Core("comfy.utils", "common_upscale", "call", params=("samples", "width", "height", "upscale_method", "crop")),
     # ---------------------------------------------------------------- window loop (windows.py)

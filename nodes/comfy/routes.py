@@ -77,20 +77,23 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     node = params.get("node", "LongAnimContextWindows")
     if node not in PREVIEW_NODES:
         raise ValueError(f"node must be one of {list(PREVIEW_NODES)}, got {node!r}")
-    length = _int(params, "context_length", 16)
-    stride = _int(params, "stride", 8)
-    frames = _int(params, "frames", 64)
-    kw = dict(fusion=params.get("fusion") or "zola", seed=_int(params, "seed", 0) & 0xFFFFFFFFFFFFFFFF,
-              max_skip=_int(params, "max_skip", 1), blend_variant=params.get("blend_variant") or "paper",
-              skip_until=_float(params, "skip_until", 0.0))
+    d = cs.GENL_DEFAULTS if node == "LongAnimGenLWindows" else cs.WINDOW_DEFAULTS  # the nodes' defaults
+    wan = cs.WAN_VIDEO_DEFAULTS if node == "LongAnimWanZoLAWindows" else d
+    length = _int(params, "context_length", wan["length"])
+    stride = _int(params, "stride", wan["stride"])
+    frames = _int(params, "frames", cs.PREVIEW_DEFAULTS["frames"])
+    kw = dict(fusion=params.get("fusion") or d["fusion"], seed=_int(params, "seed", d["seed"]) & 0xFFFFFFFFFFFFFFFF,
+              max_skip=_int(params, "max_skip", d["max_skip"]),
+              blend_variant=params.get("blend_variant") or d["blend_variant"],
+              skip_until=_float(params, "skip_until", d["skip_until"]))
     if node != "LongAnimGenLWindows":
-        kw.update(ends=params.get("ends") or "truncate")
+        kw.update(ends=params.get("ends") or d["ends"])
     video_unit = node == "LongAnimWanZoLAWindows" or (node != "LongAnimPreviewSchedule"
                                                       and params.get("length_unit") == "video frames")
     ratio = 4 if node == "LongAnimWanZoLAWindows" else _int(params, "temporal_compression", 4)
     if not 1 <= ratio <= 64:
         raise ValueError(f"temporal_compression must be in [1, 64], got {ratio}")
-    overlap = _int(params, "overlap", 4)
+    overlap = _int(params, "overlap", d["overlap"])
     if video_unit:  # what the node's run does with the model's temporal compression
         length, stride, overlap = video_lengths_to_latent(ratio, length, stride, overlap)
     if params.get("frames_unit", "video frames" if node == "LongAnimWanZoLAWindows" else "") == "video frames":
@@ -100,13 +103,13 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     elif node == "LongAnimGenLWindows":
         schedule = "uniform"
     else:
-        schedule = params.get("context_schedule") or "zola"
+        schedule = params.get("context_schedule") or d["schedule"]
         if schedule not in cs.SCHEDULES:
             raise ValueError(f"context_schedule must be one of {list(cs.SCHEDULES)}, got {schedule!r}")
-        kw.update(overlap=overlap, closed_loop=_bool(params, "closed_loop"))
+        kw.update(overlap=overlap, closed_loop=_bool(params, "closed_loop", d["closed_loop"]))
     if not 1 <= frames <= MAX_PREVIEW_FRAMES:
         raise ValueError(f"frames must be in [1, {MAX_PREVIEW_FRAMES}] for the preview, got {frames}")
-    steps = _int(params, "steps", 6)
+    steps = _int(params, "steps", cs.PREVIEW_DEFAULTS["steps"])
     if not 1 <= steps <= MAX_PREVIEW_STEPS:
         raise ValueError(f"steps must be in [1, {MAX_PREVIEW_STEPS}] for the preview, got {steps}")
     opts = WindowOptions(schedule=schedule, length=length, stride=stride, **kw)

@@ -16,28 +16,30 @@ from ..algorithms import context_schedule as cs
 from ..algorithms import scene_noise as sn
 
 FUSIONS = (*cs.WEIGHT_METHODS, "randomized_blend")
+D = cs.WINDOW_DEFAULTS  # the one table of defaults (algorithms/window_defaults.py)
 
 
 @dataclass(frozen=True)
 class WindowOptions:
-    """Everything the window loop needs; plain values only (deep-copied with the model on 0.3.75)."""
+    """Everything the window loop needs; plain values only (deep-copied with the model on 0.3.75). Defaults: the
+    ZoLA Windows node's, from ``context_schedule.WINDOW_DEFAULTS``."""
 
-    schedule: str = "zola"
-    length: int = 16
-    stride: int = 8
-    overlap: int = 4
-    max_skip: int = 1
-    closed_loop: bool = False
-    fusion: str = "zola"
-    blend_variant: str = "paper"
-    seed: int = 0
-    max_batch: int = 1
-    prompt_rule: str = "zola"
-    keep_first_frame: bool = False
-    ends: str = "shift"
-    skip_until: float = 0.0
-    scene_noise: str = "off"
-    scene_share: float = 0.75
+    schedule: str = D["schedule"]
+    length: int = D["length"]
+    stride: int = D["stride"]
+    overlap: int = D["overlap"]
+    max_skip: int = D["max_skip"]
+    closed_loop: bool = D["closed_loop"]
+    fusion: str = D["fusion"]
+    blend_variant: str = D["blend_variant"]
+    seed: int = D["seed"]
+    max_batch: int = D["max_batch"]
+    prompt_rule: str = D["prompt_rule"]
+    keep_first_frame: bool = D["keep_first_frame"]
+    ends: str = D["ends"]
+    skip_until: float = D["skip_until"]
+    scene_noise: str = D["scene_noise"]
+    scene_share: float = D["scene_share"]
     extra: dict = field(default_factory=dict)
 
     def _params(self) -> dict:

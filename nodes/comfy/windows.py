@@ -19,7 +19,6 @@ The AnimateDiff-Evolved side of the loop is ``animatediff.py``.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import comfy.model_management
@@ -40,7 +39,15 @@ from .basics import (
     run_state,
     set_wrapper,
 )
-from .run_record import RECORD_KEY, ScheduleRecord, recorded_run, recorded_windows  # noqa: F401
+from .run_record import (  # noqa: F401
+    RECORD_KEY,
+    ScheduleRecord,
+    _fingerprint,
+    continued_run,
+    note_finished_run,
+    recorded_run,
+    recorded_windows,
+)
 from .window_conds import (
     _FrameLayout,
     _HintSlicer,
@@ -73,14 +80,15 @@ AUTO_BATCH_CAP = 16  # most windows per model call in auto mode (tiny Wan, CPU: 
 AUTO_BATCH_SHARE = 0.25  # auto mode lets one batch of windows use this share of the device's total memory
 
 
-def auto_windows_per_call(base_model, x_shape: Sequence[int], axis: int, length: int, device) -> int:
+def auto_windows_per_call(base_model, x_shape: Sequence[int], axis: int, length: int, device, log=None) -> int:
     """Windows per model call for ``max_windows_per_batch = 0``.
 
     As many windows as fit, by ComfyUI's own activation-memory estimate (``BaseModel.memory_required``, cond and
     uncond together), in a quarter of the device's TOTAL memory, at most 16. Total, not free, memory: the choice must
     not change between runs on one machine, or batched float sums would make a seed's output wobble in the last bits.
     The sampler's memory estimate (``_PrepareSamplingWrapper``) reserves the same batch, so ComfyUI offloads weights
-    to make room on small GPUs.
+    to make room on small GPUs. If the estimate fails, 1, and ``log`` (a logger) says why: the sampler's memory
+    estimate passes it, once per run.
     """
     shape = list(x_shape)
     if axis == 0:
@@ -91,7 +99,11 @@ def auto_windows_per_call(base_model, x_shape: Sequence[int], axis: int, length:
     try:
         per_window = float(base_model.memory_required(input_shape=shape))
         total = float(comfy.model_management.get_total_memory(dev=torch.device(device)))
-    except Exception:  # pragma: no cover - a model without an estimate: stay safe
+    except Exception as e:  # a model without an estimate: stay safe, and say so (once per run: the caller's log)
+        if log is not None:
+            log.warning("LongAnim windows: max_windows_per_batch = 0 (auto) could not size the batch (ComfyUI's memory "
+                        "estimate failed: %s: %s), so each window runs in its own model call (slower); set "
+                        "max_windows_per_batch to a number to choose", type(e).__name__, e)
         return 1
     if per_window <= 0:
         return 1
@@ -116,35 +128,6 @@ def step_index(timestep: torch.Tensor, model_options: dict) -> int:
     if close.numel():
         return offset + int(close[0])
     return offset + max(0, int((ss > sig).sum()) - 1)
-
-
-# Continued runs (Wan 2.2's two experts: KSamplerAdvanced 0..k on the high-noise model with leftover noise, then
-# k..n on the low-noise model without new noise): a run that adds no noise and starts at the sigma where a finished
-# run on a latent of the same shape stopped continues that run's schedule -- its seed and its step count -- so
-# windows and blend cuts stay a function of (seed, global step) across the switch.
-_CONTINUATIONS: OrderedDict[tuple, tuple[int, int]] = OrderedDict()  # (shape, last sigma) -> (seed, global step)
-_MAX_CONTINUATIONS = 16
-
-
-def _sigma_key(shape, sigma) -> tuple:
-    return tuple(int(d) for d in shape), float(sigma)
-
-
-def continued_run(shape, sigmas: torch.Tensor, noise) -> tuple[int, int] | None:
-    """(seed, step offset) of the finished run this one continues, or None (see ``_CONTINUATIONS``)."""
-    if not isinstance(noise, torch.Tensor) or sigmas is None or sigmas.numel() < 2 or bool(noise.any()):
-        return None
-    return _CONTINUATIONS.get(_sigma_key(shape, sigmas.reshape(-1)[0]))
-
-
-def note_finished_run(shape, sigmas: torch.Tensor, seed: int, offset: int) -> None:
-    last = float(sigmas.reshape(-1)[-1]) if sigmas is not None and sigmas.numel() > 1 else 0.0
-    if last <= 0.0:  # a run that ended at sigma 0 is complete: nothing continues it
-        return
-    _CONTINUATIONS[_sigma_key(shape, last)] = (int(seed), int(offset) + int(sigmas.numel()) - 1)
-    _CONTINUATIONS.move_to_end(_sigma_key(shape, last))
-    while len(_CONTINUATIONS) > _MAX_CONTINUATIONS:
-        _CONTINUATIONS.popitem(last=False)
 
 
 def _has_tags(conds) -> bool:
@@ -415,10 +398,10 @@ class _RunStateWrapper:
         state = dict(t_opts.get(RUN_STATE_KEY, {}))
         state.setdefault("pass", 0)
         state["seed"] = int(extra_args.get("seed") or 0)
-        latent = args[0] if args else kwargs.get("latent_image")
         patcher = getattr(guider, "model_patcher", None)
-        shape = tuple(latent.shape) if isinstance(latent, torch.Tensor) else None
-        cont = continued_run(shape, sigmas, noise) if shape is not None else None
+        record = t_opts.get(RECORD_KEY)
+        record = record if isinstance(record, ScheduleRecord) else None
+        cont = continued_run(record.latent_key if record else None, sigmas, noise)
         if cont is not None:
             state["seed"], state["step_offset"] = cont
         else:
@@ -443,8 +426,8 @@ class _RunStateWrapper:
         if noise is not None and noise.ndim == 4:
             check_control_hints(list(conds.values()), noise.shape[0])
         out = executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
-        if shape is not None:
-            note_finished_run(shape, sigmas, state["seed"], state["step_offset"])
+        if record is not None and steps > 0:  # filed under the output latent by _OuterSampleWrapper
+            record.finished = (float(sigmas.reshape(-1)[-1]), state["seed"], state["step_offset"] + steps)
         return out
 
 
@@ -475,7 +458,8 @@ class _PrepareSamplingWrapper:
             axis = 0 if len(shape) == 4 else 2
             conds = kwargs.get("conds", args[0] if args else None)
             frames = self.length + int(self.keep_first) + (self._guide_frames(conds, shape) if axis == 2 else 0)
-            batch = self.max_batch or auto_windows_per_call(model.model, shape, axis, self.length, model.load_device)
+            batch = self.max_batch or auto_windows_per_call(model.model, shape, axis, self.length, model.load_device,
+                                                            log=logger)
             shape[axis] = min(shape[axis], frames * (batch if axis == 0 else 1))
             if axis == 2:
                 shape[0] = shape[0] * batch
@@ -502,7 +486,7 @@ class _OuterSampleWrapper:
         if patcher is not None:  # before the latent format's process_latent_in, which would fail on a mismatch
             check_latent_fits_model(patcher, latent_image)
             sc.check_no_foreign_cache(patcher, guider.model_options)
-        record = ScheduleRecord()
+        record = ScheduleRecord(_fingerprint(latent_image) if isinstance(latent_image, torch.Tensor) else None)
         orig_options = guider.model_options
         guider.model_options = dict(orig_options)
         guider.model_options["transformer_options"] = dict(orig_options.get("transformer_options", {}))

@@ -179,7 +179,7 @@ class Run:
             t, cfg = self.tech, self.cfg
             seed = cs.mix_seed(0, self.seed, 1000 + self.travel_pass)  # as WindowOptions.step_seed
             wins = cs.make_windows(t.schedule, cfg.num_frames, step, seed, length=cfg.window, stride=t.stride,
-                                   overlap=cfg.window - t.stride, max_skip=t.max_skip)
+                                   overlap=cfg.window - t.stride, max_skip=t.max_skip, ends="shift")  # ZoLA's
             masks = None
             if t.blend:
                 masks = cs.randomized_blend_masks(wins, cfg.num_frames, cs.step_generator(seed, step, cs.STREAM_BLEND))

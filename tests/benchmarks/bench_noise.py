@@ -186,7 +186,8 @@ def _output_map(k: torch.Tensor, sched: dict, seed: int) -> torch.Tensor:
     opts = {key: sched[key] for key in ("stride", "max_skip")}
     for i in range(STEPS):
         s, s_next = sigmas[i], sigmas[i + 1]
-        wins = cs.make_windows(sched["schedule"], T, i, seed, length=F, overlap=F - sched["stride"], **opts)
+        wins = cs.make_windows(sched["schedule"], T, i, seed, length=F, overlap=F - sched["stride"], ends="shift",
+                               **opts)  # ZoLA's own ends (sec. 4.3)
 
         def evaluate(batch: list[list[int]], x=x, s=s) -> list[torch.Tensor]:
             return [window_denoiser(w, s, x[w]) for w in batch]

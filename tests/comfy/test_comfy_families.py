@@ -375,6 +375,25 @@ def test_video_frame_lengths_use_the_family_compression(name, typed, latent):
     assert same.model_options["context_handler"].options.length == typed
 
 
+def test_video_frames_on_a_video_format_of_unknown_compression_are_refused_by_node_and_unit(monkeypatch):
+    """A video latent format (latent_dimensions 3) without a known temporal ratio: lengths typed in video frames
+    cannot be converted, so the node refuses (naming itself and length_unit) instead of taking them as latent frames;
+    latent frames still work."""
+    model = load(tf.WAN21_I2V)
+
+    class FutureVideo:  # a latent format this pack does not know, as a newer host may add
+        latent_dimensions = 3
+        latent_channels = 16
+
+    monkeypatch.setattr(model.model, "latent_format", FutureVideo())
+    for node in (wn.LongAnimZoLAWindows, wn.LongAnimGenLWindows):
+        with pytest.raises(ValueError, match=r"length_unit: LongAnim: (ZoLA|Gen-L) Windows .*latent frames"):
+            node().run(model, 21, 21, *((1, "zola", 0) if node is wn.LongAnimZoLAWindows else ("zola",)),
+                       length_unit="video frames")
+    opts = wn.LongAnimZoLAWindows().run(model, 21, 21, 1, "zola", 0)[0].model_options["context_handler"].options
+    assert opts.length == 21
+
+
 def test_a_latent_of_another_family_is_refused_by_name():
     """Non-empty latents (core >= 0.28 re-shapes an all-zero latent to the model's channels by itself)."""
     model = windows(load(tf.WAN22_TI2V5B), max_windows_per_batch=1)

@@ -6,7 +6,7 @@ from longanim.nodes.algorithms.noise import NoiseRecipe
 
 NODES = {
     nn.LongAnimRepeatMaskNoise: dict(ratio=0.5, base_length=4),
-    nn.LongAnimDependencyNoise: dict(lam=0.05, candidates=4, iterations=5, variant="algorithm1"),
+    nn.LongAnimDependencyNoise: dict(lam=0.05, candidates=4, iterations=5, variant="halve_step"),
     nn.LongAnimMixedNoise: dict(alpha=0.5),
     nn.LongAnimProgressiveNoise: dict(alpha=0.7),
     nn.LongAnimFreeNoiseShuffle: dict(window_length=4, stride=2),
@@ -44,6 +44,48 @@ def test_model_patch_replaces_ksampler_noise_and_does_not_leak(host, family):
     noise = nn.LongAnimMixedNoise().run(seed=5, alpha=0.9)[0]
     via_custom = host.custom_advanced(base, latent, noise, steps=2)
     assert torch.allclose(with_patch, via_custom, atol=1e-5)
+
+
+def _validate(node, inputs, monkeypatch):
+    """ComfyUI's own validation of one node of a prompt (what the server does before running a saved workflow)."""
+    import asyncio
+
+    import execution
+    import nodes as comfy_nodes
+
+    monkeypatch.setitem(comfy_nodes.NODE_CLASS_MAPPINGS, node.NODE_ID, node)
+    prompt = {"1": {"class_type": node.NODE_ID, "inputs": inputs}}
+    valid, errors, _ = asyncio.run(execution.validate_inputs("test", prompt, "1", {}))
+    return valid, errors
+
+
+def test_dependency_noise_loads_the_old_variant_names_as_the_new(host, monkeypatch):
+    """'algorithm1' / 'listing1' (saved before the variants were named for what they do) pass ComfyUI's validation
+    and give exactly the noise of 'halve_step' / 'fifth_step'; a value that never existed is refused by name."""
+    cls = nn.LongAnimDependencyNoise
+    base = dict(seed=3, lam=0.05, candidates=10, iterations=5)
+    latent = host.wan_latent(10)
+    for old, new in (("algorithm1", "halve_step"), ("listing1", "fifth_step")):
+        for value in (old, new):
+            assert _validate(cls, {**base, "variant": value}, monkeypatch)[0], value
+        assert torch.equal(cls().run(variant=old, **base)[0].generate_noise(latent),
+                           cls().run(variant=new, **base)[0].generate_noise(latent))
+    valid, errors = _validate(cls, {**base, "variant": "paper"}, monkeypatch)
+    assert not valid and "variant" in str(errors) and "halve_step" in str(errors)
+    assert "'algorithm1'" not in str(cls.INPUT_TYPES()["required"]["variant"][0])
+
+
+def test_dependency_noise_candidates_is_retired(host):
+    """The random search's pick is replaced by the drift guard for every λ below about 1.6, so the input is ignored
+    (kept so saved workflows load): any value gives the noise of the paper's 10 draws, and the tooltip says so."""
+    cls = nn.LongAnimDependencyNoise
+    latent = host.wan_latent(10)
+    for lam in (0.01, 2.0):  # below and above the range where the search picks
+        ten = cls().run(seed=3, lam=lam, candidates=10, iterations=5, variant="halve_step")
+        one = cls().run(seed=3, lam=lam, candidates=1, iterations=5, variant="halve_step")
+        assert torch.equal(ten[0].generate_noise(latent), one[0].generate_noise(latent))
+        assert one[1].params["candidates"] == 10
+    assert cls.INPUT_TYPES()["required"]["candidates"][1]["tooltip"].startswith("Retired: ignored")
 
 
 def test_model_patch_respects_disabled_noise(host):

@@ -53,7 +53,9 @@ def test_bounds_and_cost_accounting(bench):
     genl = rows["Gen-L f/2 least squares (reference)"]
     assert full["cost"] == pytest.approx(1.0) and iso["cost"] == pytest.approx(1.0)
     assert genl["cost"] == pytest.approx(7 * 16 / 64)  # windows at 0, 8, ..., 48 on 64 frames
-    assert rows["truncated s 16 r1 LS"]["cost"] == pytest.approx(1.0)  # a random-offset partition
+    # a random-offset partition, plus the frames by which end windows cut below the floor (half the length) grow
+    # into their neighbours: at most 7 of 64 frames at each end
+    assert 1.0 < rows["truncated s 16 r1 LS"]["cost"] < 1.0 + 2 * 7 / 64
     # isolated windows: the two ends are independent (drift exactly 0.5) and the borders jump like independent frames
     assert iso["drift"] == pytest.approx(0.5, abs=1e-9) and iso["seam"] > 100
     assert full["drift"] < 0.25 and full["seam"] < 1.0
@@ -71,9 +73,12 @@ def test_bounds_and_cost_accounting(bench):
 def test_truncated_ends_unpin_the_borders(bench):
     _, _, rows, _ = bench
     assert rows["ZoLA s f r1 Eq. 4"]["pin"] > 5, "shifted windows pin the borders at f and T - f"
-    for name in ("truncated s 16 r1 LS", "truncated s 12 r1 LS", "phased 0.5 + truncated s 12 LS",
+    for name in ("truncated s 12 r1 LS", "phased 0.5 + truncated s 12 LS",
                  "truncated s 12 r1 Eq. 4 (ZoLA node default)"):
         assert rows[name]["pin"] < 1.5, name
+    # no overlap (stride = length): the floor's longer end windows add borders near the ends (1.63 measured on the
+    # quick case), still far from the shifted windows' pinned borders
+    assert rows["truncated s 16 r1 LS"]["pin"] < 2.0
 
 
 def test_the_skip_phase_cuts_drift_and_seams(bench):

@@ -332,16 +332,16 @@ def _reference_dependency(shape_ff, seed, lam, candidates, iterations, variant, 
             ok = False
             if trial <= nz.DEPENDENCY_ALPHA_MAX:
                 e = abs(div(compose(trial), prev) - lam)
-                ok = e <= best if variant == "listing1" else e < best
+                ok = e <= best if variant == "fifth_step" else e < best
             if ok:
                 best_a, best = trial, e
             else:
-                step *= 0.2 if variant == "listing1" else 0.5
+                step *= 0.2 if variant == "fifth_step" else 0.5
         out.append(compose(best_a))
     return torch.stack(out).reshape(shape_ff)
 
 
-@pytest.mark.parametrize("variant", ["algorithm1", "listing1"])
+@pytest.mark.parametrize("variant", ["halve_step", "fifth_step"])
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("drift_guard", [True, False])
 def test_dependency_matches_tensor_level_reference(variant, normalize, drift_guard):
@@ -353,7 +353,7 @@ def test_dependency_matches_tensor_level_reference(variant, normalize, drift_gua
     assert_close(x, ref, atol=2e-4)
 
 
-@pytest.mark.parametrize("variant", ["algorithm1", "listing1"])
+@pytest.mark.parametrize("variant", ["halve_step", "fifth_step"])
 @pytest.mark.parametrize("full", [False, True])
 @pytest.mark.parametrize("drift_guard", [True, False])
 def test_dependency_search_diagnostics(variant, full, drift_guard):
@@ -479,7 +479,7 @@ def test_dependency_lambda_extremes():
     assert 0 < a_large < a_small < 1
 
 
-@pytest.mark.parametrize("variant", ["algorithm1", "listing1"])
+@pytest.mark.parametrize("variant", ["halve_step", "fifth_step"])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_dependency_512_frames_no_nan(variant, normalize):
     x, stats = nz.dependency_noise_with_stats((512, 4, 8, 8), 0, gen(0), variant=variant, normalize=normalize)
@@ -615,7 +615,7 @@ def test_freenoise_permutations_are_random():
         ("dependency", {"candidates": 0}, None, r"candidates must be in \[1, 1000\], got 0"),
         ("dependency", {"candidates": True}, None, r"candidates must be a number"),
         ("dependency", {"iterations": -1}, None, r"iterations must be in \[0, 1000\], got -1"),
-        ("dependency", {"variant": "paper"}, None, r"variant must be one of \['algorithm1', 'listing1'\]"),
+        ("dependency", {"variant": "paper"}, None, r"variant must be one of \['halve_step', 'fifth_step'\]"),
         ("freenoise", {"window_length": 0}, None, r"window_length must be in \[1, 4096\], got 0"),
         ("freenoise", {"stride": 0}, None, r"stride must be in \[1, 4096\], got 0"),
         ("freenoise", {"window_length": 8, "stride": 9}, None, r"stride must be in \[1, window_length=8\]"),

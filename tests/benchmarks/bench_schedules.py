@@ -155,9 +155,10 @@ def schedules(case: Case, quick: bool = False) -> list[Sched]:
     ]
     for s in (f, 7 * f // 8, z12, 5 * f // 8, h):
         out.append(Sched(f"truncated s {s} r1 LS", "truncated", stride=s, ends="truncate", quick=s in (f, z12)))
-    out.append(Sched(f"truncated s {z12} r1 Eq. 4 (ZoLA node default)", "truncated", stride=z12, ends="truncate",
-                     weights="zola", quick=True))
-    out.append(Sched(f"truncated s {z12} r1 flat", "truncated", stride=z12, ends="truncate", weights="flat"))
+    out.append(Sched(f"truncated s {z12} r1 Eq. 4", "truncated", stride=z12, ends="truncate", weights="zola",
+                     quick=True))
+    out.append(Sched(f"truncated s {z12} r1 flat", "truncated", stride=z12, ends="truncate", weights="flat",
+                     quick=True))
     out.append(Sched(f"truncated s {z12} r<=2 LS", "truncated", stride=z12, max_skip=2, ends="truncate"))
     for su in (0.3, 0.4, 0.5, 0.55, 0.6, 0.65):
         for s in (f, 7 * f // 8, z12, 5 * f // 8):
@@ -321,6 +322,22 @@ def choose(rows: list[dict]) -> dict | None:
     return min(ok, key=lambda r: (r["seam"], r["cost"])) if ok else None
 
 
+#: The window nodes' default schedule (``context_schedule.WINDOW_DEFAULTS``: truncated ends, stride 3f/4, no frame
+#: skip, no skip phase) under each fusion its default may take: the rows the default fusion is chosen from.
+DEFAULT_SCHEDULE_FUSIONS = {"flat": "truncated s 12 r1 flat", "least_squares": "truncated s 12 r1 LS",
+                            "zola": "truncated s 12 r1 Eq. 4"}
+
+
+def default_fusion(result: dict) -> tuple[str, dict[str, dict[str, float]]]:
+    """The fusion with the lowest worst seam for the default schedule on the first case (``hard``), and every case's
+    seams per fusion (the other cases show whether the choice holds). With one schedule the cost is the same for
+    every fusion and drift does not move without the skip phase, so the seam decides."""
+    seams = {name: {f: next(r["seam"] for r in rows if r["name"] == row) for f, row in DEFAULT_SCHEDULE_FUSIONS.items()}
+             for name, (_, rows) in result["cases"].items()}
+    first = next(iter(seams))
+    return min(seams[first], key=seams[first].get), seams
+
+
 def run_benchmark(quick: bool = False, cases: list[str] | None = None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matmuls: one thread is far faster than 2 on a busy 2-core box
@@ -420,6 +437,15 @@ def markdown(result: dict, seconds: float) -> str:
         lines += [f"Chosen (lowest seam among those meeting the goal): **{chosen['name']}** - "
                   f"cost {chosen['cost']:.2f}, seam {chosen['seam']:.2f}, drift {chosen['drift']:.3f}, "
                   f"detail {chosen['detail']:.2f}.", ""]
+    pick, seams = default_fusion(result)
+    lines += ["### Default fusion: worst seam of the node default schedule (truncated s 12, skip 1, no skip phase) "
+              "per fusion", "", "| case | " + " | ".join(DEFAULT_SCHEDULE_FUSIONS) + " |",
+              "|---|" + "---|" * len(DEFAULT_SCHEDULE_FUSIONS)]
+    for name, per in seams.items():
+        best = min(per.values())
+        lines.append(f"| {name} | " + " | ".join(f"**{v:.2f}**" if v == best else f"{v:.2f}" for v in per.values())
+                     + " |")
+    lines += ["", f"Lowest seam on `{first}`: **{pick}** (the node default fusion is chosen by this table).", ""]
     rob = result.get("robustness")
     if rob is not None:
         lines += [f"### Robustness on `{first}`: seam / drift per step count and solver (goal met: **bold**)", "",

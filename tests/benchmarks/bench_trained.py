@@ -61,6 +61,7 @@ METHODS = {
     "ZoLA (skip 1, shift)": _zola(ends="shift"),
     "ZoLA (skip 1, truncate)": _zola(),
     "ZoLA (skip 1, truncate, least squares)": _zola(fusion="least_squares"),
+    "ZoLA (skip 1, truncate, flat)": _zola(fusion="flat"),
     "ZoLA truncate + skip_until 0.6": _zola(fusion="least_squares", skip_until=0.6),
     "ZoLA truncate + skip_until 0.3": _zola(fusion="least_squares", skip_until=0.3),
     "core Context Windows": lambda g, m: g.out(g.node(

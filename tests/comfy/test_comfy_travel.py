@@ -51,7 +51,8 @@ def recorded(model):
 
 def wan_windows(host):
     return ca.patch_model_windows(host.wan(), ca.WindowOptions(schedule="zola", length=4, stride=3, overlap=2,
-                                                               max_skip=2, fusion="zola", seed=0))
+                                                               max_skip=2, fusion="zola", seed=0, ends="shift",
+                                                               max_batch=1))
 
 
 def euler():

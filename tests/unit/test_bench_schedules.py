@@ -74,7 +74,7 @@ def test_truncated_ends_unpin_the_borders(bench):
     _, _, rows, _ = bench
     assert rows["ZoLA s f r1 Eq. 4"]["pin"] > 5, "shifted windows pin the borders at f and T - f"
     for name in ("truncated s 12 r1 LS", "phased 0.5 + truncated s 12 LS",
-                 "truncated s 12 r1 Eq. 4 (ZoLA node default)"):
+                 "truncated s 12 r1 Eq. 4", "truncated s 12 r1 flat"):
         assert rows[name]["pin"] < 1.5, name
     # no overlap (stride = length): the floor's longer end windows add borders near the ends (1.63 measured on the
     # quick case), still far from the shifted windows' pinned borders
@@ -98,6 +98,9 @@ def test_report_and_plot_files(bench, tmp_path):
     module, _, rows, result = bench
     text = module.markdown(result, 1.0)
     assert all(f"| {name} |" in text for name in rows) and "Goal on `hard`" in text
+    pick, seams = module.default_fusion(result)
+    assert set(seams["hard"]) == {"flat", "least_squares", "zola"} and pick == min(seams["hard"], key=seams["hard"].get)
+    assert f"Lowest seam on `hard`: **{pick}**" in text
     module.draw_plot(list(rows.values()), result["goal"], tmp_path / "p.png")
     img = Image.open(tmp_path / "p.png")
     assert img.size[0] > 1000 and img.getextrema() != ((255, 255), (255, 255), (255, 255))

@@ -6,7 +6,7 @@ Part of :mod:`context_schedule` (import names from there). Papers: ZoLA (``zola.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -341,6 +341,7 @@ def co_denoise(
     progress: Callable[[int, int], None] | None = None,
     group_of: Callable[[int], object] | None = None,
     observe: Callable[[int, list[int], torch.Tensor, torch.Tensor], None] | None = None,
+    evaluate_batches: Callable[[list[list[list[int]]]], Iterator[list[torch.Tensor]]] | None = None,
 ) -> torch.Tensor:
     """Temporal co-denoising: evaluate every window and fuse (Gen-L sec. 3.2, ZoLA Eqs. 4-7, ST2V Eq. 8).
 
@@ -365,6 +366,9 @@ def co_denoise(
     ``group_of(i)``: windows are batched only with windows of the same length AND the same ``group_of`` value
     (a step cache keeps windows it evaluates apart from windows it answers from its cache); ``observe(i, window,
     out, weight)`` sees each window's output and fusion weight as it is added.
+    ``evaluate_batches(batches)``, if given, replaces ``evaluate``: it gets every batch of the step at once and
+    yields their outputs in that order (it may compute them elsewhere, e.g. on several devices); the fusion is
+    the same sums in the same order, so the result equals the one of ``evaluate`` bit for bit.
     Returns a tensor like ``x`` (same dtype, device, shape).
     """
     axis = _norm_axis(x, frame_axis)
@@ -382,11 +386,12 @@ def co_denoise(
     acc = _Accumulator(x, axis)
     total = len(active)
     done = 0
+    stream = evaluate_batches([[list(windows[i]) for i in b] for b in batches]) if evaluate_batches else None
     for batch in batches:
         if check_interrupt is not None:
             check_interrupt()
         bw = [list(windows[i]) for i in batch]
-        outs = evaluate(bw)
+        outs = next(stream) if stream is not None else evaluate(bw)
         if len(outs) != len(batch):
             raise ValueError(f"evaluate returned {len(outs)} outputs for a batch of {len(batch)} windows")
         for i, w, out in zip(batch, bw, outs, strict=True):

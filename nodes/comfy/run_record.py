@@ -13,6 +13,7 @@ Core hooks used: none (plain objects in ``transformer_options``).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import torch
@@ -33,10 +34,12 @@ class ScheduleRecord:
         self.frame_evaluations = 0.0
         self.frames = 0
         self.steps = 0
+        self._lock = threading.Lock()  # windows spread over devices count from core's worker threads
 
     def count(self, frames: float, video_frames: int) -> None:
-        self.frame_evaluations += float(frames)
-        self.frames = int(video_frames)
+        with self._lock:
+            self.frame_evaluations += float(frames)
+            self.frames = int(video_frames)
 
     @property
     def cost(self) -> float | None:

@@ -107,15 +107,20 @@ def check_control_hints(conds, num_frames: int) -> None:
 
 
 class _HintSlicer:
-    """Give ComfyUI's own ControlNet objects the hint frames of the windows being evaluated, then restore."""
+    """Give ComfyUI's own ControlNet objects the hint frames of the windows being evaluated, then restore.
 
-    def __init__(self, conds, num_frames: int):
+    With ``clones`` the per-device copies core's multi-GPU engine made of each ControlNet (``multigpu_clones``)
+    get them too, for a call whose conds the host spreads over the devices."""
+
+    def __init__(self, conds, num_frames: int, clones: bool = True):
         self.items = []
         for control in _control_chain(conds):
-            hint = getattr(control, "cond_hint_original", None)
-            if _is_core_control(control) and isinstance(hint, torch.Tensor) and hint.ndim == 4 \
-                    and hint.shape[0] == num_frames and num_frames > 1:
-                self.items.append((control, hint))
+            copies = list(getattr(control, "multigpu_clones", {}).values()) if clones else []
+            for c in [control] + copies:
+                hint = getattr(c, "cond_hint_original", None)
+                if _is_core_control(c) and isinstance(hint, torch.Tensor) and hint.ndim == 4 \
+                        and hint.shape[0] == num_frames and num_frames > 1:
+                    self.items.append((c, hint))
 
     def set(self, windows: list[list[int]]) -> None:
         for control, hint in self.items:

@@ -3,10 +3,11 @@
 Owns the loop every LongAnim window node, refinement and inversion run through: per model evaluation it draws this
 step's windows (``nodes/algorithms/context_schedule.py``: ZoLA re-drawn windows, Gen-L co-denoising, the anchors'
 schedules), slices the per-frame conditioning, ControlNet hints and timesteps to them, evaluates them (several per
-model call when allowed), fuses the predictions with ``co_denoise`` and returns one output per cond, as core's
-``_calc_cond_batch`` does. Also owns the wrappers that set a run up (the sampler's seed, the memory estimate of
-one batch of windows, the record of the last step's windows), the window view published to other packs
-(``transformer_options["context_window"]`` / ``["ad_params"]``) and the per-window callbacks other features
+model call when allowed, across core's multi-GPU clones with ``multigpu.py``), fuses the predictions with
+``co_denoise`` and returns one output per cond, as core's ``_calc_cond_batch`` does. Also owns the wrappers
+that set a run up (the sampler's seed, the memory estimate of one batch of windows, the record of the last
+step's windows), the window view published to other packs (``transformer_options["context_window"]`` /
+``["ad_params"]``) and the per-window callbacks other features
 register (``WINDOW_CALLBACKS``: Window LoRA). What one window's call receives (the window view, sliced conds and
 hints, the reference frame, LTX-Video guides, interpolated prompts) is built by ``window_conds.py``.
 
@@ -28,6 +29,7 @@ import torch
 from ..algorithms import context_schedule as cs
 from ..algorithms import prompt_schedule as ps
 from . import animatediff as ade
+from . import multigpu as mg
 from . import scene_noise
 from . import step_cache as sc
 from .basics import (
@@ -289,7 +291,8 @@ class LongAnimContextHandler(_HandlerBase):
                 (ade_state is not None and not ade.windows_share_call(ade_state)):
             max_batch = 1
         else:
-            max_batch = opts.max_batch or self._auto_windows(model, x_in, axis)
+            max_batch = opts.max_batch or mg.auto_cap(model_options, ade_state, len(windows),
+                                                      self._auto_windows(model, x_in, axis))
         slicer = _HintSlicer(conds, num_frames) if axis == 0 else None
         per_frame_t = timestep.ndim == 1 and timestep.shape[0] == num_frames and axis == 0
         guide_sum = guide_count = None
@@ -298,10 +301,13 @@ class LongAnimContextHandler(_HandlerBase):
             guide_count = [0] * len(layout.targets)
 
         n_live = max(1, sum(c is not None for c in conds))
+        main = mg.Device(None, model, model_options, slicer)
 
-        def call(batch: list[list[int]], live=None) -> list[torch.Tensor]:
+        def call(batch: list[list[int]], live=None, dev: mg.Device | None = None) -> list[torch.Tensor]:
             """One model call on windows sharing one frame layout, for the conds ``live`` marks (all if None; a
-            step cache answers the others); per window, the outputs of its model frames."""
+            step cache answers the others), on ``dev`` (``multigpu.py``) or this thread; per window, the outputs
+            of its model frames."""
+            dev = dev or main
             frames = [layout.model_frames(w) for w in batch]
             idx = [torch.tensor(f, dtype=torch.long, device=x_in.device) for f in frames]
             x_b = torch.cat([x_in.index_select(axis, i) for i in idx], dim=0)
@@ -313,6 +319,7 @@ class LongAnimContextHandler(_HandlerBase):
                          for i, c in enumerate(conds)]
             if record is not None:  # the cost as run: model frames times the share of the conds evaluated
                 record.count(sum(map(len, frames)) * sum(c is not None for c in sub_conds) / n_live, video)
+            x_b, t_b, sub_conds = dev.place(x_b, t_b, sub_conds)
             view_frames = [layout.prefix(w) + list(w) for w in batch]  # the video frames of the call
             view = _window_view(view_frames[0], axis, num_frames)
             if not layout.plain:
@@ -320,57 +327,65 @@ class LongAnimContextHandler(_HandlerBase):
                 view.causal_anchor_index = 0 if layout.prefix(batch[0]) else None
                 view.guide_frames_indices = [video + j for j in layout.guides(batch[0])]
                 view.guide_kf_local_positions = [p for _, p in layout.guide_positions(batch[0])]
-            t_opts["context_window"] = view
-            t_opts["ad_params"] = {"sub_idxs": list(view_frames[0]), "full_length": num_frames,
-                                   "context_length": len(view_frames[0]), "sub_idxs_batch": view_frames}
-            if slicer is not None:
-                slicer.set(frames)
-            cleanups = [cb(view_frames, num_frames, model, model_options) for cb in t_opts.get(WINDOW_CALLBACKS, [])]
+            dev.t_opts["context_window"] = view
+            dev.t_opts["ad_params"] = {"sub_idxs": list(view_frames[0]), "full_length": num_frames,
+                                       "context_length": len(view_frames[0]), "sub_idxs_batch": view_frames}
+            if dev.slicer is not None:
+                dev.slicer.set(frames)
+            cleanups = [cb(view_frames, num_frames, dev.model, dev.model_options)
+                        for cb in dev.t_opts.get(WINDOW_CALLBACKS, [])]
             if ade_state is not None:
                 cleanups.append(ade.set_window(ade_state, view_frames, num_frames))
             try:
-                outs = calc_cond_batch(model=model, conds=sub_conds, x_in=x_b, timestep=t_b,
-                                       model_options=model_options)
+                outs = calc_cond_batch(model=dev.model, conds=sub_conds, x_in=x_b, timestep=t_b,
+                                       model_options=dev.model_options)
             finally:
                 for undo in reversed(cleanups):
                     if undo is not None:
                         undo()
-                if slicer is not None:
-                    slicer.restore()
-            per_cond = [o.chunk(len(batch), dim=0) for o in outs]
+                if dev.slicer is not None:
+                    dev.slicer.restore()
+            per_cond = [o.to(x_in.device).chunk(len(batch), dim=0) for o in outs]
             return [torch.stack([pc[i] for pc in per_cond], dim=0) for i in range(len(batch))]
 
-        def evaluate(batch: list[list[int]], live=None) -> list[torch.Tensor]:
-            if layout.plain:
-                return call(batch, live)
+        def compute(batch: list[list[int]], live=None, dev: mg.Device | None = None) -> list[torch.Tensor]:
+            """Per window of ``batch``, in order, the outputs of its model frames (one call per frame layout)."""
             groups: dict[tuple, list[int]] = {}
             for i, w in enumerate(batch):
                 groups.setdefault(layout.group_key(w), []).append(i)
-            results: list[torch.Tensor | None] = [None] * len(batch)
-            for ids in groups.values():
-                for i, o in zip(ids, call([batch[i] for i in ids], live), strict=True):
-                    w = batch[i]
-                    start = len(layout.prefix(w))
-                    for k, j in enumerate(layout.guides(w)):  # guide outputs: averaged over the windows holding it
-                        pos = start + len(w) + k
-                        for ci in range(len(conds)):
-                            guide_sum[ci].narrow(axis, j, 1).add_(o[ci].narrow(axis, pos, 1))
-                        guide_count[j] += 1
-                    results[i] = o.narrow(axis + 1, start, len(w))  # the window's own frames only
+            outs = {i: o for g in groups.values() for i, o in zip(g, call([batch[i] for i in g], live, dev),
+                                                                   strict=True)}
+            return [outs[i] for i in range(len(batch))]
+
+        def finish(batch: list[list[int]], outs: list[torch.Tensor]) -> list[torch.Tensor]:
+            """On the sampling thread, in schedule order: guide outputs summed, each window's own frames kept."""
+            results = []
+            for w, o in zip(batch, outs, strict=True):
+                start = len(layout.prefix(w))
+                for k, j in enumerate(layout.guides(w)):  # guide outputs: averaged over the windows holding it
+                    pos = start + len(w) + k
+                    for ci in range(len(conds)):
+                        guide_sum[ci].narrow(axis, j, 1).add_(o[ci].narrow(axis, pos, 1))
+                    guide_count[j] += 1
+                results.append(o.narrow(axis + 1, start, len(w)))  # the window's own frames only
             return results
+
+        def evaluate(batch: list[list[int]], live=None) -> list[torch.Tensor]:
+            return finish(batch, compute(batch, live))
 
         x_video = x_in if not layout.targets else x_in.narrow(axis, 0, video)
         stacked = x_video.unsqueeze(0).expand(len(conds), *x_video.shape)
         fusion = dict(weights=None if masks is not None else opts.fusion, blend_masks=masks, max_batch=max_batch,
                       check_interrupt=check_interrupt)
         cache = sc.run_cache(t_opts)
-        if cache is None:
-            fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, **fusion)
-        else:  # the Window Step Cache evaluates only the windows it cannot answer (guides: all conds together)
-            sigma = timestep.narrow(0, 0, video) if per_frame_t else timestep.reshape(-1)[:1]
-            fused = cache.co_denoise(stacked, windows, axis + 1, evaluate, sigma=sigma, step=step,
-                                     num_steps=state.get("num_steps"), live=[c is not None for c in conds],
-                                     per_cond=not layout.targets, **fusion)
+        with mg.WindowSplit(model, model_options, conds, layout, axis, ade_state, compute, finish) as spread:
+            if cache is None:  # spread over core's multi-GPU clones where the run has them (multigpu.py)
+                fused = cs.co_denoise(stacked, windows, axis + 1, evaluate, evaluate_batches=spread, **fusion)
+            else:  # the Window Step Cache evaluates only the windows it cannot answer (guides: all conds together)
+                sigma = timestep.narrow(0, 0, video) if per_frame_t else timestep.reshape(-1)[:1]
+                fused = cache.co_denoise(stacked, windows, axis + 1, evaluate, sigma=sigma, step=step,
+                                         num_steps=state.get("num_steps"), live=[c is not None for c in conds],
+                                         per_cond=not layout.targets, **fusion)
         if not layout.targets:
             return [fused[i] for i in range(len(conds))]
         result = []

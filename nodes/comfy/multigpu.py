@@ -14,8 +14,8 @@ and are fused there, once, in schedule order: the same sums as on one device.
 Runs on one device (core's cond split per call, as before) where windows need an order or share state across
 model calls, said once in the log: AnimateDiff-Evolved motion modules (one shared window state, ``ADGS.params``),
 the Window Step Cache and core's step caches (EasyCache / LazyCache keep one cache across calls), and any feature
-that sets ``transformer_options["LongAnim.serial_windows"]`` to its reason. Without the engine (no ``multigpu_clones``, e.g.
-ComfyUI 0.3.75) nothing here runs.
+that sets ``transformer_options["LongAnim.serial_windows"]`` to its reason. Without the engine (no
+``multigpu_clones``, e.g. ComfyUI 0.3.75) nothing here runs.
 
 Cancel: workers look at core's interrupt flag without clearing it (``processing_interrupted``) and stop after their
 current batch; the sampling thread raises it (``throw_exception_if_processing_interrupted``) as on one device. An
@@ -154,7 +154,7 @@ class WindowSplit:
     """Context manager around one step's ``co_denoise``: ``with WindowSplit(...) as run`` gives the
     ``evaluate_batches`` hook spreading the step over the devices, or None where the step runs as on one device.
 
-    ``compute(batch, device)`` evaluates a batch (``device``: a :class:`Device`, None = the sampling thread's own
+    ``compute(batch, dev=device)`` evaluates a batch (``device``: a :class:`Device`, None = the sampling thread's own
     call) and returns the raw per-window outputs; ``finish(batch, outs)`` turns them into what ``co_denoise``
     fuses (on the sampling thread, in schedule order); ``layout`` (``window_conds._FrameLayout``) gives each
     window's model frames, the batch's cost.
@@ -224,7 +224,7 @@ class WindowSplit:
                         out_q.put(("stop", i, None))  # on another worker's error, its report follows
                         return
                     start = time.perf_counter()
-                    outs = self.compute(batches[i], dev)
+                    outs = self.compute(batches[i], dev=dev)
                     if self.record is not None:
                         self.record.note_call(str(device), time.perf_counter() - start)
                     out_q.put(("out", i, outs))
@@ -267,7 +267,7 @@ class WindowSplit:
                 self._join()
                 while not out_q.empty():
                     self._receive(out_q, ready, block=False)
-                outs = self.compute(batch, None)
+                outs = self.compute(batch, dev=None)
             else:
                 while i not in ready:
                     self._receive(out_q, ready)

@@ -131,6 +131,31 @@ class TinyTestCountEvaluations:
         return (m,)
 
 
+class TinyTestSecondCPUDevice:
+    DESCRIPTION = ("Test only: makes this server's device list name the CPU twice (cpu and cpu:1), so core's "
+                   "MultiGPU CFG Split node (ComfyUI 0.28.0+) gives the model a second CPU 'device'.")
+    CATEGORY = "testing/longanim"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "widen"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL", {"tooltip": "passed through unchanged"})}}
+
+    def widen(self, model):
+        import comfy.model_management
+        import torch
+
+        listed = comfy.model_management.get_all_torch_devices
+        if not getattr(listed, "longanim_second_cpu", False):
+            def devices(exclude_current=False):
+                return [torch.device("cpu"), torch.device("cpu", 1)]
+
+            devices.longanim_second_cpu = True
+            comfy.model_management.get_all_torch_devices = devices  # this test server only, from now on
+        return (model,)
+
+
 def _add_route() -> None:
     try:
         from aiohttp import web
@@ -150,9 +175,11 @@ def _add_route() -> None:
 # there), does not list a test-only node.
 ENABLED = os.environ.get("LONGANIM_TESTPACK") == "1"
 NODE_CLASS_MAPPINGS = {"TinyTestConditioning": TinyTestConditioning,
-                       "TinyTestCountEvaluations": TinyTestCountEvaluations} if ENABLED else {}
+                       "TinyTestCountEvaluations": TinyTestCountEvaluations,
+                       "TinyTestSecondCPUDevice": TinyTestSecondCPUDevice} if ENABLED else {}
 NODE_DISPLAY_NAME_MAPPINGS = {"TinyTestConditioning": "Tiny test conditioning (LongAnim tests)",
-                              "TinyTestCountEvaluations": "Tiny test evaluation counter (LongAnim tests)"} \
+                              "TinyTestCountEvaluations": "Tiny test evaluation counter (LongAnim tests)",
+                              "TinyTestSecondCPUDevice": "Tiny test second CPU device (LongAnim tests)"} \
     if ENABLED else {}
 if ENABLED:
     _add_route()

@@ -20,7 +20,8 @@ def _load(monkeypatch, value):
 def test_test_node_is_hidden_from_a_comfyui_started_by_hand(monkeypatch):
     assert _load(monkeypatch, None).NODE_CLASS_MAPPINGS == {}
     assert _load(monkeypatch, "0").NODE_CLASS_MAPPINGS == {}
-    assert list(_load(monkeypatch, "1").NODE_CLASS_MAPPINGS) == ["TinyTestConditioning", "TinyTestCountEvaluations"]
+    assert list(_load(monkeypatch, "1").NODE_CLASS_MAPPINGS) == ["TinyTestConditioning", "TinyTestCountEvaluations",
+                                                              "TinyTestSecondCPUDevice"]
 
 
 def test_the_server_harness_enables_it():

@@ -35,6 +35,7 @@ def _unet_inputs() -> dict:
 
 class LongAnimTemporalMomentumAttention(LongAnimNode):
     NODE_ID = "LongAnimTemporalMomentumAttention"
+    PATCH_ROLE = "frame attention"
     DISPLAY_NAME = "LongAnim: Temporal Momentum Attention (ZS²)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -88,6 +89,7 @@ recurrence on K and V) with an O(F) scan: no frames × frames tensor is ever bui
         }}
 
     def run(self, model, momentum, start_percent, end_percent, blocks, momentum_per_frame=""):
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
         mu = att.validate_mu(float(momentum))
         mu_list = parse_float_list(momentum_per_frame, "momentum_per_frame")
         if mu_list is not None:
@@ -98,13 +100,14 @@ recurrence on K and V) with an O(F) scan: no frames × frames tensor is ever bui
         gates = _unet_gates(model, start_percent, end_percent, blocks, self.DISPLAY_NAME)
         # μ = 0 is plain self-attention: no patch at all (also a per-frame list of zeros after its first value)
         if (mu_list is None and mu == 0.0) or (mu_list is not None and all(v == 0.0 for v in mu_list[1:])):
-            return (cua.patch_frame_attention(model, None),)
+            return (basics.mark_patch(cua.patch_frame_attention(model, None), self.PATCH_ROLE, self.DISPLAY_NAME),)
         patch = cua.FrameAttentionPatch("momentum", mu=mu, mu_list=mu_list, **gates)
-        return (cua.patch_frame_attention(model, patch),)
+        return (basics.mark_patch(cua.patch_frame_attention(model, patch), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 class LongAnimCrossFrameAttention(LongAnimNode):
     NODE_ID = "LongAnimCrossFrameAttention"
+    PATCH_ROLE = "frame attention"
     DISPLAY_NAME = "LongAnim: Cross-Frame Attention (Gen-L)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -144,14 +147,16 @@ running. The two nodes replace each other (the last one applied wins). SD1.5/SDX
         }}
 
     def run(self, model, mode, start_percent, end_percent, blocks):
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
         att.validate_cross_frame(mode)
         patch = cua.FrameAttentionPatch(mode, **_unet_gates(model, start_percent, end_percent, blocks,
                                                              self.DISPLAY_NAME))
-        return (cua.patch_frame_attention(model, patch),)
+        return (basics.mark_patch(cua.patch_frame_attention(model, patch), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 class LongAnimAttentionExpansion(LongAnimNode):
     NODE_ID = "LongAnimAttentionExpansion"
+    PATCH_ROLE = "attention expansion"
     DISPLAY_NAME = "LongAnim: Attention Expansion (ZoLA)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -240,8 +245,10 @@ on windows longer than base_length)."""
         except ValueError as e:
             raise ValueError(f"{self.DISPLAY_NAME}: global_blend: {e}") from e
         basics.require_video_dit(model, self.DISPLAY_NAME)
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
         per_call = int(max_windows_per_batch) or None
-        return (cwa.patch_attention_expansion(model, base, stride, per_call, global_blend),)
+        return (basics.mark_patch(cwa.patch_attention_expansion(model, base, stride, per_call, global_blend),
+                                  self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 def _unet_gates(model, start_percent: float, end_percent: float, blocks: str, node: str) -> dict:

@@ -83,6 +83,9 @@ class LongAnimNode:
     DEPRECATED = False
     EXPERIMENTAL = False
     RENAMED_VALUES: dict[str, dict[str, str]] = {}
+    #: MODEL -> MODEL (or SAMPLER -> SAMPLER) nodes: the slot the node fills on the model. A second node of one role
+    #: on a MODEL is refused naming both (``comfy/basics.claim_patch``), except roles that stack (Window LoRA).
+    PATCH_ROLE: str | None = None
 
 
 def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] | None = None, note: str = "") -> type:

@@ -22,6 +22,7 @@ def _lora_names() -> list[str]:
 
 class LongAnimWindowLoRA(LongAnimNode):
     NODE_ID = "LongAnimWindowLoRA"
+    PATCH_ROLE = "window LoRA"  # stacks: each node adds one adapter (basics.STACKING_ROLES)
     DISPLAY_NAME = "LongAnim: Window LoRA (motion per frame range)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -135,6 +136,7 @@ class LongAnimInvert(LongAnimNode):
         }}
 
     def run(self, model, positive, latent, steps, scheduler, seed, negative=None, cfg=1.0, fixed_point_iterations=0):
+        basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         if cfg != 1.0 and negative is None:
             raise ValueError("negative: cfg > 1 (or < 1) needs a negative conditioning; connect one or set cfg to 1")
         out, noise, _ = cinv.invert_latent(model, positive, negative, latent, steps, scheduler, cfg=cfg, seed=seed,

@@ -230,6 +230,8 @@ measure on an exact analytic video model for every window technique of the pack.
         }}
 
     def run(self, images=None, latent=None, window_length=0, mawe_max_side=MAWE_DEFAULT_SIDE):
+        basics.check_finite(images, "images", self.DISPLAY_NAME)
+        basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         if images is None and latent is None:
             raise ValueError("images / latent: connect at least one of them (the decoded frames as IMAGE, or the "
                              "sampled LATENT); both are optional but the node needs something to measure")

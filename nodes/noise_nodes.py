@@ -189,6 +189,7 @@ class LongAnimFreeNoiseShuffle(_NoiseNode):
 
 class LongAnimApplyNoiseToModel(LongAnimNode):
     NODE_ID = "LongAnimApplyNoiseToModel"
+    PATCH_ROLE = "initial noise"
     DISPLAY_NAME = "LongAnim: Apply Noise To Model"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -207,8 +208,9 @@ class LongAnimApplyNoiseToModel(LongAnimNode):
         }}
 
     def run(self, model, recipe):
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
         recipe.validate()
-        return (cn.patch_model_noise(model, recipe),)
+        return (basics.mark_patch(cn.patch_model_noise(model, recipe), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 class LongAnimNoisePreview(LongAnimNode):
@@ -234,6 +236,7 @@ class LongAnimNoisePreview(LongAnimNode):
         }}
 
     def run(self, recipe, seed, frames, latent=None):
+        basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         if latent is not None:
             samples = latent["samples"]
             axis = basics.frame_axis_of(samples, "latent")

@@ -113,6 +113,7 @@ not carry context windows of its own (the refine node installs them). Progress a
 
     def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, chunk_length,
             overlap, seed, mode, recipe=None, blend_variant="paper", length_unit="latent frames"):
+        basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         # video frames -> latent frames as the window nodes convert them (overlap n // r, below the chunk)
         chunk_length, _, overlap = wn.latent_lengths(model, length_unit, chunk_length, chunk_length, overlap,
                                                      node=self.DISPLAY_NAME)
@@ -154,6 +155,7 @@ Connect its LATENT to **Randomized-Blend Refine**.
         }}
 
     def run(self, images, vae, scale):
+        basics.check_finite(images, "images", self.DISPLAY_NAME)
         return (cr.upscale_encode(images, vae, scale),)
 
 
@@ -223,6 +225,7 @@ display node.
         }}
 
     def run(self, model, positive, negative, latent, num_clips, steps, cfg, scheduler, gamma, omega, seed):
+        basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         ph.validate_phased(num_clips, gamma, omega)
         out, stats = cp.phased_animation(model, positive, negative, latent, num_clips=num_clips, steps=steps,
                                           cfg=cfg, scheduler=scheduler, gamma=gamma, omega=omega, seed=seed)

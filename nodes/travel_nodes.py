@@ -7,6 +7,7 @@ algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/c
 from __future__ import annotations
 
 from .base import LongAnimNode, float_input, int_input, link_input, outputs, seed_input
+from .comfy import basics
 from .comfy import travel as ct
 
 CATEGORY = "LongAnim/noise travel"
@@ -90,6 +91,7 @@ def _settings(jump, start, end, repeats, seed, recipe) -> ct.TravelSettings:
 
 class LongAnimNoiseTravel(LongAnimNode):
     NODE_ID = "LongAnimNoiseTravel"
+    PATCH_ROLE = "noise travel"
     DISPLAY_NAME = "LongAnim: Noise Travel (sampler)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -118,11 +120,16 @@ windows) goes to the guider as usual. For plain KSampler use **Noise Travel (mod
 
     def run(self, sampler, jump, start, end, repeats, seed, recipe=None):
         ct.check_sampler(sampler, "sampler")
+        if isinstance(sampler, ct.TravelKSampler):
+            raise ValueError(f"sampler: it already runs noise travel (from {self.DISPLAY_NAME}); a second "
+                             f"{self.DISPLAY_NAME} would travel inside each travelled block. Remove one of the "
+                             "two nodes, or set jump / repeats on the one you keep")
         return (ct.travel_sampler(sampler, _settings(jump, start, end, repeats, seed, recipe)),)
 
 
 class LongAnimNoiseTravelModel(LongAnimNode):
     NODE_ID = "LongAnimNoiseTravelModel"
+    PATCH_ROLE = "noise travel"
     DISPLAY_NAME = "LongAnim: Noise Travel (model)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -154,7 +161,9 @@ is skipped for that run (no double travel).
     def run(self, model, jump, start, end, repeats, seed, recipe=None):
         if not hasattr(model, "clone") or not hasattr(model, "model_options"):
             raise ValueError(f"model: expected a MODEL (from a model loader), got {type(model).__name__}")
-        return (ct.patch_model_travel(model, _settings(jump, start, end, repeats, seed, recipe)),)
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
+        return (basics.mark_patch(ct.patch_model_travel(model, _settings(jump, start, end, repeats, seed, recipe)),
+                                  self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 NODES = [LongAnimNoiseTravel, LongAnimNoiseTravelModel]

@@ -102,8 +102,9 @@ def _step_schedule_inputs(ends: bool = True) -> dict:
 OUT = outputs(("MODEL", "model", "The model with LongAnim context windows; connect it to any sampler."))
 
 
-def _patch(model, **kw):
-    return (cw.patch_model_windows(model, cwo.WindowOptions(**kw)),)
+def _patch(node, model, **kw):
+    cb.claim_patch(model, node.PATCH_ROLE, node.DISPLAY_NAME)
+    return (cb.mark_patch(cw.patch_model_windows(model, cwo.WindowOptions(**kw)), node.PATCH_ROLE, node.DISPLAY_NAME),)
 
 
 def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0,
@@ -120,6 +121,7 @@ def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0,
 
 class LongAnimZoLAWindows(LongAnimNode):
     NODE_ID = "LongAnimZoLAWindows"
+    PATCH_ROLE = "context windows"
     DISPLAY_NAME = "LongAnim: ZoLA Windows"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -154,7 +156,7 @@ class LongAnimZoLAWindows(LongAnimNode):
             ends=D["ends"], skip_until=D["skip_until"]):
         context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
                                                    node=self.DISPLAY_NAME)
-        return _patch(model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
+        return _patch(self, model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
                       fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until))
 
@@ -187,6 +189,7 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
 
 class LongAnimGenLWindows(LongAnimNode):
     NODE_ID = "LongAnimGenLWindows"
+    PATCH_ROLE = "context windows"
     DISPLAY_NAME = "LongAnim: Gen-L Windows"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -218,7 +221,7 @@ class LongAnimGenLWindows(LongAnimNode):
             length_unit="latent frames", skip_until=G["skip_until"]):
         context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
                                                    node=self.DISPLAY_NAME)
-        return _patch(model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
+        return _patch(self, model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
                       max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), skip_until=float(skip_until))
 
@@ -243,6 +246,7 @@ def _schedule_inputs() -> dict:
 
 class LongAnimContextWindows(LongAnimNode):
     NODE_ID = "LongAnimContextWindows"
+    PATCH_ROLE = "context windows"
     DISPLAY_NAME = "LongAnim: Context Windows (all schedules)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -273,7 +277,7 @@ class LongAnimContextWindows(LongAnimNode):
             skip_until=D["skip_until"]):
         context_length, stride, overlap = latent_lengths(model, length_unit, context_length, stride, overlap,
                                                          node=self.DISPLAY_NAME)
-        return _patch(model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
+        return _patch(self, model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
                       max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
                       seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
                       keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until))

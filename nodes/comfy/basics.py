@@ -93,6 +93,33 @@ def set_wrapper(model, wrapper_type: str, key: str, wrapper) -> None:
     model.add_wrapper_with_key(wrapper_type=wrapper_type, key=key, wrapper=wrapper)
 
 
+# ---------------------------------------------------------------------------------------------- one patch per role
+PATCHES_KEY = "LongAnim.patches"  # model_options key: role -> display name of the LongAnim node that installed it
+
+# Roles a second node may add to rather than replace (Window LoRA: each node adds one adapter on its own ranges).
+STACKING_ROLES = ("window LoRA",)
+
+
+def claim_patch(model, role: str, node: str) -> None:
+    """Refuse a second LongAnim node of one role on a MODEL, naming both nodes.
+
+    Each role (context windows, frame attention, attention expansion, initial noise, noise travel) is one slot on
+    the model: a second node of the role would silently replace the first one's settings, so the run would ignore a
+    node the user can see on the canvas. Call before patching; :func:`mark_patch` records the role on the clone.
+    """
+    owner = (getattr(model, "model_options", None) or {}).get(PATCHES_KEY, {}).get(role)
+    if owner is not None and role not in STACKING_ROLES:
+        raise ValueError(f"model: this MODEL already went through {owner}; {node} after it would silently replace "
+                         f"its {role} (one {role} per MODEL). Remove one of the two nodes, or to compare their "
+                         "settings connect each to its own branch from the model loader")
+
+
+def mark_patch(model, role: str, node: str):
+    """Record on ``model`` (a fresh clone) that ``node`` installed its ``role``; returns ``model``."""
+    model.model_options[PATCHES_KEY] = {**model.model_options.get(PATCHES_KEY, {}), role: node}
+    return model
+
+
 # ---------------------------------------------------------------------------------------------- samplers
 class PackSampler(comfy.samplers.Sampler):
     """A SAMPLER of the pack running a k-diffusion ``sampler_function`` through a core ``KSAMPLER`` it owns.
@@ -156,10 +183,26 @@ def num_frames_of(samples: torch.Tensor, input_name: str = "latent") -> int:
 
 def check_finite_latent(latent_image) -> None:
     """A latent with NaN/inf would silently give an all-NaN video: refuse it before sampling."""
-    if isinstance(latent_image, torch.Tensor) and latent_image.is_floating_point() \
-            and not bool(torch.isfinite(latent_image).all()):
-        raise ValueError("latent_image: it contains NaN or infinite values; check the node that made the latent "
-                         "(e.g. a multiply by NaN) before sampling")
+    check_finite(latent_image, "latent_image", "the LongAnim-patched sampler")
+
+
+def check_finite(value, input_name: str, node: str) -> None:
+    """Refuse a LATENT (dict or tensor) or IMAGE holding NaN or infinite values, naming ``node`` and ``input_name``.
+
+    The one finite check of the pack: every node that reads a latent or an image calls it first, and the sampler
+    wrappers before sampling. A non-finite value would otherwise give an all-NaN video or fail deep in torch (an
+    eigen-decomposition, a convolution) with a message that names nothing the user can act on. ComfyUI's own bounds
+    checks let JSON ``NaN`` through (e.g. Latent Multiply by NaN), and fp16 VAE decodes can overflow to inf.
+    """
+    t = value.get("samples") if isinstance(value, dict) else value
+    if not (isinstance(t, torch.Tensor) and t.is_floating_point()) or bool(torch.isfinite(t).all()):
+        return
+    nan = int(torch.isnan(t).sum())
+    inf = int(torch.isinf(t).sum())
+    kind = "image" if input_name.startswith("image") else "latent"
+    raise ValueError(f"{input_name}: {node} got a {kind} with {nan} NaN and {inf} infinite values (of {t.numel()}); "
+                     f"check the node that made it (e.g. a Latent Multiply by NaN, an fp16 VAE decode that "
+                     f"overflowed) and feed a finite {kind}")
 
 
 def run_state(model_options: dict) -> dict[str, Any]:

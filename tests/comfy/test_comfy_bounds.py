@@ -8,6 +8,7 @@ has been called ``CALL_BUDGET`` times and then interrupted through ComfyUI's own
 and sampling started, which is what "the value is accepted" means. A case that ends by itself must give a finite
 result of the expected shape. Values beyond the bounds are refused by the server (tests/e2e/test_e2e_reliability.py).
 """
+import math
 import re
 
 import comfy.model_management
@@ -16,6 +17,8 @@ import nodes as comfy_nodes
 import pytest
 import torch
 from longanim.nodes.algorithms.noise import NoiseRecipe
+from longanim.nodes.comfy import adapters as cad
+from longanim.nodes.comfy import basics
 from longanim.nodes.registry import NODE_CLASS_MAPPINGS
 
 SAMPLING = {"LongAnimRandomizedBlendRefine", "LongAnimPhasedAnimation", "LongAnimInvert", "LongAnimVideoMetrics",
@@ -192,3 +195,86 @@ def test_numeric_bounds_of_cheap_nodes(host, node_id, name, which):
 def test_numeric_bounds_of_sampling_nodes(host, node_id, name, which):
     OUTCOMES[node_id, name, which] = run_sampling_case(host, node_id, name, which)
     print(f"{node_id}.{name}={which}: {OUTCOMES[node_id, name, which]}")
+
+
+# ------------------------------------------------------------------------------------------- non-finite tensors
+def tensor_inputs():
+    """Every (node, input) of the registry that reads a LATENT or an IMAGE: a new node is covered by itself."""
+    out = []
+    for node_id, cls in sorted(NODE_CLASS_MAPPINGS.items()):
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            out += [(node_id, name) for name, entry in spec.get(section, {}).items() if entry[0] in ("LATENT", "IMAGE")]
+    return out
+
+
+def test_tensor_inputs_are_found():
+    """The enumeration sees the nodes it must (a registry that failed to import would make the fuzz vacuous)."""
+    found = {node_id for node_id, _ in tensor_inputs()}
+    assert {"LongAnimVideoMetrics", "LongAnimInvert", "LongAnimRandomizedBlendRefine", "LongAnimPhasedAnimation",
+            "LongAnimUpscaleEncode", "LongAnimNoisePreview"} <= found, found
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("node_id,name", tensor_inputs())
+def test_non_finite_latent_or_image_is_refused_naming_node_and_input(host, node_id, name, bad):
+    """One NaN / inf value in a LATENT or IMAGE input: a ValueError naming the node and the input, before the model
+    is ever called (a call would trip the zero call budget: an interrupt, not a ValueError)."""
+    cls, _, kwargs = node_kwargs(host, node_id)
+    value = kwargs[name]
+    t = (value["samples"] if isinstance(value, dict) else value).clone()
+    t.view(-1)[t.numel() // 2] = bad
+    kwargs[name] = {**value, "samples": t} if isinstance(value, dict) else t
+    model = kwargs.get("model")
+    with pytest.raises(ValueError) as info:
+        call_node(cls, kwargs, CallBudget(model, 0) if model is not None else None)
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and cls.DISPLAY_NAME in message, message
+    assert "NaN" in message and "finite" in message, message
+
+
+# --------------------------------------------------------------------------------- chained nodes of one role
+def patch_nodes():
+    """Every node filling a slot on a MODEL (or SAMPLER) it passes on: its class declares PATCH_ROLE."""
+    return sorted(node_id for node_id, cls in NODE_CLASS_MAPPINGS.items() if cls.PATCH_ROLE)
+
+
+def test_every_model_or_sampler_patch_declares_its_role():
+    """A node taking a MODEL / SAMPLER and returning one must say which slot it fills, so the chaining fuzz below
+    covers it: a new patch node without PATCH_ROLE fails here."""
+    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+        inputs = {entry[0] for section in cls.INPUT_TYPES().values() for entry in section.values()
+                  if isinstance(entry[0], str)}
+        passes_on = any(t in inputs and t in cls.RETURN_TYPES for t in ("MODEL", "SAMPLER"))
+        assert bool(cls.PATCH_ROLE) == passes_on, f"{node_id}: PATCH_ROLE {cls.PATCH_ROLE!r}, passes on: {passes_on}"
+
+
+def chained_pairs():
+    ids = patch_nodes()
+    # a travel SAMPLER on a travel MODEL (one role, two types) travels once: tests/comfy/test_comfy_travel.py
+    roles = {node_id: (NODE_CLASS_MAPPINGS[node_id].PATCH_ROLE, NODE_CLASS_MAPPINGS[node_id].RETURN_TYPES[0])
+             for node_id in ids}
+    return [(a, b) for a in ids for b in ids if roles[a] == roles[b]]
+
+
+@pytest.mark.parametrize("first,second", chained_pairs())
+def test_second_node_of_one_role_is_refused_naming_both(host, first, second):
+    """Two LongAnim nodes of one role in a row (ZoLA Windows -> ZoLA Windows, Temporal Momentum -> Cross-Frame,
+    Apply Noise -> Apply Noise, ...): the second would silently replace the first, so it is refused naming both
+    nodes. Window LoRA stacks instead: the second node adds its adapter."""
+    a, b = NODE_CLASS_MAPPINGS[first], NODE_CLASS_MAPPINGS[second]
+    out_type = a.RETURN_TYPES[0]
+    link = "model" if out_type == "MODEL" else "sampler"
+    _, _, kw_a = node_kwargs(host, first)
+    patched = call_node(a, kw_a, None)[0]
+    _, _, kw_b = node_kwargs(host, second)
+    kw_b[link] = patched
+    if a.PATCH_ROLE in basics.STACKING_ROLES:
+        twice = call_node(b, kw_b, None)[0]
+        key = cad.SPEC_KEY
+        assert len(twice.model_options["transformer_options"][key]) == 2, "the second Window LoRA did not stack"
+        return
+    with pytest.raises(ValueError) as info:
+        call_node(b, kw_b, None)
+    message = str(info.value)
+    assert message.startswith(f"{link}: ") and a.DISPLAY_NAME in message and b.DISPLAY_NAME in message, message

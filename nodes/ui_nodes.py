@@ -5,8 +5,10 @@ Listed as family ``ui_nodes`` in ``nodes/registry.py``; importing it inside Comf
 """
 from __future__ import annotations
 
+from . import window_nodes
 from .comfy import routes
 
+routes.register_preview_nodes(window_nodes.NODES)  # one validation: the route checks the nodes' own inputs
 routes.register_routes()
 
 NODES: list = []

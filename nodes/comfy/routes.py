@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 
 import numpy as np
 
@@ -37,24 +38,31 @@ PREVIEW_NODES = ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLW
                  "LongAnimPreviewSchedule")
 
 
+def _number(name: str, raw, integer: bool):
+    """``raw`` (a query string) as a finite int / float; ``ValueError`` naming ``name`` otherwise (never an
+    ``OverflowError`` from ``int(inf)``, which the server would answer with a 500)."""
+    if integer:
+        try:
+            return int(str(raw).strip())  # exact for any integer, e.g. a 64-bit seed
+        except ValueError:
+            pass
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {raw!r}") from e
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {raw!r}")
+    return int(value) if integer else value
+
+
 def _int(params, name: str, default: int) -> int:
     raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(float(raw))
-    except ValueError as e:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from e
+    return default if raw in (None, "") else _number(name, raw, True)
 
 
 def _float(params, name: str, default: float) -> float:
     raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError as e:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from e
+    return default if raw in (None, "") else _number(name, raw, False)
 
 
 def _bool(params, name: str, default: bool = False) -> bool:
@@ -64,36 +72,89 @@ def _bool(params, name: str, default: bool = False) -> bool:
     return str(raw).lower() in ("1", "true", "yes", "on")
 
 
+# widget types, for callers that run without the node classes (tools); the server uses the nodes' own specs
+_TYPES = {**dict.fromkeys(("context_length", "stride", "overlap", "max_skip", "seed", "max_windows_per_batch",
+                           "frames", "steps", "sampler_seed"), "INT"),
+          "skip_until": "FLOAT", "closed_loop": "BOOLEAN", "keep_first_frame": "BOOLEAN"}
+# node id -> the node class's INPUT_TYPES, handed over by the node layer (ui_nodes.py) when the route is registered
+_NODE_INPUTS: dict = {}
+
+
+def register_preview_nodes(classes) -> None:
+    """Give the route the preview nodes' declared inputs (the node layer owns them; this package cannot import it)."""
+    for cls in classes:
+        if cls.NODE_ID in PREVIEW_NODES:
+            _NODE_INPUTS[cls.NODE_ID] = cls.INPUT_TYPES
+
+
+def widget_values(node: str, params) -> dict:
+    """The query parameters that are widgets of ``node``, checked as a queued prompt's values are: an INT or FLOAT
+    within the node's declared ``min`` / ``max`` (and finite: ComfyUI refuses an infinite INT, and the node's own
+    check a non-finite FLOAT), a combo among its options. ``ValueError`` naming the input, the node and the range."""
+    if node in _NODE_INPUTS:
+        spec = _NODE_INPUTS[node]()
+        inputs = {**spec.get("required", {}), **spec.get("optional", {})}
+    else:  # outside a server (tools drawing a workflow's picture): types only, the nodes are not imported
+        inputs = {name: (kind, {}) for name, kind in _TYPES.items()}
+    values = {}
+    for name, raw in params.items():
+        entry = inputs.get(name, None if node in _NODE_INPUTS else ("STRING", {}))
+        if entry is None or raw in (None, ""):
+            continue
+        kind, opts = entry[0], (entry[1] if len(entry) > 1 else {})
+        if isinstance(kind, list):
+            if raw not in kind:
+                raise ValueError(f"{name} must be one of {kind} ({node}), got {raw!r}")
+            values[name] = raw
+        elif kind in ("INT", "FLOAT"):
+            value = _number(name, raw, kind == "INT")
+            lo, hi = opts.get("min"), opts.get("max")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ValueError(f"{name} must be in [{lo}, {hi}] ({node}'s bounds), got {raw}")
+            values[name] = value
+        elif kind == "BOOLEAN":
+            values[name] = _bool(params, name)
+        elif isinstance(raw, str):
+            values[name] = raw
+    return values
+
+
 def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     """Query parameters (the node's widget values) -> ``(WindowOptions, latent frames, steps, sampler_seed)``.
 
-    Mirrors each node's ``run``: ZoLA nodes use schedule ``zola``, Gen-L ``uniform``, the all-schedules nodes
-    their ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames (ratio 4), and so
-    are those of a node with ``length_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads
-    off the graph's latent node: 8 for LTX-Video, else 4); ``frames_unit = video frames`` says ``frames`` is a video
-    latent node's ``length`` (default for the Wan node), converted the same way. Raises
-    ``ValueError`` naming the input for anything the node itself would refuse.
+    One validation with the node: every widget value is checked against the node's declared bounds and options
+    (:func:`widget_values`), then converted as the node's ``run`` converts it and checked by the same
+    ``WindowOptions.validate``. ZoLA nodes use schedule ``zola``, Gen-L ``uniform``, the all-schedules nodes their
+    ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames (ratio 4), and so are
+    those of a node with ``length_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads off
+    the graph's latent node: 8 for LTX-Video, else 4); ``frames_unit = video frames`` says ``frames`` is a video
+    latent node's ``length`` (default for the Wan node), converted the same way. ``frames`` and ``steps`` of a
+    window node come from the graph's latent node and sampler (capped for the preview); those of the Preview
+    Schedule node are its own widgets. Raises ``ValueError`` naming the input for anything the node itself would
+    refuse, and for non-numbers, infinities and NaN in any numeric parameter.
     """
     node = params.get("node", "LongAnimContextWindows")
     if node not in PREVIEW_NODES:
         raise ValueError(f"node must be one of {list(PREVIEW_NODES)}, got {node!r}")
     d = cs.GENL_DEFAULTS if node == "LongAnimGenLWindows" else cs.WINDOW_DEFAULTS  # the nodes' defaults
     wan = cs.WAN_VIDEO_DEFAULTS if node == "LongAnimWanZoLAWindows" else d
-    length = _int(params, "context_length", wan["length"])
-    stride = _int(params, "stride", wan["stride"])
-    frames = _int(params, "frames", cs.PREVIEW_DEFAULTS["frames"])
-    kw = dict(fusion=params.get("fusion") or d["fusion"], seed=_int(params, "seed", d["seed"]) & 0xFFFFFFFFFFFFFFFF,
-              max_skip=_int(params, "max_skip", d["max_skip"]),
-              blend_variant=params.get("blend_variant") or d["blend_variant"],
-              skip_until=_float(params, "skip_until", d["skip_until"]))
+    w = widget_values(node, params)
+    length = w.get("context_length", wan["length"])
+    stride = w.get("stride", wan["stride"])
+    frames = w["frames"] if "frames" in w else _int(params, "frames", cs.PREVIEW_DEFAULTS["frames"])
+    kw = dict(fusion=w.get("fusion", d["fusion"]), seed=w.get("seed", d["seed"]) & 0xFFFFFFFFFFFFFFFF,
+              max_skip=w.get("max_skip", d["max_skip"]), blend_variant=w.get("blend_variant", d["blend_variant"]),
+              skip_until=w.get("skip_until", d["skip_until"]),
+              keep_first_frame=w.get("keep_first_frame", d["keep_first_frame"]),
+              max_batch=w.get("max_windows_per_batch", d["max_batch"]),
+              prompt_rule=w.get("prompt_rule", d["prompt_rule"]))
     if node != "LongAnimGenLWindows":
-        kw.update(ends=params.get("ends") or d["ends"])
-    video_unit = node == "LongAnimWanZoLAWindows" or (node != "LongAnimPreviewSchedule"
-                                                      and params.get("length_unit") == "video frames")
+        kw.update(ends=w.get("ends", d["ends"]))
+    video_unit = node == "LongAnimWanZoLAWindows" or w.get("length_unit") == "video frames"
     ratio = 4 if node == "LongAnimWanZoLAWindows" else _int(params, "temporal_compression", 4)
     if not 1 <= ratio <= 64:
         raise ValueError(f"temporal_compression must be in [1, 64], got {ratio}")
-    overlap = _int(params, "overlap", d["overlap"])
+    overlap = w.get("overlap", d["overlap"])
     if video_unit:  # what the node's run does with the model's temporal compression
         length, stride, overlap = video_lengths_to_latent(ratio, length, stride, overlap)
     if params.get("frames_unit", "video frames" if node == "LongAnimWanZoLAWindows" else "") == "video frames":
@@ -103,18 +164,20 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     elif node == "LongAnimGenLWindows":
         schedule = "uniform"
     else:
-        schedule = params.get("context_schedule") or d["schedule"]
+        schedule = w.get("context_schedule", d["schedule"])
         if schedule not in cs.SCHEDULES:
             raise ValueError(f"context_schedule must be one of {list(cs.SCHEDULES)}, got {schedule!r}")
-        kw.update(overlap=overlap, closed_loop=_bool(params, "closed_loop", d["closed_loop"]))
-    if not 1 <= frames <= MAX_PREVIEW_FRAMES:
-        raise ValueError(f"frames must be in [1, {MAX_PREVIEW_FRAMES}] for the preview, got {frames}")
-    steps = _int(params, "steps", cs.PREVIEW_DEFAULTS["steps"])
-    if not 1 <= steps <= MAX_PREVIEW_STEPS:
-        raise ValueError(f"steps must be in [1, {MAX_PREVIEW_STEPS}] for the preview, got {steps}")
+        kw.update(overlap=overlap, closed_loop=w.get("closed_loop", d["closed_loop"]))
+    steps = w["steps"] if "steps" in w else _int(params, "steps", cs.PREVIEW_DEFAULTS["steps"])
+    if node != "LongAnimPreviewSchedule":  # the graph's latent and sampler: caps of the preview itself
+        if not 1 <= frames <= MAX_PREVIEW_FRAMES:
+            raise ValueError(f"frames must be in [1, {MAX_PREVIEW_FRAMES}] for the preview, got {frames}")
+        if not 1 <= steps <= MAX_PREVIEW_STEPS:
+            raise ValueError(f"steps must be in [1, {MAX_PREVIEW_STEPS}] for the preview, got {steps}")
     opts = WindowOptions(schedule=schedule, length=length, stride=stride, **kw)
     opts.validate()
-    return opts, frames, steps, _int(params, "sampler_seed", 0) & 0xFFFFFFFFFFFFFFFF
+    sampler_seed = w["sampler_seed"] if "sampler_seed" in w else _int(params, "sampler_seed", 0)
+    return opts, frames, steps, sampler_seed & 0xFFFFFFFFFFFFFFFF
 
 
 def preview_note(opts: WindowOptions, frames: int) -> str:
@@ -150,7 +213,7 @@ async def _handle_preview(request):
     params = dict(request.rel_url.query)
     try:
         png, note = await asyncio.get_running_loop().run_in_executor(None, preview, params)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:
         return web.Response(status=400, text=str(e), headers={"Cache-Control": "no-store"})
     headers = {"Cache-Control": "max-age=3600", "Access-Control-Expose-Headers": NOTE_HEADER}
     if note:

@@ -278,3 +278,114 @@ def test_second_node_of_one_role_is_refused_naming_both(host, first, second):
         call_node(b, kw_b, None)
     message = str(info.value)
     assert message.startswith(f"{link}: ") and a.DISPLAY_NAME in message and b.DISPLAY_NAME in message, message
+
+
+# ------------------------------------------------------------------------- the preview route against the nodes
+class _ModelSource:
+    """A stand-in MODEL output, so ComfyUI's prompt validation can check a window node's widgets alone."""
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+
+def widget_defaults(node_id):
+    spec = NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+    out = {}
+    for section in ("required", "optional"):
+        for name, entry in spec.get(section, {}).items():
+            opts = entry[1] if len(entry) > 1 else {}
+            if isinstance(entry[0], list):
+                out[name] = opts.get("default", entry[0][0])
+            elif entry[0] in ("INT", "FLOAT", "BOOLEAN"):
+                out[name] = opts["default"]
+    return out
+
+
+def node_refuses(host, node_id, values) -> bool:
+    """Whether a queued prompt with these widget values fails: ComfyUI's own prompt validation (the server's
+    ``execution.validate_inputs``: types, min / max, combo options), then the node's ``run`` (its own checks)."""
+    import asyncio
+
+    import execution
+
+    prompt = {"1": {"class_type": "LongAnimTestModelSource", "inputs": {}},
+              "2": {"class_type": node_id, "inputs": dict(values)}}
+    cls = NODE_CLASS_MAPPINGS[node_id]
+    if "model" in {n for s in cls.INPUT_TYPES().values() for n in s}:
+        prompt["2"]["inputs"]["model"] = ["1", 0]
+    saved = dict(comfy_nodes.NODE_CLASS_MAPPINGS)
+    comfy_nodes.NODE_CLASS_MAPPINGS.update({"LongAnimTestModelSource": _ModelSource, node_id: cls})
+    try:
+        valid = asyncio.run(execution.validate_inputs("route-test", prompt, "2", {}))[0]
+    finally:
+        comfy_nodes.NODE_CLASS_MAPPINGS.clear()
+        comfy_nodes.NODE_CLASS_MAPPINGS.update(saved)
+    if not valid:
+        return True
+    kwargs = dict(prompt["2"]["inputs"])  # as converted by the validation (int(), float())
+    if "model" in kwargs:
+        kwargs["model"] = host.wan()
+    try:
+        call_node(cls, kwargs, None)
+    except ValueError:
+        return True
+    return False
+
+
+def route_refuses(node_id, values) -> bool:
+    from longanim.nodes.comfy import routes
+
+    params = {"node": node_id, **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}}
+    try:
+        routes.preview_request(params)
+    except ValueError:
+        return True
+    return False
+
+
+def route_cases():
+    from longanim.nodes.comfy import routes
+
+    out = []
+    for node_id in routes.PREVIEW_NODES:
+        spec = NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, entry in spec.get(section, {}).items():
+                opts = entry[1] if len(entry) > 1 else {}
+                if isinstance(entry[0], list):
+                    out.append((node_id, name, "bogus"))
+                elif entry[0] in ("INT", "FLOAT"):
+                    step = 1 if entry[0] == "INT" else opts.get("step", 0.01)
+                    out += [(node_id, name, v) for v in (opts["min"] - step, opts["min"], opts["max"],
+                                                         opts["max"] + step, math.inf, -math.inf, math.nan)]
+    return out
+
+
+@pytest.mark.parametrize("node_id,name,value", route_cases())
+def test_preview_route_refuses_exactly_what_the_node_refuses(host, node_id, name, value):
+    """Every numeric widget of every previewed node at, below and beyond its declared bounds, infinite and NaN, and
+    every combo with an unknown option: the canvas preview route refuses the value exactly when a queued prompt
+    with it fails (ComfyUI's validation or the node's own check), so the canvas never draws a picture for values the
+    prompt then fails on."""
+    values = {**widget_defaults(node_id), name: value}
+    assert route_refuses(node_id, values) == node_refuses(host, node_id, values), values
+
+
+@pytest.mark.parametrize("node_id,values", [
+    ("LongAnimWanZoLAWindows", {"context_length": 0, "stride": 0}),
+    ("LongAnimZoLAWindows", {"max_skip": 1000000}),
+    ("LongAnimContextWindows", {"context_schedule": "static", "overlap": -5}),
+    ("LongAnimContextWindows", {"context_schedule": "static", "overlap": 99}),
+    ("LongAnimContextWindows", {"context_schedule": "looped", "keep_first_frame": True}),
+    ("LongAnimContextWindows", {"context_schedule": "static", "context_length": 8, "overlap": 8}),
+    ("LongAnimGenLWindows", {"context_length": 4, "stride": 9}),
+    ("LongAnimZoLAWindows", {"length_unit": "video frames", "context_length": 17, "stride": 9}),
+])
+def test_preview_route_and_node_agree_on_combinations(host, node_id, values):
+    """Values refused only together (a cross-input rule of the node's own check) are refused by both or neither."""
+    values = {**widget_defaults(node_id), **values}
+    assert route_refuses(node_id, values) == node_refuses(host, node_id, values), values

@@ -190,3 +190,28 @@ def test_sampling_node_values_beyond_bounds_are_rejected(server, object_info, ma
     named = {e["extra_info"].get("input_name") for e in errors
              if e["type"] == ("value_bigger_than_max" if side == "max" else "value_smaller_than_min")}
     assert named == set(beyond), errors
+
+
+@pytest.mark.parametrize("query,name", [
+    ("node=LongAnimZoLAWindows&frames=inf", "frames"),
+    ("node=LongAnimZoLAWindows&steps=1e400", "steps"),
+    ("node=LongAnimZoLAWindows&context_length=inf", "context_length"),
+    ("node=LongAnimContextWindows&overlap=-inf&context_schedule=static", "overlap"),
+    ("node=LongAnimZoLAWindows&seed=nan", "seed"),
+    ("node=LongAnimZoLAWindows&skip_until=nan", "skip_until"),
+    ("node=LongAnimWanZoLAWindows&context_length=0&stride=0", "context_length"),
+    ("node=LongAnimZoLAWindows&max_skip=1000000", "max_skip"),
+    ("node=LongAnimContextWindows&overlap=99&context_schedule=static", "overlap"),
+    ("node=LongAnimPreviewSchedule&frames=99999999999999999999999", "frames"),
+])
+def test_preview_route_answers_400_naming_the_input(server, query, name):
+    """Infinite, NaN, overflowing and out-of-bounds query values: HTTP 400 with the input named (the canvas shows
+    the text), never a 500 with a traceback; the route keeps serving."""
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as info:
+        server.get_bytes(f"/longanim/schedule_preview?{query}")
+    assert info.value.code == 400, info.value.code
+    text = info.value.read().decode()
+    assert name in text, text
+    assert server.get_bytes("/longanim/schedule_preview?node=LongAnimZoLAWindows&frames=32&steps=2")[:4] == b"\x89PNG"

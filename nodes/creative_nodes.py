@@ -5,6 +5,7 @@ SDEdit-style editing of a long video with a LongAnim noise recipe is done by the
 """
 from __future__ import annotations
 
+from . import window_nodes as wn
 from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input, string_input
 from .comfy import adapters as cad
 from .comfy import basics
@@ -42,7 +43,9 @@ class LongAnimWindowLoRA(LongAnimNode):
   A window with half its frames tagged 'left' and half 'up' gets α/2 of each adapter. Untagged frames get the
   adapter-free model. Tags of one adapter may overlap; tags of different adapters are independent (a frame tagged by
   two adapters gets both).
-- **Frames** are latent frames (SD/AnimateDiff: the batch index; Wan: `(video_frame - 1) // 4 + 1`). An interval
+- **Frames** are latent frames by default (SD/AnimateDiff: the batch index; Wan: `(video_frame - 1) // 4 + 1`); with
+  `length_unit = video frames` they are the frames typed in the latent node, converted with the model's temporal
+  compression (a latent frame is tagged when its first video frame is). An interval
   whose end is past the last frame is clamped (`64-` = to the end); one that starts past the end is an error.
 - **How it is applied**: a forward hook on each LoRA layer adds `w · up(down(x))` while a window is evaluated
   (exact: equal to core's Load LoRA at strength w). Measured on the tiny test UNet (CPU, 1 thread, 4 frames): a
@@ -63,12 +66,19 @@ class LongAnimWindowLoRA(LongAnimNode):
                                                      "family, e.g. a motion/camera LoRA)."}),
             "strength": float_input(1.0, -10.0, 10.0, "α: the LoRA's weight on fully tagged windows (as in core's "
                                     "Load LoRA). Partly tagged windows get α × tagged fraction."),
-            "frame_intervals": string_input("0-", "Latent frames where this adapter acts: ranges like '0-31, 64-95', "
-                                            "'64-' (to the end) or '7' (one frame), comma separated."),
+            "frame_intervals": string_input("0-", "Frames (in length_unit) where this adapter acts: ranges like "
+                                            "'0-31, 64-95', '64-' (to the end) or '7' (one frame), comma "
+                                            "separated."),
+        }, "optional": {
+            "length_unit": combo_input(wn.LENGTH_UNITS, "latent frames", wn.RANGE_UNIT_TIP.replace(
+                "when the sampler runs", "of this model")),
         }}
 
-    def run(self, model, lora_name, strength, frame_intervals):
-        return (cad.patch_model_window_lora(model, lora_name, strength, frame_intervals),)
+    def run(self, model, lora_name, strength, frame_intervals, length_unit="latent frames"):
+        if length_unit not in wn.LENGTH_UNITS:
+            raise ValueError(f"length_unit must be one of {wn.LENGTH_UNITS}, got {length_unit!r}")
+        ratio = basics.temporal_compression(model) if length_unit == "video frames" else 1
+        return (cad.patch_model_window_lora(model, lora_name, strength, frame_intervals, ratio=ratio),)
 
 
 class LongAnimInvert(LongAnimNode):

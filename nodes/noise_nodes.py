@@ -5,6 +5,8 @@ Each generator node outputs the same noise two ways: a ComfyUI ``NOISE`` for Sam
 """
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .algorithms import noise as noise_alg
@@ -124,8 +126,15 @@ class LongAnimDependencyNoise(_NoiseNode):
 
     def run(self, seed, lam, candidates, iterations, variant, lam_per_frame=""):
         lam_list = parse_float_list(lam_per_frame, "lam_per_frame")
-        return self.make(seed, lam=tuple(lam_list) if lam_list else lam, candidates=PAPER_CANDIDATES,
-                         iterations=iterations, variant=renamed_value(type(self), "variant", variant))
+        try:
+            return self.make(seed, lam=tuple(lam_list) if lam_list else lam, candidates=PAPER_CANDIDATES,
+                             iterations=iterations, variant=renamed_value(type(self), "variant", variant))
+        except ValueError as e:  # the recipe names list entries lam[i]: say which input and which value
+            m = re.match(r"lam\[(\d+)\](.*)", str(e), re.S)
+            if lam_list and m:
+                i = int(m[1])
+                raise ValueError(f"lam_per_frame: value {i + 1} of {len(lam_list)} ({lam_list[i]}){m[2]}") from None
+            raise
 
 
 class _AlphaNoiseNode(_NoiseNode):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import window_nodes as wn
 from .algorithms import context_schedule as cs
 from .algorithms import phased as ph
-from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input
+from .base import MAX_FRAMES, LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input
 from .comfy import basics
 from .comfy import phased as cp
 from .comfy import refine as cr
@@ -227,10 +227,22 @@ display node.
     def run(self, model, positive, negative, latent, num_clips, steps, cfg, scheduler, gamma, omega, seed):
         basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         ph.validate_phased(num_clips, gamma, omega)
+        split = ph.phased_split(int(steps), float(gamma))
+        if num_clips > 1 and split >= steps:
+            raise ValueError(f"gamma / steps: {self.DISPLAY_NAME} shares M = ceil(gamma x steps) = ceil({gamma} x "
+                             f"{steps}) = {split} steps, all of them, so clips 2..{num_clips} would be exact copies "
+                             f"of clip 1. Lower gamma below {(steps - 1) / steps:.3f} or raise steps (paper: gamma "
+                             "0.8 with 25 steps), or set num_clips to 1")
+        clip = basics.num_frames_of(latent["samples"], "latent")
+        if num_clips * clip > MAX_FRAMES:
+            raise ValueError(f"num_clips: {num_clips} clips of {clip} latent frames make {num_clips * clip} frames, "
+                             f"more than {self.DISPLAY_NAME} makes ({MAX_FRAMES}); lower num_clips to at most "
+                             f"{max(1, MAX_FRAMES // clip)} or use a shorter clip")
         out, stats = cp.phased_animation(model, positive, negative, latent, num_clips=num_clips, steps=steps,
                                           cfg=cfg, scheduler=scheduler, gamma=gamma, omega=omega, seed=seed)
         full = max(1, stats.get("model_calls_full", 0))
-        report = (f"phased inference: {stats.get('model_calls', 0)} model calls instead of {full} "
+        report = (f"phased inference: {num_clips} clips of {clip} latent frames ({num_clips * clip} frames), "
+                  f"{steps} steps each: {stats.get('model_calls', 0)} model calls instead of {full} "
                   f"(saved {stats.get('saved', 0)}, {100.0 * stats.get('saved', 0) / full:.0f}%); clips 2..K share "
                   f"the first M = {stats.get('split_step', 0)} of {steps} steps with clip 1")
         return (out, int(stats.get("saved", 0)), report)

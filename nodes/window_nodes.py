@@ -62,6 +62,11 @@ UNIT_TIP = ("Unit of context_length, stride and overlap. latent frames: as the l
             "converted with the model's temporal compression ((n - 1) // r + 1, overlap n // r; SD/AnimateDiff: "
             "r = 1, the same numbers).")
 LENGTH_UNITS = ["latent frames", "video frames"]
+RANGE_UNIT_TIP = ("Unit of the frame range. latent frames: as the latent holds them (SD/AnimateDiff: the frames "
+                  "themselves). video frames: the frames you see, as typed in the Wan/HunyuanVideo/LTX-Video latent "
+                  "node; converted with the model's temporal compression when the sampler runs (a latent frame "
+                  "belongs to the range when its first video frame does: latent 0 = frame 0, latent k = frames "
+                  "r(k-1)+1 .. rk).")
 MAX_SKIP_TIP = ("Largest frame skip r drawn per step (r ~ U{1..max_skip}, ZoLA Eq. 7): a window takes every r-th "
                 "frame, linking frames far apart. 1 = contiguous windows (default: skips made the worst seam about "
                 "twice as visible on the exact window benchmark, and models trained on contiguous clips, most "
@@ -85,6 +90,9 @@ SKIP_UNTIL_TIP = ("Spanning skip phase, a share of the sampling steps: the first
                   "share counts the steps of the sampler it runs in.")
 
 
+# Characters of the distinct prompts of one schedule: 100 prompts of 200 characters. The text encoder's work grows
+# with it (a 100,000-character schedule took 47.5 s on a 2-core CPU server).
+MAX_SCHEDULE_CHARS = 20000
 PROMPT_UNITS = ["latent frames", "video frames (Wan, HunyuanVideo: 4n+1)", "video frames (LTX-Video: 8n+1)"]
 PROMPT_UNIT_RATIO = dict(zip(PROMPT_UNITS, (1, 4, 8)))
 PROMPT_UNIT_TIP = ("Unit of frames and of the ranges. latent frames: as the latent holds them (SD/AnimateDiff: the "
@@ -166,8 +174,9 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
     DISPLAY_NAME = "LongAnim: ZoLA Windows (Wan, video frames)"
     DESCRIPTION = (
         "ZoLA Windows for Wan 2.1/2.2 and HunyuanVideo, with lengths in the video frames you type in the latent "
-        "node (81, 61: converted to latent frames as (n - 1) // 4 + 1). For LTX-Video (8x temporal compression) "
-        "use ZoLA Windows with length_unit = video frames. " + LongAnimZoLAWindows.DESCRIPTION.split(". ", 1)[1]
+        "node (81, 61: converted to latent frames as (n - 1) // r + 1 with the model's temporal compression r: 4 "
+        "for Wan and HunyuanVideo, 8 for LTX-Video). Image models (SD/AnimateDiff) are refused: use ZoLA Windows. "
+        + LongAnimZoLAWindows.DESCRIPTION.split(". ", 1)[1]
     )
 
     @classmethod
@@ -183,7 +192,12 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
 
     def run(self, model, context_length, stride, *args, **kwargs):
         kwargs.pop("length_unit", None)
-        length, stride, _ = cwo.video_lengths_to_latent(4, context_length, stride)
+        ratio = cb.temporal_compression(model)  # Wan / HunyuanVideo 4, LTX-Video 8: read from the model
+        if ratio == 1:
+            raise ValueError(f"model: {self.DISPLAY_NAME} takes lengths in video frames of a video model (Wan, "
+                             f"HunyuanVideo, LTX-Video), but {cb.family_label(model)} holds one frame per latent "
+                             "frame; use LongAnim: ZoLA Windows with length_unit = latent frames (16 for AnimateDiff)")
+        length, stride, _ = cwo.video_lengths_to_latent(ratio, context_length, stride)
         return super().run(model, length, stride, *args, **kwargs)
 
 
@@ -353,19 +367,31 @@ class LongAnimPromptSchedule(LongAnimNode):
         if frame_unit not in PROMPT_UNITS:
             raise ValueError(f"frame_unit must be one of {PROMPT_UNITS}, got {frame_unit!r}")
         intervals = ps.parse_prompt_schedule(schedule, frames)
+        chars = sum(len(p) for p in {iv.prompt for iv in intervals})
+        if chars > MAX_SCHEDULE_CHARS:
+            raise ValueError(f"schedule: its prompts hold {chars:,} characters, more than {MAX_SCHEDULE_CHARS:,} "
+                             f"({self.DISPLAY_NAME}); the text encoder encodes every prompt, which at this length "
+                             "blocks the queue for a long time. Shorten the prompts (a prompt is rarely over 1,000 "
+                             "characters) or use fewer lines")
         ratio = PROMPT_UNIT_RATIO[frame_unit]
         if ratio > 1:
             intervals = ps.video_intervals_to_latent(intervals, ratio, frames)
-        out = []
+        out, encoded_once = [], {}
         for iv in intervals:
-            tokens = clip.tokenize(iv.prompt)
-            encoded = clip.encode_from_tokens_scheduled(tokens)
-            out += tag_conditioning(encoded, iv.start, iv.end)
+            if iv.prompt not in encoded_once:  # a prompt used on several ranges is encoded once
+                encoded_once[iv.prompt] = clip.encode_from_tokens_scheduled(clip.tokenize(iv.prompt))
+            encoded = encoded_once[iv.prompt]
+            out += tag_conditioning(encoded, iv.start, iv.end,
+                                    f"{self.DISPLAY_NAME} (schedule line '{iv.start}-{iv.end}: {iv.prompt[:40]}')")
         return (out,)
 
 
-def tag_conditioning(conditioning, start: int, end: int):
-    return [[c[0], {**c[1], cw.TAG_KEY: (int(start), int(end))}] for c in conditioning]
+def tag_conditioning(conditioning, start: int, end: int, source: str = "", unit: str = "latent frames"):
+    """Tag every entry with the inclusive frame range ``start..end`` (in ``unit``) and the node that tagged it."""
+    extra = {cw.TAG_SOURCE_KEY: source} if source else {}
+    if unit != "latent frames":
+        extra[cw.TAG_UNIT_KEY] = unit
+    return [[c[0], {**c[1], cw.TAG_KEY: (int(start), int(end)), **extra}] for c in conditioning]
 
 
 class LongAnimConditioningFrames(LongAnimNode):
@@ -374,7 +400,9 @@ class LongAnimConditioningFrames(LongAnimNode):
     CATEGORY = CATEGORY
     DESCRIPTION = (
         "Tags any conditioning with a frame range so LongAnim windows use it only there. Combine several tagged "
-        "conditionings with core's Conditioning (Combine) to build a multi-prompt video from any text encoder."
+        "conditionings with core's Conditioning (Combine) to build a multi-prompt video from any text encoder. "
+        "The range acts only on a MODEL with a LongAnim window node: without one the sampler ignores it and uses "
+        "the conditioning on every frame."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
         ("CONDITIONING", "conditioning", "The conditioning, tagged with the frame range."))
@@ -383,14 +411,20 @@ class LongAnimConditioningFrames(LongAnimNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "conditioning": link_input("CONDITIONING", "Conditioning from any text encode node."),
-            "start_frame": int_input(0, 0, MAX_FRAMES, "First latent frame (inclusive) that uses it."),
-            "end_frame": int_input(15, 0, MAX_FRAMES, "Last latent frame (inclusive) that uses it."),
+            "start_frame": int_input(0, 0, MAX_FRAMES, "First frame (inclusive, in length_unit) that uses it."),
+            "end_frame": int_input(15, 0, MAX_FRAMES, "Last frame (inclusive, in length_unit) that uses it."),
+        }, "optional": {
+            "length_unit": combo_input(LENGTH_UNITS, "latent frames", RANGE_UNIT_TIP),
         }}
 
-    def run(self, conditioning, start_frame, end_frame):
+    def run(self, conditioning, start_frame, end_frame, length_unit="latent frames"):
+        if length_unit not in LENGTH_UNITS:
+            raise ValueError(f"length_unit must be one of {LENGTH_UNITS}, got {length_unit!r}")
         if end_frame < start_frame:
             raise ValueError(f"end_frame must be >= start_frame ({start_frame}), got {end_frame}")
-        return (tag_conditioning(conditioning, start_frame, end_frame),)
+        unit = "" if length_unit == "latent frames" else ", video frames"
+        source = f"{self.DISPLAY_NAME} (start_frame {start_frame}, end_frame {end_frame}{unit})"
+        return (tag_conditioning(conditioning, start_frame, end_frame, source, length_unit),)
 
 
 NODES = [

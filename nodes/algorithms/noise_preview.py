@@ -93,14 +93,17 @@ def render_noise_preview(noise: torch.Tensor, frame_axis: int, size: int = 512) 
     top-left, nearest-neighbour upsampling. Below (``max(16, size // 4)`` rows, light grey): upper half,
     per-frame mean as green bars around a grey zero line (full half-height = |mean| 1); lower half,
     per-frame std as a black trace on a scale 0 (bottom) .. 2 (top) with a grey reference line at std 1.
-    No text. Pure torch.
+    No text. Pure torch. With more frames than ``size`` only the ``size`` frames drawn are measured, so the cost
+    does not grow with the square of the video's length.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an int >= 16, got {size!r}")
+    t = noise.shape[frame_axis]
+    idx = (torch.arange(size) * t) // size  # the frame drawn in each pixel column / row
+    if t > size:  # statistics of the drawn frames only: O(size^2) work, not O(frames^2); same values per pair
+        noise, idx = noise.index_select(frame_axis, idx), torch.arange(size)
     corr = frame_correlation(noise, frame_axis)
     mean, std = frame_stats(noise, frame_axis)
-    t = corr.shape[0]
-    idx = (torch.arange(size) * t) // size
     heat = _correlation_colors(corr[idx][:, idx])
 
     strip_h = max(16, size // 4)

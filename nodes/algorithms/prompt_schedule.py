@@ -294,6 +294,27 @@ def latent_first_video_frame(k: int, ratio: int) -> int:
     return 0 if k == 0 else ratio * (k - 1) + 1
 
 
+def video_range_to_latent(start: int, end: int | None, ratio: int, name: str = "frames") -> tuple[int, int | None]:
+    """An inclusive range of video frames (``end=None``: to the last frame) in latent frames, by the rule of
+    :func:`video_intervals_to_latent`: a latent frame belongs to the range when its first video frame
+    (:func:`latent_first_video_frame`) does, so ``start`` -> the first latent frame starting at or after it and
+    ``end`` -> the last latent frame starting at or before it. ``ratio = 1`` is the identity. Raises ``ValueError``
+    naming ``name`` for a range that starts no latent frame (it lies inside one latent frame, after its first video
+    frame)."""
+    r = int(ratio)
+    if r < 1:
+        raise ValueError(f"ratio must be >= 1, got {ratio}")
+    lo = 0 if start <= 0 else (int(start) + r - 2) // r + 1
+    if end is None:
+        return lo, None
+    hi = 0 if end <= 0 else (int(end) - 1) // r + 1
+    if lo > hi:
+        raise ValueError(f"{name}: video frames {start}-{end} start no latent frame (the model compresses {r} video "
+                         f"frames into one latent frame, latent k >= 1 = video frames {r}(k-1)+1 .. {r}k); start the "
+                         f"range at a frame 1 + {r}k (1, {1 + r}, {1 + 2 * r}, ...) or widen it")
+    return lo, hi
+
+
 def video_intervals_to_latent(
     intervals: Sequence[PromptInterval], ratio: int, num_video_frames: int
 ) -> list[PromptInterval]:

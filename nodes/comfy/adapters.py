@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..algorithms import adapter_weights as aw
+from ..algorithms import prompt_schedule as ps
 from .basics import set_wrapper
 from .windows import WINDOW_CALLBACKS
 
@@ -148,12 +149,18 @@ def _classify(kp: _KeyPatch, module: torch.nn.Module, weight: torch.Tensor) -> N
 
 
 def load_window_lora(model, lora_name: str, strength: float, frame_intervals: str,
-                     mode: str | None = None) -> WindowAdapter:
+                     mode: str | None = None, ratio: int = 1) -> WindowAdapter:
     """Load ``loras/<lora_name>`` for ``model`` (a ModelPatcher) as a per-window adapter.
 
-    Raises ``ValueError`` naming ``lora_name`` when the file is missing or none of its keys match the model.
+    ``ratio > 1``: ``frame_intervals`` are video frames, converted to latent frames with the model's temporal
+    compression ``ratio`` (``prompt_schedule.video_range_to_latent``: a latent frame belongs to a range when its first
+    video frame does). Raises ``ValueError`` naming ``lora_name`` when the file is missing or none of its keys match
+    the model.
     """
     intervals = tuple(aw.parse_intervals(frame_intervals, "frame_intervals"))
+    if int(ratio) > 1:
+        intervals = tuple(aw.FrameInterval(*ps.video_range_to_latent(iv.start, iv.end, ratio, "frame_intervals"))
+                          for iv in intervals)
     aw.validate_scale(strength)
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
@@ -351,9 +358,10 @@ class _ApplyModelWrapper:
 
 
 def patch_model_window_lora(model, lora_name: str, strength: float, frame_intervals: str,
-                            mode: str | None = None):
-    """Clone ``model`` with one more per-window LoRA (chained nodes add adapters)."""
-    adapter = load_window_lora(model, lora_name, strength, frame_intervals, mode)
+                            mode: str | None = None, ratio: int = 1):
+    """Clone ``model`` with one more per-window LoRA (chained nodes add adapters); ``ratio``: see
+    :func:`load_window_lora`."""
+    adapter = load_window_lora(model, lora_name, strength, frame_intervals, mode, ratio)
     m = model.clone()
     t_opts = m.model_options.setdefault("transformer_options", {})
     spec = tuple(t_opts.get(SPEC_KEY, ())) + (adapter,)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import comfy.model_management
+import comfy.patcher_extension
 import comfy.samplers
 import comfy.utils
 import torch
@@ -115,9 +116,39 @@ def claim_patch(model, role: str, node: str) -> None:
 
 
 def mark_patch(model, role: str, node: str):
-    """Record on ``model`` (a fresh clone) that ``node`` installed its ``role``; returns ``model``."""
+    """Record on ``model`` (a fresh clone) that ``node`` installed its ``role``, and install the pack's input checks
+    (:class:`_InputCheckWrapper`) on it; returns ``model``."""
     model.model_options[PATCHES_KEY] = {**model.model_options.get(PATCHES_KEY, {}), role: node}
+    set_wrapper(model, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_INPUT_CHECKS, _InputCheckWrapper())
     return model
+
+
+WRAPPER_INPUT_CHECKS = "LongAnim.input_checks"
+
+
+class _InputCheckWrapper:
+    """OUTER_SAMPLE wrapper on every MODEL a LongAnim node patched: before core processes the latent, refuse one
+    whose layout the model cannot take (:func:`check_latent_fits_model`: e.g. a Wan video latent into an SD1.5 UNet
+    with a frame-attention patch, which core would fail on deep in a convolution) or that holds NaN / inf."""
+
+    def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        patcher = getattr(getattr(executor, "class_obj", None), "model_patcher", None)
+        if patcher is not None:
+            check_latent_fits_model(patcher, latent_image)
+        check_finite_latent(latent_image)
+        return executor(noise, latent_image, *args, **kwargs)
+
+
+def check_frames_for_windows(samples) -> None:
+    """Refuse a batch of one-frame videos ``[B > 1, C, 1, H, W]`` for context windows, which run over the frame axis
+    and would do nothing. ComfyUI makes one from an image-batch latent (Empty Latent Image, batch_size = frames) for a
+    video model (``fix_empty_latent_channels`` adds a frame axis of length 1)."""
+    if isinstance(samples, torch.Tensor) and samples.ndim == 5 and samples.shape[2] == 1 and samples.shape[0] > 1:
+        raise ValueError(f"latent_image: {list(samples.shape)} is {samples.shape[0]} one-frame videos (an image-batch "
+                         "latent such as Empty Latent Image with batch_size = frames, which ComfyUI turns into "
+                         "one-frame videos for a video model); LongAnim windows run over the frames of one video and "
+                         "would do nothing. Make the latent with the model family's video latent node (e.g. "
+                         "EmptyHunyuanLatentVideo for Wan, length = frames)")
 
 
 # ---------------------------------------------------------------------------------------------- samplers

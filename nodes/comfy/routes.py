@@ -125,8 +125,8 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     One validation with the node: every widget value is checked against the node's declared bounds and options
     (:func:`widget_values`), then converted as the node's ``run`` converts it and checked by the same
     ``WindowOptions.validate``. ZoLA nodes use schedule ``zola``, Gen-L ``uniform``, the all-schedules nodes their
-    ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames (ratio 4), and so are
-    those of a node with ``length_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads off
+    ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames, and so are those of a
+    node with ``length_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads off
     the graph's latent node: 8 for LTX-Video, else 4); ``frames_unit = video frames`` says ``frames`` is a video
     latent node's ``length`` (default for the Wan node), converted the same way. ``frames`` and ``steps`` of a
     window node come from the graph's latent node and sampler (capped for the preview); those of the Preview
@@ -151,7 +151,7 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     if node != "LongAnimGenLWindows":
         kw.update(ends=w.get("ends", d["ends"]))
     video_unit = node == "LongAnimWanZoLAWindows" or w.get("length_unit") == "video frames"
-    ratio = 4 if node == "LongAnimWanZoLAWindows" else _int(params, "temporal_compression", 4)
+    ratio = _int(params, "temporal_compression", 4)  # the model's, as the nodes read it (LTX-Video 8)
     if not 1 <= ratio <= 64:
         raise ValueError(f"temporal_compression must be in [1, 64], got {ratio}")
     overlap = w.get("overlap", d["overlap"])

@@ -96,6 +96,44 @@ def _invalidate_hint_cache(control) -> None:
             cache.clear()
 
 
+TAG_KEY = "longanim_frames"  # conditioning entries tagged with an inclusive frame range (start, end)
+TAG_SOURCE_KEY = "longanim_frames_source"  # the node (and its inputs) that tagged the entry, for error messages
+TAG_UNIT_KEY = "longanim_frames_unit"  # "video frames": the range is converted with the model's ratio per run
+DEFAULT_TAG_SOURCE = "a LongAnim frame range"
+
+
+def resolve_frame_tags(conds, num_frames: int, ratio: int) -> None:
+    """Make every tagged entry of this run's ``conds`` a latent-frame range of a ``num_frames``-frame latent.
+
+    A range typed in video frames is converted with the model's temporal compression ``ratio``
+    (``prompt_schedule.video_range_to_latent``). A range starting past the last latent frame would leave the tagged
+    prompt unused (or fail later naming a window, not the node): it is refused naming the node and inputs that
+    tagged it. ``conds`` are the sampler's per-run copies (``guider.conds``), so the saved conditioning is untouched.
+    """
+    last = int(num_frames) - 1
+    for entries in (conds or {}).values() if isinstance(conds, dict) else ():
+        for entry in entries or []:
+            if not isinstance(entry, dict) or TAG_KEY not in entry:
+                continue
+            start, end = (int(v) for v in entry[TAG_KEY])
+            source = entry.get(TAG_SOURCE_KEY) or DEFAULT_TAG_SOURCE
+            unit = entry.get(TAG_UNIT_KEY, "latent frames")
+            if unit == "video frames":
+                try:
+                    start, end = ps.video_range_to_latent(start, end, ratio, source)
+                except ValueError as e:
+                    raise ValueError(f"start_frame / end_frame: {e}") from None
+                entry[TAG_KEY] = (start, end)
+                entry[TAG_UNIT_KEY] = "latent frames"
+            if start > last:
+                seen = f" (latent frames {start}-{end} at the model's {ratio} video frames per latent frame)" \
+                    if unit == "video frames" else ""
+                raise ValueError(f"start_frame / end_frame: {source} starts past the last latent frame ({last}) of "
+                                 f"this {num_frames}-latent-frame video{seen}; frames are latent frames in [0, {last}]"
+                                 " (with length_unit = video frames: the frames you typed in the latent node); lower "
+                                 "the range or make the video longer")
+
+
 def check_control_hints(conds, num_frames: int) -> None:
     """A per-frame ControlNet hint must have 1 frame or as many frames as the latent."""
     for control in _control_chain(conds):

@@ -35,11 +35,13 @@ from . import step_cache as sc
 from .basics import (
     RUN_STATE_KEY,
     check_finite_latent,
+    check_frames_for_windows,
     check_interrupt,
     check_latent_fits_model,
     frame_axis_of,
     run_state,
     set_wrapper,
+    temporal_compression,
 )
 from .run_record import (  # noqa: F401
     RECORD_KEY,
@@ -50,7 +52,10 @@ from .run_record import (  # noqa: F401
     recorded_run,
     recorded_windows,
 )
-from .window_conds import (
+from .window_conds import (  # noqa: F401  (read by the nodes as windows.*)
+    TAG_KEY,
+    TAG_SOURCE_KEY,
+    TAG_UNIT_KEY,
     _FrameLayout,
     _HintSlicer,
     _interpolate_entries,
@@ -58,6 +63,7 @@ from .window_conds import (
     _warn_once,
     _window_view,
     check_control_hints,
+    resolve_frame_tags,
 )
 from .window_options import WindowOptions
 
@@ -75,7 +81,6 @@ WRAPPER_RUN_STATE = "LongAnim.run_state"
 WRAPPER_PREPARE = "LongAnim.windows_prepare_sampling"
 WRAPPER_OUTER = "LongAnim.outer_sample"
 WINDOW_CALLBACKS = "LongAnim.window_callbacks"  # transformer_options list: cb(windows, T, model, mo) -> undo|None
-TAG_KEY = "longanim_frames"  # conditioning entries tagged with an inclusive frame range (start, end)
 
 
 AUTO_BATCH_CAP = 16  # most windows per model call in auto mode (tiny Wan, CPU: 1 -> 16 windows per call = 2.2x)
@@ -183,6 +188,11 @@ class LongAnimContextHandler(_HandlerBase):
             return cond_in
         plain = [e for e in cond_in if TAG_KEY not in e]
         intervals = [ps.PromptInterval(int(e[TAG_KEY][0]), int(e[TAG_KEY][1]), "") for e in tagged]
+        if not any(iv.start <= f <= iv.end for f in window for iv in intervals):
+            names = sorted({e.get(TAG_SOURCE_KEY) or "a LongAnim frame range" for e in tagged})
+            raise ValueError(f"start_frame / end_frame: no tagged conditioning covers latent frames {window[0]}.."
+                             f"{window[-1]} of a window; every frame needs one. Tagged: {'; '.join(names)}. Widen a "
+                             "range or add one for these frames")
         if self.options.prompt_rule == "genl":
             weights = ps.genl_prompt_weights(window, intervals)
             mixed, why = _interpolate_entries([(tagged[i], w) for i, w in weights])
@@ -438,6 +448,9 @@ class _RunStateWrapper:
         if other and "core Context Windows" not in other:
             raise ValueError(f"model: LongAnim windows cannot run together with {other}; remove one of them")
         conds = getattr(guider, "conds", {}) or {}
+        latent = args[0] if args else kwargs.get("latent_image")
+        if isinstance(latent, torch.Tensor) and latent.ndim in (4, 5):
+            resolve_frame_tags(conds, latent.shape[frame_axis_of(latent)], temporal_compression(patcher))
         if noise is not None and noise.ndim == 4:
             check_control_hints(list(conds.values()), noise.shape[0])
         out = executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
@@ -501,6 +514,7 @@ class _OuterSampleWrapper:
         if patcher is not None:  # before the latent format's process_latent_in, which would fail on a mismatch
             check_latent_fits_model(patcher, latent_image)
             sc.check_no_foreign_cache(patcher, guider.model_options)
+        check_frames_for_windows(latent_image)
         record = ScheduleRecord(_fingerprint(latent_image) if isinstance(latent_image, torch.Tensor) else None)
         orig_options = guider.model_options
         guider.model_options = dict(orig_options)

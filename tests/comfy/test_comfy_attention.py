@@ -164,8 +164,11 @@ def test_unet_nodes_refuse_wan_and_expansion_refuses_unet(host):
 
 
 def test_reapplying_replaces_and_clone_is_deepcopyable(host):
+    """The boundary replaces an earlier LongAnim frame-attention patch (never stacks two); the nodes refuse the
+    second one naming both (tests/comfy/test_comfy_bounds.py), so this is reached only through the boundary."""
     (a,) = TMA.run(host.sd15(), 0.9, 0.0, 1.0, "all")
-    (b,) = XFA.run(a, "first_frame", 0.2, 0.8, "output")
+    (other,) = XFA.run(host.sd15(), "first_frame", 0.2, 0.8, "output")
+    b = cua.patch_frame_attention(a, other.model_options["transformer_options"]["patches"]["attn1_patch"][-1])
     patches = b.model_options["transformer_options"]["patches"]["attn1_patch"]
     assert len(patches) == 1 and patches[0].kind == "first_frame" and patches[0].blocks == ("output",)
     assert len(a.model_options["transformer_options"]["patches"]["attn1_patch"]) == 1

@@ -124,8 +124,9 @@ def finite_tensors(out):
 
 
 # In-schema values the node may refuse, with the reason: overlap's max (4095) is only valid with a chunk_length
-# above it; with the default chunk_length (24) it must be refused naming overlap.
-REFUSAL_ALLOWED = {("LongAnimRandomizedBlendRefine", "overlap", "max")}
+# above it; with the default chunk_length (24) it must be refused naming overlap. gamma = 1 shares every step, so
+# clips 2..K would be copies of clip 1: refused naming gamma and steps.
+REFUSAL_ALLOWED = {("LongAnimRandomizedBlendRefine", "overlap", "max"), ("LongAnimPhasedAnimation", "gamma", "max")}
 
 
 def first_named_input(message: str, names) -> str | None:

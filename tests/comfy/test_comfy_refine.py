@@ -143,9 +143,17 @@ def test_phased_shares_clip_one_and_saves_calls(host, family):
 
 
 def test_phased_gamma_one_copies_and_gamma_zero_is_independent(host):
-    ones, saved, _, _ = _phased(host, "wan21", gamma=1.0)
-    c = _clips(ones, 3)
-    assert torch.equal(c[0], c[1]) and torch.equal(c[0], c[2]) and saved == 8
+    """gamma = 1 shares every step: the boundary returns copies of clip 1 (Eq. 9 with M = T), which the node
+    refuses naming gamma and steps (a run of identical clips reported as '100 % saved' is never the intent)."""
+    from longanim.nodes.comfy import phased as cp
+
+    with pytest.raises(ValueError, match="gamma / steps: .* exact copies of clip 1"):
+        _phased(host, "wan21", gamma=1.0)
+    out, stats = cp.phased_animation(host.wan(), host.cond("a fox", "wan21"), host.cond("", "wan21"),
+                                     host.wan_latent(3), num_clips=3, steps=4, cfg=5.0, scheduler="normal",
+                                     gamma=1.0, omega=0.2, seed=0)
+    c = _clips(out["samples"], 3)
+    assert torch.equal(c[0], c[1]) and torch.equal(c[0], c[2]) and stats["saved"] == 8
     zero, saved0, _, latent = _phased(host, "wan21", gamma=0.0, K=2)
     assert saved0 == 0
     for k, clip in enumerate(_clips(zero, 2)):

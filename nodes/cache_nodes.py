@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .algorithms.step_cache import CacheSettings
 from .base import LongAnimNode, float_input, link_input, outputs
+from .comfy import basics
 from .comfy import step_cache as csc
 
 THRESHOLD_DEFAULT = 0.2
@@ -15,6 +16,7 @@ THRESHOLD_DEFAULT = 0.2
 
 class LongAnimWindowStepCache(LongAnimNode):
     NODE_ID = "LongAnimWindowStepCache"
+    PATCH_ROLE = "step cache"
     DISPLAY_NAME = "LongAnim: Window Step Cache"
     CATEGORY = "LongAnim/context windows"
     DESCRIPTION = (
@@ -65,12 +67,13 @@ every step, so nothing is kept per window: one window's output never lands in an
         }}
 
     def run(self, model, threshold, warmup=0.2, final=0.1):
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
         settings = CacheSettings(threshold=float(threshold), warmup=float(warmup), final=float(final))
         try:
             settings.validate()
         except ValueError as e:
             raise ValueError(f"{self.DISPLAY_NAME}: {e}") from e
-        return (csc.patch_model_step_cache(model, settings),)
+        return (basics.mark_patch(csc.patch_model_step_cache(model, settings), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 NODES = [LongAnimWindowStepCache]

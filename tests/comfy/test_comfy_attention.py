@@ -246,7 +246,9 @@ def test_expansion_changes_long_video_and_chains_existing_override(host):
     assert any(c[1] == 9 * 4 and c[2] != 9 * 4 for c in kernel.lengths), "cross-attention passes through"
     after = host.ksample(host.wan(), latent, seed=1, steps=2)
     assert torch.equal(after, before), "the expansion leaked into the original MODEL"
-    (again,) = EXP.run(m, 4, 2)  # re-applying replaces LongAnim's override, keeps the foreign one chained
+    # the node refuses a second expansion (tests/comfy/test_comfy_bounds.py); the boundary replaces LongAnim's
+    # override and keeps the foreign one chained
+    again = cwa.patch_attention_expansion(m, 4, 2)
     override = again.model_options["transformer_options"]["optimized_attention_override"]
     assert isinstance(override, cwa.ExpansionOverride) and isinstance(override.previous, KernelRecorder)
     copy.deepcopy(again.model_options)

@@ -157,15 +157,15 @@ class TinyTestSecondCPUDevice:
 
 
 def _add_route() -> None:
-    try:
-        from aiohttp import web
-        from server import PromptServer
-    except ImportError:  # imported outside a ComfyUI server (unit tests)
+    # only inside a running ComfyUI server, which imported its ``server`` module before loading custom nodes;
+    # importing it anywhere else (a test process with ComfyUI on its path) would start ComfyUI's device setup
+    server = sys.modules.get("server")
+    prompt_server = getattr(getattr(server, "PromptServer", None), "instance", None)
+    if prompt_server is None:
         return
-    if getattr(PromptServer, "instance", None) is None:
-        return
+    from aiohttp import web
 
-    @PromptServer.instance.routes.get("/tinytest/evaluations")
+    @prompt_server.routes.get("/tinytest/evaluations")
     async def _evaluations(request):
         return web.json_response(read_counts(reset=request.query.get("reset", "1") != "0"))
 

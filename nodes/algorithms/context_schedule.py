@@ -8,7 +8,8 @@ Papers
 ------
 - ZoLA (``zola.txt``), section 4.3: sliding windows (Eq. 5), random start per denoising step (Eq. 6),
   random frame skip (Eq. 7), merge weights decaying from the window centre (Eq. 4). The paper averages
-  the overlapping results ("will be averaged", flat); the pack's ZoLA default uses Eq. 4 weights.
+  the overlapping results ("will be averaged", flat), and so does the pack's default (``WINDOW_DEFAULTS``:
+  measured best for the default windows); Eq. 4 weights are the ``zola`` fusion.
 - Gen-L-Video (``gen-l-video.txt``), section 3.2 and supplementary III: clips of M frames at stride S,
   fused by the least-squares optimum ``v_j = sum_i W_ij^2 v_ij / sum_i W_ij^2``.
 - StreamingT2V (``streamingt2v.txt``), section 4.3, Eq. 8: randomized blending - two consecutive chunks
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 from .schedule_preview import render_schedule_preview
 from .window_defaults import (
-    DEFAULT_FUSION_NOTE,
     GENL_DEFAULTS,
     PREVIEW_DEFAULTS,
     WAN_VIDEO_DEFAULTS,
@@ -85,7 +85,6 @@ from .window_schedules import (
 )
 
 __all__ = [
-    "DEFAULT_FUSION_NOTE",
     "GENL_DEFAULTS",
     "PREVIEW_DEFAULTS",
     "WAN_VIDEO_DEFAULTS",

@@ -47,13 +47,14 @@ def window_weights(
       lead weights sum to 1 on every overlap frame (a linear cross-fade). First/last windows pass 0.
     All weights are > 0, so a covered frame never has zero total weight.
 
-    Departures from the papers: ZoLA sec. 4.3 merges the denoising-path windows by plain averaging ("will be
-    averaged", i.e. ``flat``) and uses Eq. 4 only inside the attention expansion; the pack's ZoLA node default uses
-    Eq. 4 (``zola``) for the windows too. Measured on the exact Gaussian window model
-    (``tests/benchmarks/bench_schedules.py``, hard case): with fixed windows the weights matter (Gen-L stride f/2:
-    worst seam 1.53 with ``least_squares``, 4.22 with ``flat``); with windows re-drawn every step they hardly do
-    (within about 15 % of each other; ZoLA-style re-drawn windows cut at the ends, stride 3f/4: ``flat`` 1.59,
-    ``least_squares`` 1.71, ``zola`` 1.83).
+    Papers and defaults: ZoLA sec. 4.3 merges the denoising-path windows by plain averaging ("will be averaged",
+    i.e. ``flat``) and uses Eq. 4 only inside the attention expansion; the ZoLA nodes' default is ``flat`` too
+    (``window_defaults.WINDOW_DEFAULTS``), chosen by measurement on the exact Gaussian window model
+    (``tests/benchmarks/bench_schedules.py``, its "Default fusion" table): with fixed windows the weights matter
+    (Gen-L stride f/2: worst seam 1.53 with ``least_squares``, 4.22 with ``flat``); with windows re-drawn every step
+    they hardly do, and for the default windows (cut at the ends, stride 3f/4, no skip phase) ``flat`` is lowest:
+    1.71, ``least_squares`` 1.76, ``zola`` 1.86 (hard case; the same order at 256 frames and on the easy kernel).
+    With the spanning skip phase ``zola`` is lowest (``skip_until`` 0.55: 0.91 vs 0.93 and 1.00).
     """
     if method not in WEIGHT_METHODS:
         raise ValueError(f"fuse_method must be one of {WEIGHT_METHODS}, got {method!r}")

@@ -104,3 +104,12 @@ def test_report_and_plot_files(bench, tmp_path):
     module.draw_plot(list(rows.values()), result["goal"], tmp_path / "p.png")
     img = Image.open(tmp_path / "p.png")
     assert img.size[0] > 1000 and img.getextrema() != ((255, 255), (255, 255), (255, 255))
+
+
+def test_the_node_default_fusion_is_the_benchmarks_pick(bench):
+    """The ZoLA nodes' default fusion (WINDOW_DEFAULTS) has the lowest worst seam for the default windows (truncated
+    ends, stride 3f/4, no skip phase) here too (the full run: flat 1.71, least squares 1.76, Eq. 4 1.86)."""
+    module, _, rows, result = bench
+    pick, seams = module.default_fusion(result)
+    assert pick == module.cs.WINDOW_DEFAULTS["fusion"] == "flat", seams
+    assert seams["hard"]["flat"] < 0.97 * min(seams["hard"]["least_squares"], seams["hard"]["zola"])

@@ -52,7 +52,8 @@ def host(comfyui: str):
         mod = importlib.util.module_from_spec(spec)
         sys.modules["longanim"] = mod
         spec.loader.exec_module(mod)
-    for sub in ("nodes.window_nodes", "nodes.noise_nodes", "nodes.comfy.windows", "nodes.comfy.window_options"):
+    for sub in ("nodes.window_nodes", "nodes.noise_nodes", "nodes.comfy.windows", "nodes.comfy.window_options",
+                "nodes.attention_nodes"):
         importlib.import_module(f"longanim.{sub}")
     return sys.modules["longanim"]
 
@@ -131,6 +132,25 @@ def methods(la) -> dict:
         "ZoLA + scene blend 0.5": _scene(la, "blend", 0.5),
         "ZoLA + scene blend 0.9": _scene(la, "blend", 0.9),
         "ZoLA + scene freenoise": _scene(la, "freenoise"),
+    }
+
+
+def spectral_methods(la) -> dict:
+    """Attention Expansion (ZoLA Eqs. 3-4, windows of L frames at stride L/2) with and without FreeLong /
+    FreeLong++ global blend, on the whole video in one model call and inside ZoLA windows of 4 L frames."""
+    exp = la.nodes.attention_nodes.LongAnimAttentionExpansion
+
+    def expansion(blend):
+        return lambda m: exp().run(m, L, 0, 0, blend)[0]
+
+    def windowed(blend):
+        return lambda m: _zola(la, context_length=4 * L, stride=3 * L)(expansion(blend)(m))
+    return {
+        "expansion 16": expansion("off"),
+        "expansion 16 + freelong": expansion("freelong"),
+        "expansion 16 + freelong++": expansion("freelong++"),
+        "ZoLA windows 64 + expansion 16": windowed("off"),
+        "ZoLA windows 64 + expansion 16 + freelong": windowed("freelong"),
     }
 
 
@@ -232,7 +252,7 @@ def main() -> int:
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     base = comfy.sd.load_diffusion_model(str(MODEL))
-    table = methods(la)
+    table = {**methods(la), **spectral_methods(la)}
     names = args.methods or list(table)
     tally = CostTally(la.nodes.comfy.windows)
     out = Path(args.out).resolve()

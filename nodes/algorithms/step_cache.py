@@ -18,17 +18,21 @@ State per cond ``c`` and frame ``f`` (one run):
                   constant on a straight flow path), so a cached ``D`` reused at the new ``(x, σ)`` as
                   ``denoised = x - σ D`` tracks the sampler better than a cached ``denoised`` or EasyCache's
                   ``output - input`` residual would. One latent per cond.
-    ``P[c, f]``   input path length since that evaluation: per call the mean ``|x_t - x_{t-1}|`` of the frame is
-                  added (all conds share the previous input: one latent in all). On the near-straight sampling
-                  paths of diffusion samplers this equals ``|x_t - x_ref|`` to within a few percent and needs no
-                  reference latent per cond.
-    ``k[c, f]``   transformation rate ``mean|D_new - D_old| / P`` measured when the frame was evaluated again
-                  (EasyCache's ``k``, per frame); ``|D|[c, f]`` the mean magnitude of ``D``.
+    ``P[c, f]``   relative input path since that evaluation: per call the frame's ``mean|x_t - x_{t-1}| /
+                  mean|x_t|`` is added (all conds share the previous input: one latent in all). Relative, because
+                  the latent's scale changes by orders of magnitude over an ε-model's schedule (``x ≈ σ · noise``
+                  early): an absolute rate measured at high noise would be far too small at low noise and the
+                  cache would stop refreshing (measured on the exact Gaussian benchmark). On the near-straight
+                  sampling paths the summed steps equal the distance to the reference input to within a few
+                  percent, and no reference latent per cond is needed.
+    ``k[c, f]``   transformation rate ``(mean|D_new - D_old| / mean|D_old|) / P`` measured when the frame is
+                  evaluated again at another noise level (EasyCache's ``k`` in relative units, per frame);
+                  ``|D|[c, f]`` the mean magnitude of ``D``.
     ``A[c, f]``   accumulated predicted change over the calls since the frame's evaluation.
 
 Decision for window ``w`` and cond ``c`` (:meth:`WindowStepCache.plan`): its predicted relative output change is
-``E = mean_{f in w} (A[c, f] + k[c, f] P[c, f] / |D|[c, f])`` (EasyCache's criterion, averaged over the window's
-frames); the window is evaluated when ``E >= τ``, when a frame has no cached ``D`` or no rate yet, during the
+``E = mean_{f in w} (A[c, f] + k[c, f] P[c, f])`` (EasyCache's criterion ``k |Δx| / |output|``, here with
+relative changes on both sides, averaged over the window's frames); the window is evaluated when ``E >= τ``, when a frame has no cached ``D`` or no rate yet, during the
 warm-up steps and in the final steps; otherwise it is answered from the cache, ``denoised = x - σ D``, frame by
 frame. A window evaluated fresh for cond ``c`` updates ``D, k, |D|`` of its frames from the fusion of the *fresh*
 windows only (the same fusion weights as the loop's), resets ``P`` and ``A``; frames no fresh window covered add
@@ -114,11 +118,12 @@ class WindowStepCache:
         self.A = torch.zeros(conds, frames)
         self.k = torch.full((conds, frames), float("nan"))
         self.norm = torch.zeros(conds, frames)
+        self.sigma_ref = torch.full((conds, frames), float("nan"))  # noise level of the frame's last evaluation
         self.x_prev: torch.Tensor | None = None
 
     def _predicted(self) -> torch.Tensor:
-        """``k P / |D|`` per cond and frame (inf where unknown)."""
-        e = self.k * self.P / self.norm.clamp_min(1e-12)
+        """``k P`` per cond and frame (inf where unknown)."""
+        e = self.k * self.P
         return torch.where(self.has & ~torch.isnan(self.k), e, torch.full_like(e, float("inf")))
 
     def plan(self, windows: Sequence[Sequence[int]], live: Sequence[bool], forced: bool,
@@ -160,7 +165,8 @@ class WindowStepCache:
         if sigma.numel() == 1:
             sigma = sigma.expand(x.shape[axis])
         if self.x_prev is not None:
-            self.P += frame_mean_abs(x0 - self.x_prev, fa).cpu().unsqueeze(0)
+            moved = frame_mean_abs(x0 - self.x_prev, fa) / frame_mean_abs(x0, fa).clamp_min(1e-12)
+            self.P += moved.cpu().unsqueeze(0)
         self.x_prev = x0.detach().clone()
         forced = self.settings.forced(step, num_steps) or bool((sigma <= 0).any())
         plan = self.plan(windows, live, forced, per_cond)
@@ -209,10 +215,11 @@ class WindowStepCache:
                     den[c].index_add_(0, idx, wt)
 
         fused = co_denoise(x, windows, frame_axis, wrapped, group_of=lambda i: plan[i], observe=observe, **fusion)
-        self._update(num, den, fa, live)
+        self._update(num, den, fa, live, sigma.float().cpu())
         return fused
 
-    def _update(self, num: torch.Tensor, den: torch.Tensor, fa: int, live: Sequence[bool]) -> None:
+    def _update(self, num: torch.Tensor, den: torch.Tensor, fa: int, live: Sequence[bool],
+                sigma: torch.Tensor) -> None:
         e = self._predicted()
         for c, on in enumerate(live):
             if not on:
@@ -226,13 +233,19 @@ class WindowStepCache:
             new = num[c].index_select(fa, idx) / _frame_view(den[c].index_select(0, idx), num[c].dim(), fa)
             new = new.to(self.D.dtype)
             old_known = self.has[c, got.nonzero().flatten()]
-            change = frame_mean_abs(new - self.D[c].index_select(fa, idx), fa).cpu()
+            change = frame_mean_abs(new - self.D[c].index_select(fa, idx), fa).cpu() / \
+                self.norm[c, got].clamp_min(1e-12)
             path = self.P[c, got]
             # an input that did not move: no rate can be measured; an unchanged output means nothing to predict
             # (rate 0), a changed one (the noise level alone moved it) means the cache cannot predict it (inf)
             still = torch.where(change > 0, torch.full_like(change, float("inf")), torch.zeros_like(change))
             measured = torch.where(path > 0, change / path.clamp_min(1e-12), still)
-            rate = torch.where(old_known, measured, self.k[c, got])
+            # a rate is measured only between evaluations at different noise levels: two evaluations at one level
+            # (Heun's corrector, then the next step's first call) see how D moves with x alone, not how it moves
+            # along the sampling path, where the noise level moves it most
+            moved = sigma[got] != self.sigma_ref[c, got]
+            rate = torch.where(old_known & moved, measured, self.k[c, got])
+            self.sigma_ref[c, got] = sigma[got]
             self.k[c, got] = rate
             self.norm[c, got] = frame_mean_abs(new, fa).cpu()
             self.D[c].index_copy_(fa, idx, new)

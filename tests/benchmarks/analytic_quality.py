@@ -52,6 +52,7 @@ import importlib.util
 import logging
 import math
 import pathlib
+import re
 import sys
 import time
 
@@ -66,13 +67,13 @@ def _load_pack():
     if "longanim" not in sys.modules:
         spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
         spec.loader.exec_module(importlib.util.module_from_spec(spec))  # tests/conftest.py registers ``longanim``
-    from longanim.nodes.algorithms import analytic, metrics, noise, noise_travel
+    from longanim.nodes.algorithms import analytic, metrics, noise, noise_travel, step_cache
     from longanim.nodes.algorithms import context_schedule as cs
 
-    return analytic, metrics, noise, noise_travel, cs
+    return analytic, metrics, noise, noise_travel, cs, step_cache
 
 
-analytic, metrics, noise_alg, noise_travel, cs = _load_pack()
+analytic, metrics, noise_alg, noise_travel, cs, step_cache = _load_pack()
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -91,6 +92,7 @@ class Config:
     period: float = 40.0
     periodic_weight: float = 0.3
     quick: bool = False
+    only: str | None = None  # regex: run only the techniques whose name matches
 
 
 FULL = Config()
@@ -109,6 +111,7 @@ class Technique:
     noise: tuple = ("iid", ())
     travel: bool = False
     travel_noise: bool = False  # re-noise with the structured init noise (ZoLA Eq. 9) instead of iid
+    cache: float = 0.0  # Window Step Cache threshold (0 = no cache; warm-up 0.2, final 0.1 as the node's defaults)
     quick: bool = False  # part of the --quick set
 
     @property
@@ -117,7 +120,8 @@ class Technique:
 
     @property
     def deterministic(self) -> bool:
-        return self.schedule in ("full", "batched", "uniform") and not self.blend and not self.travel
+        return self.schedule in ("full", "batched", "uniform") and not self.blend and not self.travel and \
+            not self.cache
 
 
 def techniques(cfg: Config) -> list[Technique]:
@@ -137,6 +141,8 @@ def techniques(cfg: Config) -> list[Technique]:
         for r in (1, 2, 4):
             out.append(Technique(f"ZoLA s={tag} r<={r}", "zola", schedule="zola", stride=stride, max_skip=r,
                                  weights="zola", quick=(stride == h and r == 2) or (stride == f and r == 1)))
+    for tau in (0.1, 0.2, 0.3):  # the Window Step Cache on ZoLA's paper setting (the pack's own loop rule)
+        out.append(Technique(f"ZoLA s=f/2 r<=2 + step cache {tau:g}", "cache", cache=tau, **zola_base))
     out.append(Technique("rand. blend s=f/2", "blend", stride=h, weights=None, blend=True, quick=True))
     out.append(Technique("rand. blend s=f/4", "blend", stride=q, weights=None, blend=True))
     for name, params in (("repeat_mask", rm[1]), ("mixed", (("alpha", 0.5),)), ("progressive", (("alpha", 0.5),)),
@@ -151,7 +157,8 @@ def techniques(cfg: Config) -> list[Technique]:
     out.append(Technique("ZoLA s=f/2 r<=2 + repeat_mask + travel (paper)", "travel", noise=rm, travel=True,
                          travel_noise=True, **zola_base))
     out.append(Technique("Gen-L flat s=f/2 + travel", "travel", stride=h, travel=True))
-    return [t for t in out if t.quick] if cfg.quick else out
+    out = [t for t in out if t.quick] if cfg.quick else out
+    return [t for t in out if re.search(cfg.only, t.name)] if cfg.only else out
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -171,6 +178,8 @@ class Run:
         self.frames_evaluated = 0
         self.schedules: dict[tuple[int, int], tuple[list[list[int]], list | None]] = {}
         self.full = prior.full_denoiser()
+        self.steps = len(sigmas) - 1
+        self.step_cache = step_cache.WindowStepCache(step_cache.CacheSettings(tech.cache)) if tech.cache else None
 
     def schedule(self, step: int) -> tuple[list[list[int]], list | None]:
         key = (self.travel_pass, step)
@@ -200,8 +209,12 @@ class Run:
             self.frames_evaluated += sum(len(w) for w in batch)
             return [self.prior.window_denoiser(w)(x[..., w, :], s) for w in batch]
 
-        return cs.co_denoise(x, wins, x.ndim - 2, evaluate, weights=None if masks is not None else self.tech.weights,
-                             blend_masks=masks, max_batch=64)
+        fusion = dict(weights=None if masks is not None else self.tech.weights, blend_masks=masks, max_batch=64)
+        if self.step_cache is not None:  # as the window loop calls it: conds stacked in front (one cond here)
+            return self.step_cache.co_denoise(
+                x.unsqueeze(0), wins, x.ndim - 1, lambda batch, live: [o.unsqueeze(0) for o in evaluate(batch)],
+                sigma=torch.tensor([s]), step=self.index[s], num_steps=self.steps, live=[True], **fusion)[0]
+        return cs.co_denoise(x, wins, x.ndim - 2, evaluate, **fusion)
 
 
 SOLVERS = {"heun": analytic.heun_sample, "euler": analytic.euler_sample}
@@ -427,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solver", choices=sorted(SOLVERS), default="heun",
                         help="ODE solver for every technique and as noise travel's inner sampler (default heun)")
     parser.add_argument("--steps", type=int, default=None, help="solver steps (default 16, quick 12)")
+    parser.add_argument("--only", default=None, help="run only the techniques whose name matches this regex")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = QUICK if args.quick else FULL
-    cfg = dataclasses.replace(cfg, solver=args.solver, steps=args.steps or cfg.steps)
+    cfg = dataclasses.replace(cfg, solver=args.solver, steps=args.steps or cfg.steps, only=args.only)
     t0 = time.perf_counter()
     rows, truth = run_benchmark(cfg)
     seconds = time.perf_counter() - t0

@@ -110,8 +110,17 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, nargs="+", default=[0.2],
                     help="Window Step Cache warm-up shares (each with every threshold)")
     ap.add_argument("--final", type=float, default=0.1, help="Window Step Cache final share")
+    ap.add_argument("--replot", action="store_true", help="redraw plot.png from --out's results.csv")
     ap.add_argument("--lazycache", type=float, nargs="*", default=[0.2], help="core LazyCache thresholds")
     args = ap.parse_args()
+    if args.replot:
+        with open(Path(args.out) / "results.csv") as fh:
+            table = list(csv.DictReader(fh))
+        rows = [{k: (float(v) if k in ("cost", "identity", "seam_ratio") else v) for k, v in r.items()}
+                for r in table if r["cost"]]
+        lo, hi = (float(v) for v in table[-1]["identity"].split(".."))
+        plot(rows, {"identity": [lo, hi]}, Path(args.out) / "plot.png")
+        return 0
     setup_host(Path(args.comfyui))
     import comfy.sd
     import folder_paths
@@ -192,14 +201,14 @@ def plot(rows: list, ref: dict, path: Path) -> None:
     def py(v, top=1.0):
         return 10 + h * (1 - min(max(v / top, 0.0), 1.0))
 
-    ids = [v for v in ref.get("identity", []) if math.isfinite(v)]
+    ids = [v for v in ref.get("identity", []) if math.isfinite(v)]  # the uncached seeds (or their min and max)
     if ids:
         d.rectangle([m, py(max(ids)), w - m, py(min(ids))], fill=(225, 225, 225))
     d.line([m, 10 + h, w - m, 10 + h], fill="black")
     for c in (0.5, 0.8, 1.0, 1.33):
         d.line([px(c), 10 + h, px(c), 14 + h], fill="black")
         d.text((px(c) - 8, 16 + h), f"{c:g}", fill="black")
-    for r in rows:
+    for n, r in enumerate(rows):
         if not math.isfinite(r["cost"]):
             continue
         x = px(r["cost"])
@@ -208,9 +217,10 @@ def plot(rows: list, ref: dict, path: Path) -> None:
             if isinstance(v, float) and math.isfinite(v):
                 y = py(v, top)
                 d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=col)
-        label = r["method"].replace("Window Step Cache ", "τ").replace("uncached (ZoLA defaults)", "off")
-        d.text((x + 5, py(r.get("identity", 0.0)) - 12), label[:14], fill="black")
-    d.text((m, h + 34), "x: model evaluations per frame-step (from the loop's record)", fill="black")
+        label = r["method"].replace("Window Step Cache ", "t=").replace("uncached (ZoLA defaults)", "off")
+        label = label.replace("core LazyCache ", "Lazy ")
+        d.text((x - 10, py(r.get("identity", 0.0)) - 14 - 12 * (n % 3)), label[:14], fill="black")
+    d.text((m, h + 34), "x: model evaluations per frame-step (from the loop's record); t = threshold", fill="black")
     d.text((m, h + 48), "blue: identity (0..1); orange: seam ratio (0..2); grey: uncached identity seed range",
            fill="black")
     im.save(path)

@@ -98,3 +98,16 @@ def test_step_cache_without_windows_is_refused_by_name(host):
         host.ksample(m, host.wan_latent(20), steps=2)
     with pytest.raises(ValueError, match="Window Step Cache: threshold"):
         cache_nodes.LongAnimWindowStepCache().run(_windowed(host), -1.0)
+
+
+def test_frames_in_batch_family_off_is_identical_and_on_saves(host):
+    """SD / AnimateDiff layout (frames on the batch axis, one timestep per frame), cfg 5: both conds."""
+    from longanim.nodes import cache_nodes
+
+    windowed = cw.patch_model_windows(host.sd15(), cw.WindowOptions(**OPTS))
+    latent = host.sd_latent(20)
+    plain, rec_plain = _run(host, windowed, latent, steps=10, cfg=5.0)
+    same, _ = _run(host, cache_nodes.LongAnimWindowStepCache().run(windowed, 0.0)[0], latent, steps=10, cfg=5.0)
+    assert torch.equal(same, plain)
+    cached, rec = _run(host, cache_nodes.LongAnimWindowStepCache().run(windowed, 0.5)[0], latent, steps=10, cfg=5.0)
+    assert torch.isfinite(cached).all() and rec.cost < rec_plain.cost

@@ -34,10 +34,10 @@ Decision for window ``w`` and cond ``c`` (:meth:`WindowStepCache.plan`): its pre
 ``E = mean_{f in w} (A[c, f] + k[c, f] P[c, f])`` (EasyCache's criterion ``k |Δx| / |output|``, here with
 relative changes on both sides, averaged over the window's frames); the window is evaluated when ``E >= τ``,
 when a frame has no cached ``D`` or no rate yet, during the warm-up steps and in the final steps; otherwise it
-is answered from the cache, ``denoised = x - σ D``, frame by frame. A window evaluated fresh for cond ``c`` updates ``D, k, |D|`` of its frames from the fusion of the *fresh*
-windows only (the same fusion weights as the loop's), resets ``P`` and ``A``; frames no fresh window covered add
-this call's predicted change to ``A``. ``τ = 0`` evaluates every window: the loop's output is then bit-identical
-to the uncached loop.
+is answered from the cache, ``denoised = x - σ D``, frame by frame. A window evaluated fresh for cond ``c``
+updates ``D, k, |D|`` of its frames from the fusion of the *fresh* windows only (the same fusion weights as the
+loop's), resets ``P`` and ``A``; frames no fresh window covered add this call's predicted change to ``A``.
+``τ = 0`` evaluates every window: the loop's output is then bit-identical to the uncached loop.
 
 Memory: ``D`` (one latent per cond), the previous input (one latent), during a call the fresh fusion (one latent
 per cond), and a few ``[conds, frames]`` vectors.

@@ -21,7 +21,7 @@ const PREVIEW_NODES = new Set([
 const GREY_NODES = new Set([...PREVIEW_NODES, "LongAnimPreviewSchedule"]);
 // widgets whose values are sent to the route (names of the nodes' inputs)
 const QUERY_WIDGETS = ["context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop",
-    "fusion", "seed", "blend_variant", "ends", "skip_until", "length_unit"];
+    "fusion", "seed", "blend_variant", "ends", "skip_until", "length_unit", "noise"];
 // inputs each context_schedule reads (context_schedule.make_windows docstring); the rest are greyed
 const USED_BY_SCHEDULE = {
     zola: ["stride", "max_skip", "ends"], uniform: ["stride"], static: ["overlap"], shifted: ["overlap"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .algorithms import context_schedule as cs
 from .algorithms import prompt_schedule as ps
+from .algorithms.scene_noise import SCENE_RULES
 from .base import (
     MAX_FRAMES,
     LongAnimNode,
@@ -92,6 +93,16 @@ SKIP_UNTIL_TIP = ("Spanning skip phase, a share of the sampling steps: the first
                   "two samplers in a chain (Wan 2.2's experts), set it on the first (high-noise) model's node: the "
                   "share counts the steps of the sampler it runs in.")
 
+SCENE_NOISE_DEFAULT = cwo.SCENE_NOISE_DEFAULT
+SCENE_NOISE_TIP = ("Initial noise of the window loop, built from the sampler's own noise (same seed, same video), so "
+                   "what the first window decides and the prompt leaves open (which objects, their colours, the look "
+                   "of the scene) holds to the last window. freenoise (default): every window position reuses the "
+                   "first window's noise frames, shuffled in chunks of a quarter window (FreeNoise; as core's "
+                   "freenoise option). tile: the first window's noise repeated exactly (ZoLA Eq. 8 with every frame "
+                   "masked). blend: the tile mixed 3:1 with fresh noise. off: the sampler's i.i.d. noise, every "
+                   "window free to decide anew. A LongAnim noise node wins: with Apply Noise To Model on the MODEL, "
+                   "or a LongAnim noise node's NOISE on SamplerCustomAdvanced, this node leaves that noise alone.")
+
 
 # Characters of the distinct prompts of one schedule: 100 prompts of 200 characters. The text encoder's work grows
 # with it (a 100,000-character schedule took 47.5 s on a 2-core CPU server).
@@ -160,16 +171,18 @@ class LongAnimZoLAWindows(LongAnimNode):
             "keep_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
             "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(),
+            "noise": combo_input(list(SCENE_RULES), SCENE_NOISE_DEFAULT, SCENE_NOISE_TIP),
         }}
 
     def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=D["max_batch"],
             prompt_rule=D["prompt_rule"], keep_first_frame=D["keep_first_frame"], length_unit="latent frames",
-            ends=D["ends"], skip_until=D["skip_until"]):
+            ends=D["ends"], skip_until=D["skip_until"], noise=SCENE_NOISE_DEFAULT):
         context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
                                                    node=self.DISPLAY_NAME)
         return _patch(self, model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
                       fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
-                      keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until))
+                      keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until),
+                      scene_noise=noise)
 
 
 class LongAnimWanZoLAWindows(LongAnimZoLAWindows):

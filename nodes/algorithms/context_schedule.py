@@ -45,6 +45,7 @@ from .window_defaults import (
     PREVIEW_DEFAULTS,
     WAN_VIDEO_DEFAULTS,
     WINDOW_DEFAULTS,
+    ZOLA_DEFAULTS,
 )
 from .window_fusion import (
     BLEND_VARIANTS,
@@ -89,6 +90,7 @@ __all__ = [
     "PREVIEW_DEFAULTS",
     "WAN_VIDEO_DEFAULTS",
     "WINDOW_DEFAULTS",
+    "ZOLA_DEFAULTS",
     "BLEND_VARIANTS",
     "ENDS",
     "MULTI_CALL_SAMPLERS",

@@ -33,9 +33,14 @@ import torch
 
 from .noise_models import apply_freenoise
 
-__all__ = ["SCENE_RULES", "scene_noise", "validate_scene_params"]
+__all__ = ["SCENE_RULES", "freenoise_chunk", "scene_noise", "validate_scene_params"]
 
 SCENE_RULES = ("blend", "tile", "freenoise", "off")
+
+
+def freenoise_chunk(window: int) -> int:
+    """Frames per shuffled chunk of the ``freenoise`` rule: a quarter window (core's overlap of 3/4), at least 1."""
+    return max(1, int(window) // 4)
 
 
 def validate_scene_params(rule: str, window: int, share: float) -> None:
@@ -62,7 +67,7 @@ def scene_noise(eps: torch.Tensor, frame_axis: int, window: int, rule: str = "bl
     if rule == "off" or t <= f:
         return eps.clone()
     if rule == "freenoise":
-        return apply_freenoise(eps, axis, f, max(1, f // 4), seed)
+        return apply_freenoise(eps, axis, f, freenoise_chunk(f), seed)
     src = torch.arange(t, device=eps.device) % f
     tiled = eps.index_select(axis, src)
     if rule == "tile":

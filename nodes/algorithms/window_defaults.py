@@ -43,6 +43,12 @@ WINDOW_DEFAULTS = MappingProxyType({
     "scene_share": 0.75,
 })
 
+#: ZoLA Windows (and its Wan variant): the table plus the scene-carrying noise ``freenoise`` (FreeNoise of the
+#: sampler's own noise, window offsets on its chunks; ``scene_noise.py``), measured to keep the scene the first window
+#: picks (``tests/benchmarks/bench_consistency.py``). The other window users (Context Windows, Gen-L, refinement,
+#: inversion) keep the sampler's noise (``scene_noise = "off"``).
+ZOLA_DEFAULTS = MappingProxyType({**WINDOW_DEFAULTS, "scene_noise": "freenoise"})
+
 #: Gen-L Windows (Gen-L-Video sec. 3.2): fixed clips at half the length, least-squares fusion (supp. III), prompts
 #: blended by the frames they cover.
 GENL_DEFAULTS = MappingProxyType({
@@ -55,4 +61,4 @@ WAN_VIDEO_DEFAULTS = MappingProxyType({"length": 81, "stride": 61})
 #: The Preview Schedule node and the canvas preview: latent frames and sampler steps drawn.
 PREVIEW_DEFAULTS = MappingProxyType({"frames": 64, "steps": 6})
 
-__all__ = ["GENL_DEFAULTS", "PREVIEW_DEFAULTS", "WAN_VIDEO_DEFAULTS", "WINDOW_DEFAULTS"]
+__all__ = ["GENL_DEFAULTS", "PREVIEW_DEFAULTS", "WAN_VIDEO_DEFAULTS", "WINDOW_DEFAULTS", "ZOLA_DEFAULTS"]

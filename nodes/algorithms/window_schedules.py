@@ -429,7 +429,7 @@ def spanning_windows(num_frames: int, length: int) -> list[list[int]]:
 
 
 def zola_truncated_windows(
-    num_frames: int, length: int, stride: int, max_skip: int, generator: torch.Generator
+    num_frames: int, length: int, stride: int, max_skip: int, generator: torch.Generator, align: int = 1
 ) -> list[list[int]]:
     """ZoLA re-drawn windows (sec. 4.3, Eqs. 6-7) cut at the video ends instead of shifted (``ends="truncate"``).
 
@@ -450,14 +450,24 @@ def zola_truncated_windows(
     With ``r > 1`` the first window of class ``rho`` starts at frame ``rho``, so transitions ``1..r-1`` are edges
     at every such step (true of any cover by windows of spacing ``r``: each of frames ``0..r-1`` starts one).
     ``num_frames <= length`` gives ``[[0..num_frames-1]]`` and draws nothing.
+
+    ``align > 1`` draws the offsets from the multiples of ``align`` in ``{0..stride-1}`` (``align * U{0..(stride -
+    1) // align}``): every window then starts on a chunk of FreeNoise-structured initial noise (chunks of ``align``
+    frames, ``scene_noise``), so it holds whole chunks, i.e. the first window's noise frames, whatever offset is
+    drawn. Measured on the trained toy world (``tests/benchmarks/bench_consistency.py``): with FreeNoise noise the
+    scene the first window picks holds far more often than with offsets that cut chunks. ``align = 1`` draws
+    exactly what the unaligned rule draws.
     """
     _check_basic(num_frames, length)
     validate_window_params(length, stride=stride, max_skip=max_skip)
+    if int(align) < 1:
+        raise ValueError(f"align must be >= 1 frame, got {align}")
     if num_frames <= length:
         return _single(num_frames)
     r_max = max_skip if length == 1 else max(1, min(max_skip, (num_frames - 1) // (length - 1)))
     r = _randint(generator, 1, r_max)
-    offsets = [_randint(generator, 0, stride - 1) for _ in range(r)]
+    a = int(align)
+    offsets = [a * _randint(generator, 0, (stride - 1) // a) for _ in range(r)]
     return lattice_windows(num_frames, length, stride, r, offsets, min_window_length(length), generator)
 
 
@@ -489,6 +499,7 @@ def make_windows(
     ends: str = WINDOW_DEFAULTS["ends"],
     skip_until: float = 0.0,
     num_steps: int | None = None,
+    align: int = 1,
 ) -> list[list[int]]:
     """Dispatch to a schedule in :data:`SCHEDULES` for sampling step ``step``.
 
@@ -502,7 +513,8 @@ def make_windows(
     Step-dependent schedules (own, measured on the exact Gaussian window model; no paper equation):
 
     - ``ends``: ``"truncate"`` (default, ``WINDOW_DEFAULTS``: :func:`zola_truncated_windows`, windows cut at the
-      ends, none shorter than half the length, no border pinned) or ``"shift"`` (ZoLA's left shift:
+      ends, none shorter than half the length, no border pinned; ``align``: offsets on multiples of ``align``
+      frames, the chunks of FreeNoise-structured initial noise) or ``"shift"`` (ZoLA's left shift:
       :func:`zola_windows`).
     - ``skip_until``: share of the steps, from the first, that use :func:`spanning_windows` whatever the
       schedule - frames ``ceil(T/length)`` apart, one window across the whole video per residue class, each frame
@@ -536,7 +548,7 @@ def make_windows(
     if schedule == "zola":
         gen = step_generator(seed, step, STREAM_WINDOWS)
         if ends == "truncate":
-            return zola_truncated_windows(num_frames, length, stride, max_skip, gen)
+            return zola_truncated_windows(num_frames, length, stride, max_skip, gen, align=align)
         return zola_windows(num_frames, length, stride, max_skip, gen)
     if schedule == "static":
         return static_windows(num_frames, length, overlap)

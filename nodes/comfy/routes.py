@@ -20,6 +20,7 @@ import numpy as np
 
 from ..algorithms import context_schedule as cs
 from .window_options import (
+    SCENE_NOISE_DEFAULT,
     WindowOptions,
     schedule_picture,
     shown_steps,
@@ -161,6 +162,7 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
         frames = video_frames_to_latent(frames, ratio)  # the length widget of a video latent node
     if node in ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows"):
         schedule = "zola"
+        kw.update(scene_noise=params.get("noise") or SCENE_NOISE_DEFAULT)  # freenoise aligns the offsets
     elif node == "LongAnimGenLWindows":
         schedule = "uniform"
     else:

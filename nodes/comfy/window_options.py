@@ -17,6 +17,7 @@ from ..algorithms import scene_noise as sn
 
 FUSIONS = (*cs.WEIGHT_METHODS, "randomized_blend")
 D = cs.WINDOW_DEFAULTS  # the one table of defaults (algorithms/window_defaults.py)
+SCENE_NOISE_DEFAULT = cs.ZOLA_DEFAULTS["scene_noise"]  # the ZoLA window nodes' (bench_consistency.py)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,12 @@ class WindowOptions:
         skip_until = float(self.skip_until)
         return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, ends=self.ends,
                                skip_until=skip_until, num_steps=max(1, int(num_steps or 1)) if skip_until else None,
-                               **self._params())
+                               align=self.window_align(), **self._params())
+
+    def window_align(self) -> int:
+        """Frames ZoLA's random offsets are a multiple of: FreeNoise's chunk (a quarter window) with the freenoise
+        scene noise, so every window holds whole chunks of the first window's noise; 1 otherwise."""
+        return sn.freenoise_chunk(self.length) if self.scene_noise == "freenoise" else 1
 
     def blend_masks(self, windows, num_frames: int, step: int, seed: int):
         if self.fusion != "randomized_blend":

@@ -65,6 +65,7 @@ class CostTally:
     def __init__(self, cw):
         self.evals = self.frame_steps = 0
         self.calls = 0
+        self.last: list[list[int]] = []
         orig = cw.ScheduleRecord.note
         tally = self
 
@@ -72,6 +73,7 @@ class CostTally:
             tally.calls += 1
             tally.evals += sum(len(w) for w in windows)
             tally.frame_steps += len({f for w in windows for f in w})
+            tally.last = [list(w) for w in windows]
             return orig(rec, step, windows)
 
         cw.ScheduleRecord.note = note
@@ -94,6 +96,23 @@ def _scene(la, rule, share=0.75, **over):
     opts = {**dict(schedule="zola", length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="truncate",
                    max_batch=0, scene_noise=rule, scene_share=share), **over}
     return lambda m: cw.patch_model_windows(m, cwo.WindowOptions(**opts))
+
+
+def _aligned(la, rule, align=4, until=1.0, **over):
+    """ZoLA truncated windows whose random offset is a multiple of ``align`` (the scene noise's chunk)."""
+    cw, cwo = la.nodes.comfy.windows, la.nodes.comfy.window_options
+    ws = importlib.import_module("longanim.nodes.algorithms.window_schedules")
+
+    class Aligned(cwo.WindowOptions):
+        def windows(self, num_frames, step, seed, num_steps=None):
+            g = ws.step_generator(seed, step)
+            early = step < until * (num_steps or 1)
+            off = align * ws._randint(g, 0, self.stride // align - 1) if early else ws._randint(g, 0, self.stride - 1)
+            return ws.tiled_windows(num_frames, self.length, self.stride, off)
+
+    opts = {**dict(schedule="zola", length=L, stride=12, max_skip=1, fusion="zola", seed=0, ends="truncate",
+                   max_batch=0, scene_noise=rule, scene_share=1.0), **over}
+    return lambda m: cw.patch_model_windows(m, Aligned(**opts))
 
 
 def _genl(la, stride=8):
@@ -132,6 +151,10 @@ def methods(la) -> dict:
         "ZoLA + scene blend 0.5": _scene(la, "blend", 0.5),
         "ZoLA + scene blend 0.9": _scene(la, "blend", 0.9),
         "ZoLA + scene freenoise": _scene(la, "freenoise"),
+        "Gen-L stride 12 + scene freenoise": _scene(la, "freenoise", schedule="uniform", fusion="least_squares"),
+        "ZoLA aligned 4 + scene freenoise": _aligned(la, "freenoise"),
+        "ZoLA aligned 4 + scene tile": _aligned(la, "tile"),
+        "ZoLA aligned 4 first half + scene freenoise": _aligned(la, "freenoise", until=0.5),
     }
 
 
@@ -166,7 +189,7 @@ def sample(la, model, frames: int, seed: int, steps: int, text: str = ""):
     return comfy.latent_formats.Wan21().process_in(out.float())[0]  # model space [C, T, H, W]
 
 
-def figures(z, frames: int) -> dict:
+def figures(z, frames: int, windows: list[list[int]] | None = None) -> dict:
     wm = train_tiny.world_metrics()
     spec = importlib.util.spec_from_file_location("longanim_metrics", ROOT / "nodes" / "algorithms" / "metrics.py")
     metrics = importlib.util.module_from_spec(spec)
@@ -177,11 +200,15 @@ def figures(z, frames: int) -> dict:
     j = wm.border_jumps(det["centroid"], borders)
     rep.update(jump_border=j["border"], jump_inside=j["inside"],
                seam_ratio=metrics.seam_ratio(metrics.frame_jumps(z, frame_axis=1), borders))
+    # the method's own borders: where the last step's windows start or end inside the video
+    own = sorted({w[0] for w in windows or [] if 0 < w[0] < frames} |
+                 {w[-1] + 1 for w in windows or [] if 0 < w[-1] + 1 < frames})
+    rep["jump_ratio_own"] = wm.border_jumps(det["centroid"], own)["ratio"] if own else float("nan")
     return rep
 
 
 COLUMNS = ["cost", "agreement", "distinct", "last_equals_first", "empty", "jump_border", "jump_inside",
-           "seam_ratio"]
+           "seam_ratio", "jump_ratio_own"]
 
 
 GAUSSIAN = [
@@ -194,7 +221,10 @@ GAUSSIAN = [
     ("FreeNoise + ZoLA", dict(family="truncated", stride=12, ends="truncate", weights="zola"), ("freenoise", 0.0)),
     ("ZoLA + scene tile", dict(family="truncated", stride=12, ends="truncate", weights="zola"), ("tile", 1.0)),
     *[(f"ZoLA + scene blend {a:g}", dict(family="truncated", stride=12, ends="truncate", weights="zola"),
-       ("blend", a)) for a in (0.5, 0.75, 0.9)],
+       ("blend", a)) for a in (0.5, 0.75)],
+    ("Gen-L stride 12 + scene freenoise", dict(family="gen-l", schedule="uniform", stride=12), ("freenoise", 0.0)),
+    ("ZoLA aligned 4 + scene freenoise", dict(family="truncated", stride=12, ends="truncate", weights="zola",
+                                              align=4), ("freenoise", 0.0)),
 ]
 
 
@@ -205,6 +235,7 @@ def gaussian_rows(la, names: list[str] | None = None) -> list[dict]:
     spec = importlib.util.spec_from_file_location("bench_schedules", ROOT / "tests" / "benchmarks" /
                                                   "bench_schedules.py")
     bs = importlib.util.module_from_spec(spec)
+    sys.modules["bench_schedules"] = bs  # its dataclasses look their module up
     spec.loader.exec_module(bs)
     import torch
 
@@ -228,6 +259,12 @@ def gaussian_rows(la, names: list[str] | None = None) -> list[dict]:
     for name, kw, scene in todo:
         if names and name not in names and name != "full length":
             continue
+        kw = dict(kw)
+        align = kw.pop("align", 1)
+        if align > 1:  # ZoLA truncated windows with offsets on multiples of align (the window loop's rule)
+            kw["custom"] = (lambda a, s: lambda step, seed, case: bs.cs.make_windows(
+                "zola", case.num_frames, step, seed, length=case.window, stride=s, overlap=0, max_skip=1,
+                ends="truncate", align=a))(align, kw["stride"])
         sched = bs.Sched(name, noise=None if scene is None else ("scene", scene), **kw)
         r = bs.evaluate(sched, prior, sigmas, case)
         rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
@@ -263,8 +300,9 @@ def main() -> int:
             acc, t0 = [], time.time()
             tally.reset()
             for seed in args.seeds:
+                tally.last = []
                 z = sample(la, table[name](base), frames, seed, args.steps)
-                acc.append(figures(z, frames))
+                acc.append(figures(z, frames, tally.last))
             row = dict(frames=frames, method=name, seeds=len(acc), cost=round(tally.cost(), 3),
                        seconds=round((time.time() - t0) / len(acc), 1))
             for c in COLUMNS[1:]:

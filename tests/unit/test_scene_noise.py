@@ -68,3 +68,23 @@ def test_bad_parameters_name_the_fix():
         sn.scene_noise(_eps(), 2, 0, "tile")
     with pytest.raises(ValueError, match="share"):
         sn.scene_noise(_eps(), 2, 16, "blend", share=1.5)
+
+
+def test_aligned_zola_windows_hold_whole_freenoise_chunks():
+    """align = FreeNoise's chunk: every window starts and ends on a chunk border, so with stride a multiple of the
+    chunk it holds whole chunks; the offsets still take every allowed value; align 1 = the unaligned draw."""
+    from longanim.nodes.algorithms import context_schedule as cs
+
+    chunk = sn.freenoise_chunk(16)
+    assert chunk == 4 and sn.freenoise_chunk(3) == 1
+    offsets = set()
+    for step in range(40):
+        wins = cs.make_windows("zola", 100, step, 7, length=16, stride=12, overlap=0, max_skip=1, ends="truncate",
+                               align=chunk)
+        assert all(w[0] % chunk == 0 and (w[-1] + 1) % chunk == 0 or w[-1] == 99 for w in wins), wins
+        assert sorted({f for w in wins for f in w}) == list(range(100))
+        offsets.add(next(w[0] for w in wins if w[0] > 0) % 12)
+        plain = cs.make_windows("zola", 100, step, 7, length=16, stride=12, overlap=0, max_skip=1, ends="truncate")
+        assert cs.make_windows("zola", 100, step, 7, length=16, stride=12, overlap=0, max_skip=1, ends="truncate",
+                               align=1) == plain
+    assert offsets == {0, 4, 8}

@@ -98,10 +98,12 @@ SCENE_NOISE_TIP = ("Initial noise of the window loop, built from the sampler's o
                    "what the first window decides and the prompt leaves open (which objects, their colours, the look "
                    "of the scene) holds to the last window. freenoise (default): every window position reuses the "
                    "first window's noise frames, shuffled in chunks of a quarter window (FreeNoise; as core's "
-                   "freenoise option). tile: the first window's noise repeated exactly (ZoLA Eq. 8 with every frame "
-                   "masked). blend: the tile mixed 3:1 with fresh noise. off: the sampler's i.i.d. noise, every "
-                   "window free to decide anew. A LongAnim noise node wins: with Apply Noise To Model on the MODEL, "
-                   "or a LongAnim noise node's NOISE on SamplerCustomAdvanced, this node leaves that noise alone.")
+                   "freenoise option), and the random window offsets fall on those chunks, so every window holds "
+                   "whole chunks of the first window's noise. tile: the first window's noise repeated exactly (ZoLA "
+                   "Eq. 8 with every frame masked). blend: the tile mixed 3:1 with fresh noise. off: the sampler's "
+                   "i.i.d. noise, every window free to decide anew. A "
+                   "LongAnim noise node wins: with Apply Noise To Model on the MODEL, or a LongAnim noise node's "
+                   "NOISE on SamplerCustomAdvanced, this node leaves that noise alone.")
 
 
 # Characters of the distinct prompts of one schedule: 100 prompts of 200 characters. The text encoder's work grows

@@ -14,8 +14,8 @@ from longanim.nodes.comfy import routes
 from longanim.nodes.comfy import window_options as cwo
 
 NODE_TABLE = {
-    "LongAnimZoLAWindows": cs.WINDOW_DEFAULTS,
-    "LongAnimWanZoLAWindows": {**cs.WINDOW_DEFAULTS, "length": 21, "stride": 16},  # 81 / 61 video frames
+    "LongAnimZoLAWindows": cs.ZOLA_DEFAULTS,
+    "LongAnimWanZoLAWindows": {**cs.ZOLA_DEFAULTS, "length": 21, "stride": 16},  # 81 / 61 video frames
     "LongAnimContextWindows": cs.WINDOW_DEFAULTS,
     "LongAnimGenLWindows": cs.GENL_DEFAULTS,
 }
@@ -63,6 +63,7 @@ def test_the_preview_route_falls_back_to_the_node_defaults(node, monkeypatch):
     want = _node_options(getattr(wn, node), monkeypatch)
     assert opts.schedule == want.schedule and opts._params() == want._params()
     assert (opts.fusion, opts.ends, opts.skip_until, opts.seed) == (want.fusion, want.ends, want.skip_until, want.seed)
+    assert opts.window_align() == want.window_align()  # the scene noise's chunk grid
     assert steps == cs.PREVIEW_DEFAULTS["steps"] and seed == 0
 
 

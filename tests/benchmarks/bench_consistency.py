@@ -86,7 +86,7 @@ class CostTally:
 
 
 def _zola(la, **over):
-    opts = {**dict(context_length=L, stride=12, max_skip=1, fusion="zola", seed=0), **over}
+    opts = {**dict(context_length=L, stride=12, max_skip=1, fusion="zola", seed=0, noise="off"), **over}
     return lambda m: la.nodes.window_nodes.LongAnimZoLAWindows().run(m, **opts)[0]
 
 
@@ -142,7 +142,7 @@ def methods(la) -> dict:
         "isolated windows": _genl(la, stride=L),
         "Gen-L stride 8": _genl(la),
         "ZoLA node default": lambda m: zn().run(m, **defaults)[0],
-        "ZoLA skip 1 truncate (old default)": _zola(la, ends="truncate"),
+        "ZoLA noise off (old default)": _zola(la, ends="truncate"),
         "ZoLA + repeat-mask 0.5": lambda m: _zola(la, ends="shift")(rm(m)),
         "FreeNoise + Gen-L": lambda m: _genl(la)(fn(m)),
         "FreeNoise + ZoLA": lambda m: _zola(la)(fn(m)),
@@ -215,7 +215,7 @@ GAUSSIAN = [
     # (name, bench_schedules.Sched keywords, scene noise (rule, share) or None); hard case, 16-frame windows
     ("isolated windows", dict(family="isolated", schedule="batched", stride=L, weights="flat"), None),
     ("Gen-L stride 8", dict(family="gen-l", schedule="uniform", stride=L // 2), None),
-    ("ZoLA skip 1 truncate (old default)", dict(family="truncated", stride=12, ends="truncate", weights="zola"),
+    ("ZoLA noise off (old default)", dict(family="truncated", stride=12, ends="truncate", weights="zola"),
      None),
     ("FreeNoise + Gen-L", dict(family="gen-l", schedule="uniform", stride=L // 2), ("freenoise", 0.0)),
     ("FreeNoise + ZoLA", dict(family="truncated", stride=12, ends="truncate", weights="zola"), ("freenoise", 0.0)),

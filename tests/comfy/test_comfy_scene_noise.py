@@ -70,10 +70,10 @@ def test_disabled_noise_and_one_window_videos_are_unchanged(host):
 
 # ---------------------------------------------------------------------------------- on the trained toy world
 # Empty prompt (the model picks the balls' colours), 128 latent frames, 12 Euler steps, scheduler simple, cfg 1;
-# per 16-frame block the colours present in half its frames (tests/benchmarks/bench_consistency.py). Bounds from
-# seeds 0-7 of that benchmark (seeds this test does not run): with the node's default noise agreement
-# AGREEMENT_MIN_DEFAULT and at most DISTINCT_MAX_DEFAULT sets per video; with the noise off (the old behaviour:
-# windows re-decide) agreement stays below it.
+# per 16-frame block the colours present in half its frames (tests/benchmarks/bench_consistency.py). Bounds from that
+# benchmark's seeds 0-5 at 256 frames (seeds this test does not run): the default noise kept agreement 0.71-0.97 and
+# 1.25-2.0 sets per video; with the noise off agreement was 0.16 and 6.7 sets (seeds 0-2). Here (seeds 101, 102) the
+# default measured 0.75 / 1.5 and the noise off fails the bound (checked in a scratch run).
 TRAINED_SEEDS = (101, 102)
 AGREEMENT_MIN_DEFAULT = 0.6
 DISTINCT_MAX_DEFAULT = 2.0

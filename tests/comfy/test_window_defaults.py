@@ -29,6 +29,8 @@ def _defaults(cls) -> dict:
 
 def _node_options(cls, monkeypatch) -> cwo.WindowOptions:
     monkeypatch.setattr(wn.cw, "patch_model_windows", lambda model, options: options)
+    monkeypatch.setattr(wn.cb, "mark_patch", lambda model, role, node: model)  # the options stand in for a MODEL
+    monkeypatch.setattr(wn.cb, "temporal_compression", lambda model: 4)  # a Wan model's, for the Wan node
     return cls().run(model=object(), **_defaults(cls))[0]
 
 

@@ -9,8 +9,9 @@
 // onDrawForeground) and "Nodes 2.0" (setting Comfy.VueNodes.Enabled: nodes are DOM elements, the canvas draws no
 // node and never calls onDrawForeground). So preview and greying are also refreshed by one timer over the live
 // nodes, and a greyed input is marked both ways the renderers read it: widget.disabled (the canvas, and the DOM
-// nodes of frontends that keep it in their reactive widget store, 1.45) and widget.options.disabled (read by the
-// DOM nodes of older frontends, 1.32, when a node is added or a workflow loaded; they do not follow later changes).
+// nodes of frontends that keep it in their reactive widget store, 1.45 to 1.58) and widget.options.disabled (read by
+// the DOM nodes of older frontends, 1.32, when a node is added or a workflow loaded; they do not follow later
+// changes; newer ones grey a widget when either is set, so both are always written together).
 const { app } = window.comfyAPI.app;
 const { api } = window.comfyAPI.api;
 

@@ -495,7 +495,9 @@ def test_canvas_preview_is_the_labelled_schedule_picture(server):
     import conftest  # noqa: F401  (registers the ``longanim`` alias)
     from longanim.nodes.comfy import window_options as wo
 
-    opts = wo.WindowOptions(schedule="zola", length=8, stride=6, max_skip=1, ends="truncate", fusion="zola")
+    # no ``noise`` in the query: the route uses the ZoLA node's default scene noise, which aligns the offsets
+    opts = wo.WindowOptions(schedule="zola", length=8, stride=6, max_skip=1, ends="truncate", fusion="zola",
+                            scene_noise=wo.SCENE_NOISE_DEFAULT)
     drawn = (wo.schedule_picture(opts, 40, 6, 0)[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     assert np.array_equal(np.asarray(png), drawn)
     cell = max(2, min(8, 1024 // 40))

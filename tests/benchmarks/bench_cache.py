@@ -30,8 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
+sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 import synthworld  # noqa: E402
 import train_tiny  # noqa: E402
+from benchcommon import write_results  # noqa: E402
 
 MODEL = "longanim_world_wan21.safetensors"
 FIGURES = ["count_accuracy", "identity", "tracks", "accel_p90", "jump_border", "jump_inside", "seam_ratio",
@@ -170,15 +172,8 @@ def main() -> int:
         vals = [v for v in ref[k] if math.isfinite(v)]
         spread[k] = f"{min(vals):.3f}..{max(vals):.3f}" if vals else ""
     keys = ["method", "seeds", "cost", "seconds", *cols, "within"]
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows + [spread])
     print(f"frames {args.frames}, steps {args.steps}, seeds {args.seeds}, prompt {args.prompt!r}")
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for r in rows + [spread]:
-        print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+    write_results(rows + [spread], keys, out)
     plot(rows, ref, out / "plot.png")
     print(f"[bench] wrote {out / 'results.csv'} and {out / 'plot.png'}")
     return 0

@@ -32,8 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
+sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 import synthworld  # noqa: E402
 import train_tiny  # noqa: E402
+from benchcommon import write_results  # noqa: E402
 
 L = 16  # window length (latent frames) of every windowed method and the block of the colour sets
 MODEL = ROOT / "tests" / "models" / "longanim_world_wan21.safetensors"
@@ -320,14 +322,7 @@ def main() -> int:
         for r in grows:
             print(f"| {r['name']} | {r['cost']} | {r['seam']} | {r['drift']} |")
     keys = ["frames", "method", "seeds", "seconds", *COLUMNS]
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for r in rows:
-        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    write_results(rows, keys, out)
     plot(rows, out / "plot.png")
     print(f"[bench] wrote {out / 'results.csv'} and {out / 'plot.png'} (toy world: figures rank methods here only)")
     return 0

@@ -24,7 +24,6 @@ Prints a markdown table, writes ``results.csv`` and ``plot.png`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
@@ -32,8 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
+sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 import synthworld  # noqa: E402
 import train_tiny  # noqa: E402
+from benchcommon import write_results  # noqa: E402
 from comfy_client import ComfyServer, Graph, execution_error  # noqa: E402
 
 L = 16  # window length (latent frames) of every windowed method
@@ -229,14 +230,7 @@ def main() -> int:
             rows.append(row)
             print(f"[bench] {row}", flush=True)
     keys = ["model", "frames", "method", "seeds", "cost", "seconds", *COLUMNS]
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for r in rows:
-        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    write_results(rows, keys, out)
     plot(rows, out / "plot.png")
     print(f"[bench] wrote {out / 'results.csv'} and {out / 'plot.png'} (toy world: figures rank methods here only)")
     return 0

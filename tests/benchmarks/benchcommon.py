@@ -23,3 +23,17 @@ def setup(device: str = "cpu") -> None:
     if "longanim" not in sys.modules:
         spec = importlib.util.spec_from_file_location("longanim_tests_conftest", ROOT / "tests" / "conftest.py")
         spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers the ``longanim`` alias
+
+
+def write_results(rows: list, keys: list, out: pathlib.Path) -> None:
+    """Write ``rows`` to ``out/results.csv`` (only the ``keys`` columns) and print them as one Markdown table."""
+    import csv
+
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")

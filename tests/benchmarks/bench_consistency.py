@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 import synthworld  # noqa: E402
 import train_tiny  # noqa: E402
-from benchcommon import write_results  # noqa: E402
+from benchcommon import two_bar_plot, write_results  # noqa: E402
 
 L = 16  # window length (latent frames) of every windowed method and the block of the colour sets
 MODEL = ROOT / "tests" / "models" / "longanim_world_wan21.safetensors"
@@ -329,24 +329,10 @@ def main() -> int:
 
 
 def plot(rows: list, path: Path) -> None:
-    """Bars of agreement (blue) and 1 / distinct sets (orange) per method and length, plain PIL."""
-    from PIL import Image, ImageDraw
-
-    bw, h, pad = 14, 160, 4
-    im = Image.new("RGB", (max(260, len(rows) * (2 * bw + 3 * pad) + 20), h + 150), "white")
-    d = ImageDraw.Draw(im)
-    for i, r in enumerate(rows):
-        x = 10 + i * (2 * bw + 3 * pad)
-        vals = (r["agreement"], 1.0 / r["distinct"] if r["distinct"] else 0.0)
-        for j, (v, col) in enumerate(zip(vals, ((60, 90, 200), (230, 140, 30)), strict=True)):
-            v = v if math.isfinite(v) else 0.0
-            d.rectangle([x + j * (bw + pad), 10 + h * (1 - v), x + j * (bw + pad) + bw, 10 + h], fill=col)
-        d.text((x, h + 14), str(r["frames"]), fill="black")
-        for k, word in enumerate(r["method"].split()[:3]):
-            d.text((x, h + 28 + 12 * k), word[:7], fill="black")
-    d.text((10, h + 100), "blue: agreement, orange: 1 / distinct colour sets (1 = one scene); x: frames, method",
-           fill="black")
-    im.save(path)
+    """Bars of agreement (blue) and 1 / distinct sets (orange) per method and length."""
+    two_bar_plot(rows, path, lambda r: (r["agreement"], 1.0 / r["distinct"] if r["distinct"] else 0.0),
+                 lambda r: str(r["frames"]),
+                 "blue: agreement, orange: 1 / distinct colour sets (1 = one scene); x: frames, method", 260)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests" / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 import synthworld  # noqa: E402
 import train_tiny  # noqa: E402
-from benchcommon import write_results  # noqa: E402
+from benchcommon import two_bar_plot, write_results  # noqa: E402
 from comfy_client import ComfyServer, Graph, execution_error  # noqa: E402
 
 L = 16  # window length (latent frames) of every windowed method
@@ -237,23 +237,9 @@ def main() -> int:
 
 
 def plot(rows: list, path: Path) -> None:
-    """Bars of identity (blue) and tracks (orange) per method and length, plain PIL."""
-    from PIL import Image, ImageDraw
-
-    bw, h, pad = 14, 160, 4
-    im = Image.new("RGB", (max(200, len(rows) * (2 * bw + 3 * pad) + 20), h + 150), "white")
-    d = ImageDraw.Draw(im)
-    for i, r in enumerate(rows):
-        x = 10 + i * (2 * bw + 3 * pad)
-        for j, (key, col) in enumerate((("identity", (60, 90, 200)), ("tracks", (230, 140, 30)))):
-            v = r[key] if math.isfinite(r[key]) else 0.0
-            d.rectangle([x + j * (bw + pad), 10 + h * (1 - v), x + j * (bw + pad) + bw, 10 + h], fill=col)
-        d.text((x, h + 14), f"{r['model'][0]}{r['frames']}", fill="black")
-        for k, word in enumerate(r["method"].split()[:3]):
-            d.text((x, h + 28 + 12 * k), word[:7], fill="black")
-    d.text((10, h + 100), "blue: identity, orange: tracks lasting (0..1); x: v/i (video/image model) + frames, "
-           "method", fill="black")
-    im.save(path)
+    """Bars of identity (blue) and tracks (orange) per method and length."""
+    two_bar_plot(rows, path, lambda r: (r["identity"], r["tracks"]), lambda r: f"{r['model'][0]}{r['frames']}",
+                 "blue: identity, orange: tracks lasting (0..1); x: v/i (video/image model) + frames, method", 200)
 
 
 if __name__ == "__main__":

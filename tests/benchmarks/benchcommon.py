@@ -37,3 +37,25 @@ def write_results(rows: list, keys: list, out: pathlib.Path) -> None:
     print("|" + "---|" * len(keys))
     for r in rows:
         print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+
+
+def two_bar_plot(rows: list, path: pathlib.Path, values, label, legend: str, min_width: int) -> None:
+    """Two bars (blue, orange) of values in 0..1 per row, under each the row's ``label(row)`` and the first three
+    words of its method, and ``legend`` below; plain PIL. A non-finite value draws as 0."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    bw, h, pad = 14, 160, 4
+    im = Image.new("RGB", (max(min_width, len(rows) * (2 * bw + 3 * pad) + 20), h + 150), "white")
+    d = ImageDraw.Draw(im)
+    for i, r in enumerate(rows):
+        x = 10 + i * (2 * bw + 3 * pad)
+        for j, (v, col) in enumerate(zip(values(r), ((60, 90, 200), (230, 140, 30)), strict=True)):
+            v = v if math.isfinite(v) else 0.0
+            d.rectangle([x + j * (bw + pad), 10 + h * (1 - v), x + j * (bw + pad) + bw, 10 + h], fill=col)
+        d.text((x, h + 14), label(r), fill="black")
+        for k, word in enumerate(r["method"].split()[:3]):
+            d.text((x, h + 28 + 12 * k), word[:7], fill="black")
+    d.text((10, h + 100), legend, fill="black")
+    im.save(path)

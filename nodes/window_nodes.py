@@ -265,7 +265,7 @@ def _schedule_inputs() -> dict:
                                         "zola: random offset + skip per step; uniform: Gen-L fixed stride; "
                                         "static: fixed windows with overlap; shifted: windows shifted per step "
                                         "(AnimateDiff-Evolved uniform); looped: shifted, wrapping around the end; "
-                                        "batched: no overlap."),
+                                        "batched: no overlap, the video split into near-equal windows."),
         "context_length": int_input(D["length"], 1, 1024, LENGTH_TIP),
         "stride": int_input(D["stride"], 1, 1024, STRIDE_TIP + " Used by zola and uniform."),
         "overlap": int_input(D["overlap"], 0, 1023, "Frames shared by neighbouring windows. Used by static, shifted, "

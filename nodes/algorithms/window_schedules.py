@@ -152,14 +152,25 @@ def static_windows(num_frames: int, length: int, overlap: int) -> list[list[int]
 def batched_windows(num_frames: int, length: int) -> list[list[int]]:
     """Parity schedule "batched": consecutive windows with no overlap.
 
-    Choice: the last window is *shorter* (``num_frames % length`` frames) rather than shifted back,
-    so no frame is evaluated twice (the point of the schedule). :func:`co_denoise` batches it
-    separately because its length differs.
+    Choice: ``ceil(num_frames / length)`` windows of near-equal size (sizes differ by at most one frame, the
+    longer ones first) rather than full windows plus a short remainder, so no frame is evaluated twice (the
+    point of the schedule) and no window is shorter than :func:`min_window_length`: with ``n >= 2`` windows,
+    ``num_frames >= (n - 1) * length + 1`` gives a size of at least ``ceil(length / 2)``. A remainder window of
+    ``num_frames % length`` frames could hold a single frame (for Wan one latent frame, a still image). When
+    ``length`` divides ``num_frames`` the windows are the plain consecutive ones. :func:`co_denoise` batches the
+    two sizes separately.
     """
     _check_basic(num_frames, length)
     if num_frames <= length:
         return _single(num_frames)
-    return [list(range(s, min(s + length, num_frames))) for s in range(0, num_frames, length)]
+    n = -(-num_frames // length)
+    size, extra = divmod(num_frames, n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(list(range(start, end)))
+        start = end
+    return out
 
 
 def ordered_halving(step: int) -> float:

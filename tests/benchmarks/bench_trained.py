@@ -98,7 +98,7 @@ IMAGE_MODEL = "longanim_world_sd15.safetensors"
 
 def _dependency(g, m):
     return _noise("LongAnimDependencyNoise", seed=0, lam=0.01, candidates=10, iterations=15,
-                  variant="algorithm1")(g, m)
+                  variant="halve_step")(g, m)
 
 
 def _counted(g, model):

@@ -310,7 +310,7 @@ def _image_run(server, method: str, text: str, seed: int, frames: int, tag: str,
     model = g.out(g.node("UNETLoader", unet_name=IMAGE_MODEL, weight_dtype="default"))
     if method == "dependency":
         model = g.out(g.node("LongAnimApplyNoiseToModel", model=model, recipe=g.out(g.node(
-            "LongAnimDependencyNoise", seed=0, lam=0.01, candidates=10, iterations=15, variant="algorithm1"), 1)))
+            "LongAnimDependencyNoise", seed=0, lam=0.01, candidates=10, iterations=15, variant="halve_step"), 1)))
     pos = g.out(g.node("TinyTestConditioning", text=text, family="synthworld_sd15"))
     neg = g.out(g.node("TinyTestConditioning", text="", family="synthworld_sd15"))
     latent = g.out(g.node("EmptyLatentImage", width=64, height=64, batch_size=frames))

@@ -87,7 +87,7 @@ def test_uniform_windows_gen_l_grid_and_left_shift():
 def test_static_and_batched():
     assert [w[0] for w in cs.static_windows(40, 16, 4)] == [0, 12, 24]
     assert cs.static_windows(30, 16, 4)[-1] == list(range(14, 30))
-    assert cs.batched_windows(40, 16) == [list(range(0, 16)), list(range(16, 32)), list(range(32, 40))]
+    assert cs.batched_windows(40, 16) == [list(range(0, 14)), list(range(14, 27)), list(range(27, 40))]
 
 
 def test_ordered_halving_and_shifted():

@@ -1,4 +1,4 @@
-"""ends = truncate: no window shorter than the floor (half the window length), whatever the length, stride, offset.
+"""No window shorter than the floor (half the window length), whatever the schedule, length, stride, offset.
 
 Cut alone, an end window holds ``length - stride + 1 .. length`` frames: with stride = length (the stride tooltip's
 "no overlap") 1 frame, a still image for Wan. ``min_window_length`` is the floor; these are property tests over
@@ -50,3 +50,31 @@ def test_make_windows_truncate_holds_the_floor(max_skip):
                     ws = cs.make_windows("zola", num_frames, step, 11, length=length, stride=stride, overlap=0,
                                          max_skip=max_skip, ends="truncate")
                     _check(ws, num_frames, length)
+
+
+@pytest.mark.parametrize("schedule", cs.SCHEDULES)
+def test_every_schedule_holds_the_floor(schedule):
+    """Every schedule the nodes offer, both ends and the spanning skip phase: ``batched`` with a remainder (e.g. 17
+    frames in 16-frame windows) splits the video into near-equal windows instead of leaving a 1-frame one."""
+    for length in (4, 8, 16):
+        for num_frames in range(length + 1, 4 * length + 2):
+            for stride in sorted({1, length // 2, length} - {0}):
+                for ends in cs.ENDS:
+                    for skip_until in (0.0, 0.5):
+                        for step in range(3):
+                            ws = cs.make_windows(schedule, num_frames, step, 5, length=length, stride=stride,
+                                                 overlap=length // 4, max_skip=1, ends=ends,
+                                                 skip_until=skip_until, num_steps=3)
+                            floor = min((length + 1) // 2, num_frames)
+                            assert sorted({f for w in ws for f in w}) == list(range(num_frames))
+                            assert all(floor <= len(w) <= length for w in ws), (num_frames, length, stride,
+                                                                               [len(w) for w in ws])
+
+
+def test_batched_is_a_partition_of_near_equal_windows():
+    assert cs.batched_windows(64, 16) == [list(range(s, s + 16)) for s in (0, 16, 32, 48)]
+    ws = cs.batched_windows(17, 16)
+    assert [len(w) for w in ws] == [9, 8] and sum(ws, []) == list(range(17))
+    for num_frames in range(17, 80):
+        lens = [len(w) for w in cs.batched_windows(num_frames, 16)]
+        assert sum(lens) == num_frames and max(lens) - min(lens) <= 1 and len(lens) == -(-num_frames // 16)

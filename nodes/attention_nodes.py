@@ -160,17 +160,19 @@ class LongAnimAttentionExpansion(LongAnimNode):
     DISPLAY_NAME = "LongAnim: Attention Expansion (ZoLA)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "ZoLA spatiotemporal attention expansion (section 4.3, Eqs. 3-4) for native video models (Wan 2.1/2.2): "
+        "ZoLA spatiotemporal attention expansion (section 4.3, Eqs. 3-4) for native video models (Wan 2.1/2.2, "
+        "LTX-Video, HunyuanVideo): "
         "inside the model's self-attention the latent frames are split into windows of the trained length at a "
         "stride, attention runs inside each window and the results are merged with ZoLA's weights "
         "exp(-|j - f/2|/2). The model then sees clips longer than it was trained on without the quality loss of "
         "full attention over all frames. Attention cost drops from (T·HW)² to about (T/s)·(f·HW)²; memory keeps "
         "one float32 copy of the attention output. No effect when the video is not longer than base_length. "
         "global_blend (FreeLong / FreeLong++) adds attention over all frames for the slow changes (what the scene "
-        "is), keeping the windows for fast ones (detail and motion)."
+        "is), keeping the windows for fast ones (detail and motion); try it when a long video drifts in look or "
+        "content, and compare with off on your model (on the toy model it empties the scene)."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
-        ("MODEL", "model", "The Wan model with windowed self-attention (a clone); connect it to any sampler."))
+        ("MODEL", "model", "The video model with windowed self-attention (a clone); connect it to any sampler."))
     DOC_EXTRA = """## Paper and math
 
 ZoLA section 4.3. Eq. 3: the latent frames z are split into windows z^i = z[:, i·s : i·s + f] (a last window
@@ -182,6 +184,8 @@ RoPE positions stay absolute, so relative positions inside a window are the ones
 ## Typical values
 
 - Wan 2.1/2.2 14B / 1.3B: `base_length` 21 (81 video frames), `stride` 0 (= 10).
+- LTX-Video: `base_length` 16 (121 video frames at 8 per latent frame; 97 frames = 13).
+- HunyuanVideo: `base_length` 33 (129 video frames at 4 per latent frame).
 - Smaller `stride` = more overlap = smoother but slower (about T / s windows).
 
 ## Cost
@@ -196,7 +200,10 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
 - Works with any sampler and with LongAnim context windows (each window longer than `base_length` is expanded).
 - An attention override already on the model (another pack's) is chained: it runs for every window.
 - Cross-attention (text / image) is untouched. Calls with reference-image tokens prepended to the video tokens
-  are left to full attention.
+  are left to full attention, and so are LTX-Video calls with keyframe guides (`LTXVAddGuide`: their frames sit
+  at other times) and HunyuanVideo calls with a reference latent.
+- HunyuanVideo attends over image and text tokens together: the video tokens of a window attend to that window
+  and to every text token; the text tokens attend to everything (one extra call, cheap: few tokens).
 - Not for SD1.5/SDXL UNets: use Temporal Momentum or Cross-Frame Attention there.
 
 ## Global blend (FreeLong, FreeLong++)
@@ -217,9 +224,12 @@ on windows longer than base_length)."""
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": link_input("MODEL", "A Wan 2.1/2.2 video model (latent [B, 16, T, H, W]). It is cloned."),
+            "model": link_input("MODEL", "A Wan 2.1/2.2, LTX-Video or HunyuanVideo model (latent [B, C, T, H, "
+                                "W]). It is cloned."),
             "base_length": int_input(21, 1, 4096, "f: latent frames the model was trained on (21 = 81 video "
-                                     "frames for Wan 2.1/2.2). Videos up to this length are left untouched."),
+                                     "frames for Wan 2.1/2.2, 16 = 121 frames for LTX-Video, 33 = 129 frames for "
+                                     "HunyuanVideo). Videos up to "
+                                     "this length are left untouched."),
             "stride": int_input(0, 0, 4096, "s: latent frames between window starts, 1..base_length. 0 = ZoLA "
                                 "default base_length // 2 (every frame in about two windows)."),
         }, "optional": {

@@ -452,6 +452,8 @@ def expanded_attention(
     stride: int | None = None,
     attn_fn: AttnFn | None = None,
     max_windows_per_batch: int | None = None,
+    extra_k: torch.Tensor | None = None,
+    extra_v: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """ZoLA spatiotemporal attention expansion (section 4.3, Eqs. 3-4) for native video DiTs.
 
@@ -467,6 +469,10 @@ def expanded_attention(
     evaluated in ceil(W / max_windows_per_batch) calls (default: one call). Peak extra memory is
     O(windows_per_batch * base * tokens_per_frame * channels) plus one float32 accumulator of the output.
     ``base >= num_frames`` is exactly plain attention (``attn_fn`` on the unchanged inputs).
+
+    ``extra_k``, ``extra_v`` ([B, L_x, heads*d]): keys/values every video query attends to besides its window, in
+    every window (the text tokens of a joint image+text attention, as in HunyuanVideo); they are appended after
+    the window's keys. Only the video queries are computed here.
     """
     attn = attention if attn_fn is None else attn_fn
     base, stride = validate_expansion(base, stride)
@@ -480,7 +486,12 @@ def expanded_attention(
         raise ValueError("expanded attention is self-attention: q, k and v must share [B, L]")
     if max_windows_per_batch is not None and max_windows_per_batch < 1:
         raise ValueError(f"max_windows_per_batch must be >= 1 or empty, got {max_windows_per_batch}")
+    if (extra_k is None) != (extra_v is None) or (extra_k is not None and (
+            extra_k.shape[0] != b or extra_v.shape[:2] != extra_k.shape[:2])):
+        raise ValueError("extra_k and extra_v must be given together, [B, L_x, C] with the batch of q")
     if base >= num_frames:
+        if extra_k is not None:
+            return attn(q, torch.cat([k, extra_k], 1), torch.cat([v, extra_v], 1), heads)
         return attn(q, k, v, heads)
     windows = expansion_windows(num_frames, base, stride)
     n = tokens_per_frame
@@ -500,7 +511,12 @@ def expanded_attention(
             sel = t.index_select(1, idx).view(b, nw, base * n, t.shape[-1])
             return sel.transpose(0, 1).reshape(nw * b, base * n, t.shape[-1])
 
-        out = attn(gather(q4), gather(k4), gather(v4), heads)
+        wk, wv = gather(k4), gather(v4)
+        if extra_k is not None:  # window-major batch: window i, batch j holds extra row j
+            wk = torch.cat([wk, extra_k.repeat(nw, 1, 1)], 1)
+            wv = torch.cat([wv, extra_v.repeat(nw, 1, 1)], 1)
+        out = attn(gather(q4), wk, wv, heads)
+        del wk, wv
         out = out.reshape(nw, b, base, n, -1).to(acc_dtype) * w.view(1, 1, base, 1, 1)
         acc.index_add_(1, idx, out.transpose(0, 1).reshape(b, nw * base, n, -1))
         denom.index_add_(0, idx, w.repeat(nw))

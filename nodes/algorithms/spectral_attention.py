@@ -141,6 +141,8 @@ def spectral_attention(
     cutoff: float = 1.0,
     attn_fn: att.AttnFn | None = None,
     max_windows_per_batch: int | None = None,
+    extra_k: torch.Tensor | None = None,
+    extra_v: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Self-attention whose temporal frequency bands come from attention windows of several lengths.
 
@@ -151,6 +153,10 @@ def spectral_attention(
     kernel, so no [L, L] matrix is built here). The outputs are fused by :func:`spectral_fuse` along the frame
     axis. ``mode`` "off" or ``base >= num_frames`` is exactly :func:`attention.expanded_attention`.
 
+    ``extra_k``, ``extra_v``: keys/values outside the frame grid that every video query attends to in every branch
+    (text tokens of a joint image+text attention); see :func:`attention.expanded_attention`. ``tokens_per_frame``
+    1 is pure temporal attention (AnimateDiff's motion module: one sequence of frames per spatial position).
+
     Memory: the branches are computed one after the other; at most two branch outputs, one difference and one
     spectrum (all O(B * L * C)) are alive at once, plus what ``attn_fn`` needs for one call.
     """
@@ -158,8 +164,9 @@ def spectral_attention(
     base, stride = att.validate_expansion(base, stride)
     attn = att.attention if attn_fn is None else attn_fn
     windows = band_windows(num_frames, base, mode)
+    xkv = {"extra_k": extra_k, "extra_v": extra_v}
     local = att.expanded_attention(q, k, v, heads, num_frames, tokens_per_frame, base, stride, attn_fn=attn,
-                                   max_windows_per_batch=max_windows_per_batch)
+                                   max_windows_per_batch=max_windows_per_batch, **xkv)
     if not windows:
         return local
     edges = band_edges(num_frames, windows, cutoff)
@@ -173,7 +180,9 @@ def spectral_attention(
             w = windows[i]
             cur = att.expanded_attention(q, k, v, heads, num_frames, tokens_per_frame, w,
                                          max(1, stride * w // base), attn_fn=attn,
-                                         max_windows_per_batch=max_windows_per_batch)
+                                         max_windows_per_batch=max_windows_per_batch, **xkv)
+        elif extra_k is not None:
+            cur = attn(q, torch.cat([k, extra_k], 1), torch.cat([v, extra_v], 1), heads)
         else:
             cur = attn(q, k, v, heads)
         diff = (cur.to(work) - prev.to(work)).view(shape)

@@ -11,7 +11,8 @@ concern, each naming at its top what it owns and which core hooks it uses:
 ``window_conds``       one window's conditioning: window view, per-frame conds, hints, reference frame, guides
 ``animatediff``        the AnimateDiff-Evolved bridge (duck-typed; LongAnim's windows drive ADE's motion module)
 ``unet_attention``     ZS² momentum / Gen-L cross-frame attention as a UNet ``attn1_patch``
-``wan_attention``      ZoLA attention expansion as Wan's ``optimized_attention_override``
+``wan_attention``      ZoLA attention expansion / FreeLong blend as the video DiTs' ``optimized_attention_override``
+``dit_attention``      where the video tokens sit in Wan / LTX-Video / HunyuanVideo attention (token layout wrappers)
 ``travel``             noise travel (ZoLA Eq. 9) as a KSAMPLER and as a ``SAMPLER_SAMPLE`` wrapper
 ``refine``             randomized-blend refinement (StreamingT2V) through core's KSampler
 ``phased``             phased inference (CLIA) through core's CFGGuider

@@ -44,6 +44,14 @@ try:
     from comfy.ldm.wan.model import WanModel as _WanModel
 except ImportError:  # pragma: no cover - very old hosts
     _WanModel = None
+try:
+    from comfy.ldm.lightricks.model import LTXVModel as _LTXVModel
+except ImportError:  # pragma: no cover - old hosts
+    _LTXVModel = None
+try:
+    from comfy.ldm.hunyuan_video.model import HunyuanVideo as _HunyuanVideo
+except ImportError:  # pragma: no cover - old hosts
+    _HunyuanVideo = None
 
 
 # ---------------------------------------------------------------------------------------------- cancel, progress
@@ -278,16 +286,34 @@ def require_unet(model, node: str) -> None:
                      f"{family_label(model)}; {hint}")
 
 
+def video_dit_family(model) -> str | None:
+    """``"wan"``, ``"ltxv"`` or ``"hunyuan"``: the video DiTs whose self-attention LongAnim's attention expansion
+    lays out (``dit_attention.py``); None for anything else (LTX-2's audio-video model and HunyuanVideo's 2-D
+    image variant hold no single video token grid)."""
+    if model_family(model) == "wan":
+        return "wan"
+    dm = _diffusion_model(model)
+    name = type(dm).__name__
+    if (_LTXVModel is not None and type(dm) is _LTXVModel) or name == "LTXVModel":
+        return "ltxv"
+    if ((_HunyuanVideo is not None and isinstance(dm, _HunyuanVideo)) or name == "HunyuanVideo") and \
+            len(getattr(dm, "patch_size", ())) == 3:
+        return "hunyuan"
+    return None
+
+
 def require_video_dit(model, node: str) -> None:
-    """Attention expansion works on Wan-family video DiTs; refuse UNets (and unknown families) clearly."""
-    family = model_family(model)
-    if family == "wan":
+    """Attention expansion works on the video DiTs of :func:`video_dit_family`; refuse UNets (and unknown
+    families) clearly."""
+    if video_dit_family(model) is not None:
         return
-    if family == "unet":
-        raise ValueError(f"model: {node} is for native video models (Wan family) that attend over all frames "
-                         f"at once, got the UNet {family_label(model)}, whose frames never attend to each other; "
-                         "use LongAnim: Temporal Momentum Attention or Cross-Frame Attention instead")
-    raise ValueError(f"model: {node} supports Wan-family video models (Wan 2.1/2.2), got {family_label(model)}")
+    if model_family(model) == "unet":
+        raise ValueError(f"model: {node} is for native video models (Wan, LTX-Video, HunyuanVideo) that attend "
+                         f"over all frames at once, got the UNet {family_label(model)}, whose frames never attend "
+                         "to each other; use LongAnim: Temporal Momentum Attention or Cross-Frame Attention "
+                         "instead")
+    raise ValueError(f"model: {node} supports the video models Wan 2.1/2.2, LTX-Video and HunyuanVideo, got "
+                     f"{family_label(model)}")
 
 
 # latent-format class -> video frames per latent frame, for hosts whose latent formats lack

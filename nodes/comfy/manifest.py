@@ -192,6 +192,28 @@ MANIFEST: tuple[Core, ...] = (
          keys=("original_shape", "block"), optional=True),
     Core("comfy.ldm.wan.model", "WanModel", "read: family detection, patch size", attrs=("patch_size",),
          optional=True),
+    # -------------------------------------------------------- LTX-Video / HunyuanVideo attention (dit_attention.py)
+    Core("comfy.ldm.lightricks.model", "LTXVModel", "read: family detection, token grid (patch size)",
+         attrs=("patchifier",), optional=True),
+    Core("comfy.ldm.lightricks.model", "LTXVModel._forward", "DIFFUSION_MODEL wrapper order (LTX-Video)",
+         order=("x", "timestep", "context", "attention_mask", "frame_rate", "transformer_options",
+                "keyframe_idxs"), optional=True),
+    Core("comfy.ldm.lightricks.symmetric_patchifier", "SymmetricPatchifier", "read: patch_size (1, p, p)",
+         attrs=("patch_size",), optional=True),
+    Core("comfy.ldm.lightricks.model", "CrossAttention.forward", "read: self-attention through "
+         "optimized_attention with transformer_options", keys=("optimized_attention", "transformer_options"),
+         optional=True),
+    Core("comfy.ldm.hunyuan_video.model", "HunyuanVideo", "read: family detection, patch size, double blocks "
+         "(image-first joint tokens where double_blocks[0].flipped_img_txt is set: 0.3.75; text first without it)",
+         attrs=("patch_size", "double_blocks"), optional=True),
+    Core("comfy.ldm.hunyuan_video.model", "HunyuanVideo._forward", "DIFFUSION_MODEL wrapper order (HunyuanVideo)",
+         order=("x", "timestep", "context", "y", "txt_byt5", "clip_fea", "guidance", "attention_mask",
+                "guiding_frame_index", "ref_latent", "disable_time_r", "control", "transformer_options"),
+         optional=True),
+    Core("comfy.ldm.hunyuan_video.model", "HunyuanVideo.forward_orig", "read: joint blocks named in "
+         "transformer_options", keys=("block_type", "double", "single"), optional=True),
+    Core("comfy.ldm.flux.math", "attention", "read: joint attention calls optimized_attention with skip_reshape "
+         "([B, heads, L, d]) and a key mask", keys=("skip_reshape=True", "transformer_options"), optional=True),
     # ---------------------------------------------------------------- Window LoRA (adapters.py)
     Core("comfy.utils", "load_torch_file", "call", params=("ckpt", "safe_load")),
     Core("comfy.utils", "get_attr", "call", params=("obj", "attr")),

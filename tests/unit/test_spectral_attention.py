@@ -137,3 +137,57 @@ def test_spectral_attention_equals_branches_fused(mode, lengths):
     glob = branches[-1].mean(1)
     assert torch.allclose(out.view(2, t, n, -1).double().mean(1), glob, atol=1e-5)
     assert not torch.allclose(out.double(), branches[0].reshape(2, t * n, -1), atol=1e-3)
+
+
+# ------------------------------------------------------------------ joint attention: text tokens beside the frames
+def _windowed_with_text(q, k, v, ek, ev, heads, t, n, base, stride):
+    """Reference: each window's video queries attend to the window's video keys and every text key; frames merged
+    with ZoLA's Eq. 4 weights, one window at a time (no stacking)."""
+    b, _, c = q.shape
+    w = A.expansion_weights(base).double()
+    acc = torch.zeros(b, t, n, c, dtype=torch.float64)
+    den = torch.zeros(t, dtype=torch.float64)
+    q4, k4, v4 = (x.view(b, t, n, c) for x in (q, k, v))
+    for win in A.expansion_windows(t, base, stride):
+        qw, kw, vw = (x[:, win].reshape(b, base * n, c) for x in (q4, k4, v4))
+        o = A.attention(qw, torch.cat([kw, ek], 1), torch.cat([vw, ev], 1), heads).view(b, base, n, c)
+        acc[:, win] += o.double() * w.view(1, -1, 1, 1)
+        den[win] += w
+    return (acc / den.view(1, -1, 1, 1)).reshape(b, t * n, c)
+
+
+def test_expansion_with_text_tokens_equals_window_reference():
+    t, n, base, stride = 10, 3, 4, 2
+    q, k, v = (_randn(2, t * n, 8, seed=s, dtype=torch.float32) for s in (11, 12, 13))
+    ek, ev = (_randn(2, 5, 8, seed=s, dtype=torch.float32) for s in (14, 15))
+    ref = _windowed_with_text(q, k, v, ek, ev, 2, t, n, base, stride)
+    for per_call in (None, 1, 3):
+        out = A.expanded_attention(q, k, v, 2, t, n, base, stride, max_windows_per_batch=per_call, extra_k=ek,
+                                   extra_v=ev)
+        assert torch.allclose(out.double(), ref, atol=1e-6), (out.double() - ref).abs().max()
+    # a video that fits the base length is plain joint attention over video + text keys
+    full = A.attention(q, torch.cat([k, ek], 1), torch.cat([v, ev], 1), 2)
+    assert torch.equal(A.expanded_attention(q, k, v, 2, t, n, t, extra_k=ek, extra_v=ev), full)
+    with pytest.raises(ValueError, match="extra_k and extra_v"):
+        A.expanded_attention(q, k, v, 2, t, n, base, extra_k=ek)
+
+
+def test_spectral_attention_with_text_tokens_takes_low_band_from_joint_global_attention():
+    t, n, base = 16, 2, 4
+    q, k, v = (_randn(1, t * n, 8, seed=s, dtype=torch.float32) for s in (21, 22, 23))
+    ek, ev = (_randn(1, 6, 8, seed=s, dtype=torch.float32) for s in (24, 25))
+    glob = A.attention(q, torch.cat([k, ek], 1), torch.cat([v, ev], 1), 2)
+    out = S.spectral_attention(q, k, v, 2, t, n, base, 2, "freelong++", extra_k=ek, extra_v=ev)
+    windows = S.band_windows(t, base, "freelong++")
+    edge = S.band_edges(t, windows)[-1]  # bins below it come from the global branch
+    low = torch.fft.rfft(out.view(1, t, n, -1).double(), dim=1)[:, :edge]
+    low_ref = torch.fft.rfft(glob.view(1, t, n, -1).double(), dim=1)[:, :edge]
+    assert torch.allclose(low, low_ref, atol=1e-5), (low - low_ref).abs().max()
+    local = A.expanded_attention(q, k, v, 2, t, n, base, 2, extra_k=ek, extra_v=ev)
+    high = torch.fft.rfft(out.view(1, t, n, -1).double(), dim=1)[:, S.band_edges(t, windows)[0]:]
+    high_ref = torch.fft.rfft(local.view(1, t, n, -1).double(), dim=1)[:, S.band_edges(t, windows)[0]:]
+    assert torch.allclose(high, high_ref, atol=1e-5)
+    # a cutoff that gives every frequency to the global branch is the global branch
+    every = S.spectral_attention(q, k, v, 2, t, n, base, 2, "freelong", cutoff=1e6, extra_k=ek, extra_v=ev)
+    assert torch.allclose(every, glob, atol=1e-6), (every - glob).abs().max()
+    assert not torch.allclose(local, glob, atol=1e-3)

@@ -1,8 +1,9 @@
-"""Attention-patch nodes: ZS² temporal momentum, Gen-L-Video cross-frame, ZoLA attention expansion.
+"""Attention-patch nodes: ZS² temporal momentum, Gen-L-Video cross-frame, ZoLA attention expansion (video DiTs and
+AnimateDiff's motion module) with the FreeLong / FreeLong++ global blend.
 
 Each node returns a MODEL clone; the input MODEL is never changed, so the patch disappears as soon as the
-original model is used again. The math lives in ``nodes/algorithms/attention.py``; the ComfyUI hooks in
-``nodes/comfy/unet_attention.py`` and ``nodes/comfy/wan_attention.py``.
+original model is used again. The math lives in ``nodes/algorithms/attention.py`` and ``spectral_attention.py``; the
+ComfyUI hooks in ``nodes/comfy/unet_attention.py``, ``wan_attention.py`` and ``motion_attention.py``.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .algorithms import attention as att
 from .algorithms import spectral_attention as spa
 from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, parse_float_list, string_input
 from .comfy import basics
+from .comfy import motion_attention as cma
 from .comfy import unet_attention as cua
 from .comfy import wan_attention as cwa
 
@@ -261,6 +263,96 @@ on windows longer than base_length)."""
                                   self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
+class LongAnimMotionAttentionExpansion(LongAnimNode):
+    NODE_ID = "LongAnimMotionAttentionExpansion"
+    PATCH_ROLE = "motion attention expansion"
+    DISPLAY_NAME = "LongAnim: Motion Attention Expansion (AnimateDiff)"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Attention expansion and the FreeLong global blend inside AnimateDiff's motion module (SD1.5/SDXL with "
+        "AnimateDiff-Evolved): the motion module's temporal attention over the frames of one model call runs as "
+        "windows of context_length frames (ZoLA Eqs. 3-4), so a call may hold more frames than the motion model "
+        "was trained on (e.g. LongAnim context windows of 24-32 frames for a 16-frame motion model). "
+        "global_blend (FreeLong / FreeLong++) adds attention over all frames of the call for the slow changes "
+        "(what the scene is) and keeps the windows for fast ones (detail and motion): try it when appearance "
+        "drifts inside long context windows. No effect on calls of context_length frames or fewer. Needs an "
+        "AnimateDiff-Evolved motion model on the same MODEL (before or after this node)."
+    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
+        ("MODEL", "model", "The model whose motion module attends in windows (a clone); connect it to any sampler."))
+    DOC_EXTRA = """## Paper and math
+
+AnimateDiff's motion module attends along time only: for every spatial position, the frames of the call form one
+sequence. This node applies ZoLA section 4.3 to that sequence (windows of `context_length` frames every `stride`
+frames, merged with w[j] = exp(-|j - floor(f/2)| / 2), Eqs. 3-4) and, with `global_blend`, FreeLong's
+SpectralBlend (arXiv 2407.19918, Eq. 7) or FreeLong++'s multi-band fusion (arXiv 2507.00162): attention over all
+frames of the call supplies the temporal frequencies below 1 / context_length cycles per frame, the windows (2, 4, ...
+× context_length for freelong++) the faster ones. The FFT runs along the frames; band edges are ideal (0/1).
+
+## Typical values
+
+- AnimateDiff v2 / v3 / AnimateLCM (SD1.5) and AnimateDiff-SDXL: `context_length` 16. HotshotXL: 8.
+- `stride` 0 = context_length // 2.
+- With LongAnim: ZoLA Windows, make the windows longer than this node's `context_length` (the motion model's
+  native length) and at most the motion model's positional encoding (32 for v2/v3, 24 for v1): e.g. windows of
+  32 frames with `context_length` 16 here.
+
+## Cost
+
+The motion module's attention is a small part of a UNet step: windows cost about (T / s)·f² per position instead
+of T², the global branch one more T² attention, `freelong++` one more windowed pass per extra band. Every branch
+calls the motion module's own attention kernel; no frames × frames matrix is built by LongAnim.
+
+## Combining
+
+- The frames of one call are what AnimateDiff-Evolved gives its motion module: the whole video without context
+  windows (up to its 24 / 32-frame limit), one context window inside LongAnim's window loop. ADE's own context
+  options or view options keep working as ADE defines them; the expansion acts inside each of their calls that
+  holds more than `context_length` frames.
+- Absolute positional encodings: the windows keep the positions of their frames in the call (as ZoLA keeps RoPE
+  positions), so a window late in a 32-frame call sees encodings 16-31 that the motion model met less in
+  training. `global_blend` takes the slow changes from the full call, which is what the node is for.
+- Spatial attention patches (Temporal Momentum, Cross-Frame Attention) are a different role and combine with it.
+- Not for Wan / LTX-Video / HunyuanVideo: use Attention Expansion (ZoLA) there."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": UNET_MODEL_IN,
+            "context_length": int_input(16, 1, 4096, "f: the motion model's native length, the frames it was "
+                                        "trained on (16 for AnimateDiff v2/v3 and SDXL, 8 for HotshotXL). Calls of up "
+                                        "to this many frames are left untouched."),
+            "stride": int_input(0, 0, 4096, "s: frames between attention window starts, 1..context_length. 0 = "
+                                "context_length // 2 (every frame in about two windows)."),
+        }, "optional": {
+            "max_windows_per_batch": int_input(0, 0, 1024, "Windows evaluated in one attention call. 0 = all at "
+                                               "once (fastest); 1 = one at a time (least memory)."),
+            "global_blend": combo_input(list(spa.BLEND_MODES), "off",
+                                        "off = windows only. freelong = also attend over all frames of the call "
+                                        "and take the slow changes (periods longer than context_length: what the "
+                                        "scene is) from there, the fast ones from the windows. freelong++ = "
+                                        "several window sizes (context_length x 1, 2, ...) as frequency bands."),
+        }}
+
+    def run(self, model, context_length, stride, max_windows_per_batch=0, global_blend="off"):
+        try:
+            base, stride = att.validate_expansion(int(context_length), int(stride) if int(stride) > 0 else None)
+        except ValueError as e:
+            raise ValueError(f"{self.DISPLAY_NAME}: context_length / stride: {e}") from e
+        if int(max_windows_per_batch) < 0:
+            raise ValueError(f"{self.DISPLAY_NAME}: max_windows_per_batch must be >= 0 (0 = all at once), got "
+                             f"{max_windows_per_batch}")
+        try:
+            spa.validate_blend(global_blend)
+        except ValueError as e:
+            raise ValueError(f"{self.DISPLAY_NAME}: global_blend: {e}") from e
+        basics.require_unet(model, self.DISPLAY_NAME)
+        basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
+        per_call = int(max_windows_per_batch) or None
+        return (basics.mark_patch(cma.patch_motion_attention(model, self.DISPLAY_NAME, base, stride, per_call,
+                                                             global_blend), self.PATCH_ROLE, self.DISPLAY_NAME),)
+
+
 def _unet_gates(model, start_percent: float, end_percent: float, blocks: str, node: str) -> dict:
     """The checks and gates every UNet frame-attention node shares: its sigma range, blocks and model family."""
     blocks_sel = _blocks(blocks)
@@ -279,4 +371,5 @@ NODES = [
     LongAnimTemporalMomentumAttention,
     LongAnimCrossFrameAttention,
     LongAnimAttentionExpansion,
+    LongAnimMotionAttentionExpansion,
 ]

@@ -12,6 +12,7 @@ concern, each naming at its top what it owns and which core hooks it uses:
 ``animatediff``        the AnimateDiff-Evolved bridge (duck-typed; LongAnim's windows drive ADE's motion module)
 ``unet_attention``     ZS² momentum / Gen-L cross-frame attention as a UNet ``attn1_patch``
 ``wan_attention``      ZoLA attention expansion / FreeLong blend as the video DiTs' ``optimized_attention_override``
+``motion_attention``   attention expansion / FreeLong blend in AnimateDiff-Evolved's temporal attention (duck-typed)
 ``dit_attention``      where the video tokens sit in Wan / LTX-Video / HunyuanVideo attention (token layout wrappers)
 ``travel``             noise travel (ZoLA Eq. 9) as a KSAMPLER and as a ``SAMPLER_SAMPLE`` wrapper
 ``refine``             randomized-blend refinement (StreamingT2V) through core's KSampler

@@ -20,6 +20,14 @@ that LongAnim's window loop meets:
   ``MotionModelAttachment`` field names): an ``effect_multival`` mask (a per-frame tensor over the full video) is
   indexed as ADE's ``get_effect_mask`` does, ``mask[sub_idxs * (batch // video_length)]``: one ``sub_idxs`` per call.
 
+* with ``apply_ade(..., attention=True)``: a temporal *attention* layer instead of the frame mixing, with the
+  calling convention of ADE's ``VersatileAttention`` (``animatediff/motion_module_ad.py``, ``utils_motion.py`` at
+  d8d163c): ``"(b f) d c -> (b d) f c"`` with the group's ``video_length``, the positional encoding ``pe[:f]`` added,
+  bias-free ``to_q/to_k/to_v``, then ``self.actual_attention(q, k, v, self.heads, mask)`` (core's
+  ``attention_pytorch``, never given ``transformer_options``), ``to_out``; attributes ``attention_mode``
+  ("Temporal"), ``is_cross_attention``, ``heads``. The module lives in the motion model's module tree, reached as
+  ADE's are: ``transformer_options["ADGS"].motion_models.models[i].model``.
+
 Nothing here is ADE's code; it is the behaviour, written from the notes.
 """
 from __future__ import annotations
@@ -28,6 +36,7 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
 import torch
+from comfy.ldm.modules.attention import attention_pytorch
 
 ENCODING_MAX_LEN = 32  # AnimateDiff v2 / v3 positional encoding length
 
@@ -112,6 +121,7 @@ class MotionGroup:
         self.seen: list[tuple[int, int, list[int] | None]] = []  # (batch, video_length, sub_idxs) per motion call
         self.groupnorm_hack = False  # AnimateDiff v1 / PIA: group norm per clip, clips = batch // context_length
         self.clips: list[int] = []  # clips per call the group-norm hack counted
+        self.attention = None  # the VersatileAttention stand-in when apply_ade(attention=True)
 
     def set_sub_idxs(self, sub_idxs):
         self.sub_idxs = None if sub_idxs is None else list(sub_idxs)
@@ -147,6 +157,45 @@ def effect_mask(mask: torch.Tensor, batch: int, video_length: int, sub_idxs) -> 
     batched_number = batch // video_length
     idx = list(sub_idxs) * batched_number if sub_idxs is not None else list(range(video_length)) * batched_number
     return mask[idx]
+
+
+class VersatileAttention(torch.nn.Module):
+    """ADE's temporal self-attention (``VersatileAttention`` over ``CrossAttentionMM``), random fixed weights."""
+
+    def __init__(self, channels: int, heads: int = 2):
+        super().__init__()
+        self.attention_mode = "Temporal"
+        self.is_cross_attention = False
+        self.heads = heads
+        self.actual_attention = attention_pytorch
+        gen = torch.Generator().manual_seed(11)
+        self.to_q, self.to_k, self.to_v = (torch.nn.Linear(channels, channels, bias=False) for _ in range(3))
+        self.to_out = torch.nn.Linear(channels, channels)
+        for lin in (self.to_q, self.to_k, self.to_v, self.to_out):
+            with torch.no_grad():
+                lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen) / channels ** 0.5 * 2.0)
+                if lin.bias is not None:
+                    lin.bias.zero_()
+        self.register_buffer("pe", torch.sin(torch.arange(ENCODING_MAX_LEN, dtype=torch.float32)[:, None]
+                                             * torch.linspace(0.1, 1.0, channels)[None]))
+
+    def forward(self, hidden: torch.Tensor, video_length: int) -> torch.Tensor:
+        """``hidden`` ``[(b f), d, c]`` -> ``[(b f), d, c]``, ADE's rearranges around the attention."""
+        bf, d, c = hidden.shape
+        if bf % video_length:
+            raise RuntimeError(f"Shape mismatch, can't divide axis of length {bf} in chunks of {video_length}")
+        x = hidden.reshape(bf // video_length, video_length, d, c).transpose(1, 2).reshape(-1, video_length, c)
+        x = x + self.pe[:video_length].to(x)
+        q, k, v = self.to_q(x), self.to_k(x), self.to_v(x)
+        out = self.to_out(self.actual_attention(q, k, v, self.heads, None))
+        return out.reshape(bf // video_length, d, video_length, c).transpose(1, 2).reshape(bf, d, c)
+
+
+def attention_layer(module: VersatileAttention, h: torch.Tensor, f: int) -> torch.Tensor:
+    """The stand-in's attention motion layer on a ResBlock output ``[(b f), c, H, W]``: residual temporal attention."""
+    bf, c, hh, ww = h.shape
+    tokens = h.reshape(bf, c, hh * ww).transpose(1, 2)
+    return h + module(tokens, f).transpose(1, 2).reshape(bf, c, hh, ww)
 
 
 class State:  # ADGS
@@ -194,7 +243,10 @@ def outer_sample(executor, *args, **kwargs):
                 raise ZeroDivisionError("integer modulo by zero") if clips == 0 else RuntimeError(
                     f"group norm: batch {output.shape[0]} is not {clips} clips")
             group.clips.append(clips)
-        out = temporal_layer(output, group.video_length)
+        if group.attention is not None:
+            out = attention_layer(group.attention, output, group.video_length)
+        else:
+            out = temporal_layer(output, group.video_length)
         for effect in effects:
             if isinstance(effect, torch.Tensor):
                 e = effect_mask(effect, output.shape[0], group.video_length, group.sub_idxs)
@@ -234,18 +286,22 @@ def sliding_calc_cond_batch(executor, model, conds, x_in, timestep, model_option
 
 
 class _MotionHolder(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, channels: int | None = None):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1))
         self.group = MotionGroup()
+        self.attention = None if channels is None else VersatileAttention(channels)
+        self.group.attention = self.attention
 
 
-def apply_ade(model, context_length: int | None = None, groupnorm_hack: bool = False):
+def apply_ade(model, context_length: int | None = None, groupnorm_hack: bool = False, attention: bool = False):
     """What ADE's loader (Gen1 or Gen2 'Use Evolved Sampling') leaves on a clone of ``model``; ``groupnorm_hack``:
-    an AnimateDiff v1 / PIA motion model, whose group norm counts a call's clips as batch // context_length."""
+    an AnimateDiff v1 / PIA motion model, whose group norm counts a call's clips as batch // context_length;
+    ``attention``: the motion layer is a temporal self-attention (``VersatileAttention``) instead of frame mixing."""
     m = model.clone()
     dev = comfy.model_management.get_torch_device()
-    holder = comfy.model_patcher.ModelPatcher(_MotionHolder(), load_device=dev, offload_device=dev)
+    channels = _hook_target(m).out_channels if attention else None
+    holder = comfy.model_patcher.ModelPatcher(_MotionHolder(channels), load_device=dev, offload_device=dev)
     holder.set_attachments("ADE", Attachment())
     holder.model.group.models = [holder]
     holder.model.group.groupnorm_hack = groupnorm_hack

@@ -27,7 +27,8 @@ NEEDS_CLIP = {"LongAnimPromptSchedule"}
 # Refinement gets more frames than one default chunk (24 / overlap 8): two chunks and a blended overlap.
 LATENT_FRAMES = {"LongAnimRandomizedBlendRefine": 30, "LongAnimPhasedAnimation": 3}
 CALL_BUDGET = 64  # diffusion-model calls before a sampling case is interrupted (the longest default case: 40)
-UNET_ONLY = {"LongAnimTemporalMomentumAttention", "LongAnimCrossFrameAttention", "LongAnimWindowLoRA"}
+UNET_ONLY = {"LongAnimTemporalMomentumAttention", "LongAnimCrossFrameAttention", "LongAnimWindowLoRA",
+             "LongAnimMotionAttentionExpansion"}
 
 
 def value_for(kind, opts, node_id, host):

@@ -79,6 +79,20 @@ THIRD_PARTY = {
 }
 THIRD_PARTY_PACKS = {"ADE_": "ComfyUI-AnimateDiff-Evolved (Kosinkadink)", "VHS_": "ComfyUI-VideoHelperSuite",
                      "ACN_": "ComfyUI-Advanced-ControlNet"}
+# Core nodes newer than the CI's ComfyUI 0.3.75, as current ComfyUI's /object_info describes them, with the
+# version that brought them: a workflow using one is built (and checked) on any host; the tests run its core
+# part only where the server has the node and compare this declaration with the server's own
+# (tests/e2e/test_e2e_multigpu.py).
+NEWER_CORE = {
+    "MultiGPU_WorkUnits": {  # comfy_extras/nodes_multigpu.py, MultiGPUCFGSplitNode (ComfyUI 0.28.0 to 0.33.0)
+        "since": "0.28.0",
+        "display_name": "MultiGPU CFG Split", "category": "advanced/multigpu",
+        "python_module": "comfy_extras.nodes_multigpu",
+        "input": {"required": {"model": ["MODEL", {}], "max_gpus": ["INT", {"default": 2, "min": 1, "step": 1}]}},
+        "input_order": {"required": ["model", "max_gpus"]},
+        "output": ["MODEL"], "output_name": ["MODEL"], "output_node": False,
+    },
+}
 
 
 def combo_options(kind, opts: dict) -> list:
@@ -122,7 +136,7 @@ class Workflow:
     """UI-format graph builder: ``n = wf.node("KSampler", col, seed=1, model=loader[0], ...)``."""
 
     def __init__(self, object_info: dict, name: str):
-        self.info = {**THIRD_PARTY, **object_info}
+        self.info = {**THIRD_PARTY, **NEWER_CORE, **object_info}
         self.name = name
         self.nodes: list[Node] = []
         self.links: list[list] = []
@@ -450,6 +464,37 @@ def wan_t2v_long(wf: Workflow, tiny: bool) -> None:
     model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
                     stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan_t2v_long", 30, 6.0, 16, sampler="uni_pc",
+                    scheduler="simple")
+
+
+def wan_t2v_multigpu(wf: Workflow, tiny: bool) -> None:
+    wf.note("The Wan 2.1 text-to-video workflow (241 frames, ZoLA windows) on SEVERAL GPUs: core's MultiGPU CFG "
+            "Split right after the model loader gives every GPU its own copy of the model, and LongAnim's window "
+            "loop spreads each step's windows over them (docs/multigpu.md). Needs ComfyUI 0.28.0 or newer: older "
+            "versions report MultiGPU_WorkUnits as a missing node (it is a core node, no pack installs it); update "
+            "ComfyUI, or bypass that node (select it, Ctrl+B) to run on one GPU. Set max_gpus to your GPU count; "
+            "each GPU needs the memory one GPU would. Keep the node right after the loader: changing a LongAnim "
+            "setting then does not re-run it. " + "Lengths on the window node are VIDEO frames.\n" +
+            MODELS_NOTE + "- diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors\n"
+            "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
+    if tiny:  # the test server's device list names the CPU twice, so core's node makes a second CPU 'device'
+        model = wf.node("UNETLoader", 0, unet_name="longanim_tiny_wan21.safetensors")[0]
+        model = wf.node("TinyTestSecondCPUDevice", 0, model=model)[0]
+        model = wf.node("MultiGPU_WorkUnits", 0, model=model, max_gpus=2)[0]
+        vae = wf.node("VAELoader", 0, vae_name="longanim_tiny_taew21.safetensors")[0]
+        pos, neg = tiny_text(wf, "a fox")
+        latent = wf.node("EmptyHunyuanLatentVideo", 1, width=64, height=64, length=41)[0]
+    else:
+        model = wf.node("UNETLoader", 0, unet_name="wan2.1_t2v_1.3B_fp16.safetensors")[0]
+        model = wf.node("MultiGPU_WorkUnits", 0, model=model, max_gpus=2)[0]
+        model = wf.node("ModelSamplingSD3", 0, model=model, shift=8.0)[0]
+        clip = wf.node("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")[0]
+        vae = wf.node("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")[0]
+        pos, neg = wan_text(wf, "a paper boat drifting down a rainy street, cinematic, reflections", clip)
+        latent = wf.node("EmptyHunyuanLatentVideo", 1, width=832, height=480, length=241)[0]
+    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+                    stride=13 if tiny else 61, max_skip=1, seed=0)[0]
+    sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan_t2v_multigpu", 30, 6.0, 16, sampler="uni_pc",
                     scheduler="simple")
 
 
@@ -784,6 +829,7 @@ BUILDERS = {
     "longanim_multi_prompt_long": multi_prompt_long,
     "longanim_randomized_blend_refine": randomized_blend_refine,
     "longanim_phased_image_animation": phased_image_animation,
+    "longanim_wan_t2v_multigpu": wan_t2v_multigpu,
     **FAMILY_BUILDERS,
 }
 
@@ -803,6 +849,7 @@ TITLES = {
     "longanim_multi_prompt_long": "Wan 2.1 three prompts, 241 frames",
     "longanim_randomized_blend_refine": "Wan 2.1 low-res pass + refine, 161 frames",
     "longanim_phased_image_animation": "Wan 2.1 phased image animation, 4 clips",
+    "longanim_wan_t2v_multigpu": "Wan 2.1 text to video on several GPUs, 241 frames",
     "longanim_wan21_i2v_long": "Wan 2.1 image to video, 161 frames",
     "longanim_wan22_i2v_two_experts": "Wan 2.2 A14B image to video, two experts",
     "longanim_wan22_ti2v_5b": "Wan 2.2 5B text+image to video, 241 frames",
@@ -833,16 +880,48 @@ def build_workflows(object_info: dict, tiny: bool = False, names=None) -> dict[s
     return out
 
 
+def missing_core_nodes(workflow: dict, object_info: dict) -> dict[str, str]:
+    """``{node type: ComfyUI version that brought it}`` of the core nodes (``NEWER_CORE``) the workflow uses and this
+    server does not have (an older ComfyUI)."""
+    used = {n["type"] for n in workflow["nodes"]}
+    return {t: NEWER_CORE[t]["since"] for t in sorted(used) if t in NEWER_CORE and t not in object_info}
+
+
+def bypassed(workflow: dict, types) -> dict:
+    """A copy of the workflow with the nodes of these types bypassed (mode 4, the frontend's Ctrl+B): what a user
+    of an older ComfyUI does with a core node it lacks (``to_api`` links around them, as the frontend does)."""
+    out = json.loads(json.dumps(workflow))
+    for node in out["nodes"]:
+        if node["type"] in set(types):
+            node["mode"] = 4
+    return out
+
+
 def to_api(workflow: dict, object_info: dict) -> dict:
     """The API-format prompt of a UI-format workflow written by ``Workflow.to_json``: what the frontend's
     ``graphToPrompt`` queues for it. Frontend-only nodes (``VIRTUAL``) are dropped, a link becomes
     ``[source node id, output slot]``, a widget its value by name; the control value after a seed and the image
-    upload button's value are skipped, as the frontend does."""
-    info_all = {**THIRD_PARTY, **object_info}
+    upload button's value are skipped, as the frontend does. A bypassed node (mode 4) is left out and a link from
+    its output leads to what feeds its first input of the output's type, as the frontend does."""
+    info_all = {**THIRD_PARTY, **NEWER_CORE, **object_info}
     links = {lk[0]: lk for lk in workflow["links"]}
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+
+    def source(link_id: int) -> list:
+        _, src, src_slot, *_ = links[link_id]
+        node = by_id[src]
+        while node.get("mode") == 4:
+            kind = node["outputs"][src_slot]["type"]
+            feed = next((i["link"] for i in node["inputs"] if i["type"] == kind and i.get("link") is not None), None)
+            if feed is None:
+                raise ValueError(f"bypassed {node['type']}#{node['id']} has no {kind} input to pass on")
+            _, src, src_slot, *_ = links[feed]
+            node = by_id[src]
+        return [str(src), src_slot]
+
     prompt = {}
     for node in workflow["nodes"]:
-        if node["type"] in VIRTUAL:
+        if node["type"] in VIRTUAL or node.get("mode") == 4:
             continue
         info = info_all[node["type"]]
         specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
@@ -859,8 +938,7 @@ def to_api(workflow: dict, object_info: dict) -> dict:
                     next(values)
                 inputs[name] = value
             if slot.get("link") is not None:
-                _, src, src_slot, *_ = links[slot["link"]]
-                inputs[name] = [str(src), src_slot]
+                inputs[name] = source(slot["link"])
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
 
@@ -868,7 +946,7 @@ def to_api(workflow: dict, object_info: dict) -> dict:
 def unconnected_nodes(workflow: dict, object_info: dict) -> list[str]:
     """Nodes of a UI-format workflow that do nothing: not an output node and no output linked, or a required
     link input left open (``"Type#id"`` with the reason)."""
-    info_all = {**THIRD_PARTY, **object_info}
+    info_all = {**THIRD_PARTY, **NEWER_CORE, **object_info}
     used = {lk[1] for lk in workflow["links"]}
     bad = []
     for node in workflow["nodes"]:

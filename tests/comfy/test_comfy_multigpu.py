@@ -15,6 +15,7 @@ a GPU machine.
 import pathlib
 import sys
 import threading
+import time
 
 import comfy.model_management
 import comfy.patcher_extension
@@ -197,45 +198,74 @@ def test_a_feature_needing_windows_in_order_runs_on_one_device_and_says_so(host,
 
 class _Tripwire:
     """CALC_COND_BATCH wrapper: on the n-th call (any thread; with ``only_model``: the n-th call on another model
-    than that one) press Cancel or raise."""
+    than that one) press Cancel or raise. With ``hold_model``: the trip waits until the first call on that model
+    has begun, and that call waits until the trip has fired and then runs ``hold_s`` seconds longer, so a call is
+    in flight on that device when the other one fails. ``active``: calls running."""
 
-    def __init__(self, n, action, only_model=None):
+    def __init__(self, n, action, only_model=None, hold_model=None, hold_s=0.0):
         self.n, self.action, self.only_model, self.calls, self.all_calls = n, action, only_model, 0, 0
+        self.hold_model, self.hold_s, self.held, self.active = hold_model, hold_s, False, 0
+        self.fired, self.holding = threading.Event(), threading.Event()
         self.lock = threading.Lock()
 
     def __call__(self, executor, model, conds, x_in, timestep, model_options):
         with self.lock:
             self.all_calls += 1
+            self.active += 1
             if self.only_model is None or model is not self.only_model:
                 self.calls += 1
             hit = self.calls == self.n
-        if hit and self.action == "cancel":
-            comfy.model_management.interrupt_current_processing(True)
-        elif hit:
-            raise RuntimeError("device failure in a test")
-        return executor(model, conds, x_in, timestep, model_options)
+            hold = self.hold_model is not None and model is self.hold_model and not self.held
+            self.held = self.held or hold
+        try:
+            if hold:
+                self.holding.set()
+                self.fired.wait(60)
+                time.sleep(self.hold_s)
+            if hit:
+                if self.hold_model is not None:
+                    self.holding.wait(60)
+                self.fired.set()
+                if self.action == "cancel":
+                    comfy.model_management.interrupt_current_processing(True)
+                else:
+                    raise RuntimeError("device failure in a test")
+            return executor(model, conds, x_in, timestep, model_options)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+CORE_JOIN_S = 5.0  # MultiGPUThreadPool.shutdown: t.join(timeout=5.0) per worker
 
 
 @needs_engine
 @pytest.mark.parametrize("action", ["cancel", "error"])
 def test_cancel_or_error_stops_every_device_and_leaves_nothing_behind(host, monkeypatch, action):
+    """Cancel, or an error on ``cpu:1``, while the first device is inside a call that outlasts core's own wait for
+    its workers: the error reaches the caller only after every device has ended its call (none running, no new
+    thread alive: core's pool would leave a worker running past its 5 s join if the loop did not wait), each
+    device starts no further call, the cancel is consumed once, and the next run is unchanged."""
     model, latent = host.wan(), host.wan_latent(40)
     two, record = recorded(zola(on_two_cpus(model, monkeypatch), max_windows_per_batch=1))
     reference = sample(host, two, latent)
-    threads = threading.active_count()
+    before = set(threading.enumerate())
     tripped = two.clone()
-    wire = _Tripwire(2, action, only_model=model.model if action == "error" else None)  # error: on cpu:1 only
+    # the trip on the second call of cpu:1, while the first device's first call is held past core's 5 s join
+    wire = _Tripwire(2, action, only_model=model.model, hold_model=model.model, hold_s=CORE_JOIN_S + 2.0)
     tripped.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, "test.trip", wire)
     expected = comfy.model_management.InterruptProcessingException if action == "cancel" else RuntimeError
     with pytest.raises(expected):
         sample(host, tripped, latent, steps=6)
+    running, left = wire.active, [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert wire.fired.is_set() and wire.held, "the trip fired while the first device was inside a call"
+    assert running == 0, f"{running} model call(s) still running when the {action} reached the caller"
+    assert not left, f"threads left behind after the {action}: {left}"
     per_step = sum(record.steps[0]["windows"].values())
     assert per_step >= 8
     # each device ends the call it is in and starts no other: at most n + 1 calls on one device, 2 on the other
     assert wire.all_calls <= wire.n + 3 < per_step, (wire.all_calls, per_step)
     assert not comfy.model_management.processing_interrupted(), "the cancel was consumed once, as on one device"
-    assert threading.active_count() == threads, "core's worker threads ended with the run"
-    assert "multigpu_thread_pool" not in tripped.model_options and "multigpu_clones" not in tripped.model_options
     assert torch.equal(reference, sample(host, two, latent)), "the next run is unaffected"
 
 

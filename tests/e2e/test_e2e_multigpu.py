@@ -87,6 +87,30 @@ def test_cancel_mid_run_then_the_next_run_is_unchanged(server, engine):
     assert torch.equal(reference, run(server, 2, name="e2e_mgpu_after")), "nothing of the cancelled run is left"
 
 
+@pytest.mark.parametrize("core_first", [True, False], ids=["core_node_first", "window_node_first"])
+def test_changing_a_longanim_setting_and_running_again(server, engine, core_first):
+    """The same graph run again with another window seed, core's node before or after the window node: when it is
+    after, core's node runs again and scans the loaded models for the other device's copy (``reuse_loaded=True``;
+    in-process that scan fails on a freed patcher, tests/comfy/test_comfy_multigpu.py ``on_two_cpus``); through the
+    server every run succeeds."""
+    for seed in (0, 1, 2):
+        g = Graph()
+        model, _vae, pos, neg = g.tiny_model("wan21")
+        model = g.out(g.node("TinyTestSecondCPUDevice", model=model))
+        windows = {"context_length": 6, "stride": 4, "max_skip": 1, "fusion": "zola", "seed": seed}
+        if core_first:
+            model = g.out(g.node("MultiGPU_WorkUnits", model=model, max_gpus=2))
+        model = g.out(g.node("LongAnimZoLAWindows", model=model, **windows))
+        if not core_first:
+            model = g.out(g.node("MultiGPU_WorkUnits", model=model, max_gpus=2))
+        latent = g.node("EmptyHunyuanLatentVideo", width=32, height=32, length=4 * 12 - 3, batch_size=1)
+        sampled = g.node("KSampler", model=model, seed=3, steps=2, cfg=1.0, sampler_name="euler",
+                         scheduler="normal", positive=pos, negative=neg, latent_image=g.out(latent), denoise=1.0)
+        g.node("SaveLatent", samples=g.out(sampled), filename_prefix=f"e2e_mgpu_rerun_{core_first}_{seed}")
+        entry = server.run(g.prompt())
+        assert entry["status"]["status_str"] == "success", (seed, execution_error(entry))
+
+
 # ------------------------------------------------------------------------------------- the example workflow
 # workflows/LongAnim - Wan 2.1 text to video on several GPUs, 241 frames.json: core's MultiGPU CFG Split right after
 # the loader, LongAnim: ZoLA Windows (Wan), KSampler. On ComfyUI 0.28.0+ every test below runs it fully; on an older

@@ -258,3 +258,28 @@ def test_full_size_workflow_is_refused_only_for_missing_model_files(server, name
     missing_file = [p for p in problems if p[2] in MODEL_INPUTS and (
         p[1] == "value_not_in_list" or (p[1] == "custom_validation_failed" and "Invalid image file" in p[3]))]
     assert len(missing_file) == len(problems), ([p for p in problems if p not in missing_file], body)
+
+
+@pytest.mark.parametrize("name", ["longanim_ltxv_long", "longanim_hunyuan_t2v_long"])
+def test_attention_expansion_global_blend_runs_in_the_family_workflow(server, object_info, name):
+    """LongAnim: Attention Expansion with global_blend freelong put between the model and the window node of the
+    LTX-Video / HunyuanVideo workflow (windows of 6 / 5 latent frames, attention windows of 3: the windows supply
+    the temporal frequencies from 1/3 cycle per frame up): the server runs it,
+    the output keeps its shape, is finite and differs from the workflow without the node."""
+    outputs = {}
+    for blend in (None, "freelong"):
+        prompt = tiny_prompt(object_info, name)
+        if blend is not None:
+            (win,) = [k for k, v in prompt.items() if v["class_type"] == "LongAnimZoLAWindows"]
+            nid = str(max(map(int, prompt)) + 1)
+            prompt[nid] = {"class_type": "LongAnimAttentionExpansion",
+                           "inputs": {"model": prompt[win]["inputs"]["model"], "base_length": 3, "stride": 0,
+                                      "max_windows_per_batch": 0, "global_blend": blend}}
+            prompt[win]["inputs"]["model"] = [nid, 0]
+        readouts = add_readouts(prompt, f"{name}_{blend}")
+        entry = run(server, prompt)
+        (ids,) = readouts.values()
+        outputs[blend] = load_latent(server, entry, ids["latent"])
+    shape, _ = EXPECTED[name]
+    assert tuple(outputs["freelong"].shape) == (1, *shape) and outputs["freelong"].isfinite().all()
+    assert (outputs["freelong"] - outputs[None]).abs().max() > 1e-4

@@ -162,20 +162,23 @@ def methods(la) -> dict:
 
 def spectral_methods(la) -> dict:
     """Attention Expansion (ZoLA Eqs. 3-4, windows of L frames at stride L/2) with and without FreeLong /
-    FreeLong++ global blend, on the whole video in one model call and inside ZoLA windows of 4 L frames."""
+    FreeLong++ global blend, on the whole video in one model call and inside ZoLA windows of 4 L or 2 L frames
+    (the global branch then spans one window: 4x / 2x the trained length)."""
     exp = la.nodes.attention_nodes.LongAnimAttentionExpansion
 
     def expansion(blend):
         return lambda m: exp().run(m, L, 0, 0, blend)[0]
 
-    def windowed(blend):
-        return lambda m: _zola(la, context_length=4 * L, stride=3 * L)(expansion(blend)(m))
+    def windowed(blend, mult=4):
+        return lambda m: _zola(la, context_length=mult * L, stride=3 * L * mult // 4)(expansion(blend)(m))
     return {
         "expansion 16": expansion("off"),
         "expansion 16 + freelong": expansion("freelong"),
         "expansion 16 + freelong++": expansion("freelong++"),
         "ZoLA windows 64 + expansion 16": windowed("off"),
         "ZoLA windows 64 + expansion 16 + freelong": windowed("freelong"),
+        "ZoLA windows 32 + expansion 16": windowed("off", 2),
+        "ZoLA windows 32 + expansion 16 + freelong": windowed("freelong", 2),
     }
 
 

@@ -190,3 +190,21 @@ def test_override_ignores_a_video_within_base_length_bit_exactly():
                                                                          "block_type": "single"})
     assert torch.equal(got, kernel(q, k, v, 2, skip_reshape=True))
     assert att.validate_expansion(4) == (4, 2)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_blend_composes_with_the_noise_nodes_and_repeats(name):
+    """FreeNoise initial noise (Apply Noise To Model) + LongAnim windows + the blend: same seed, same output; the
+    blend still acts (the noise node changes the noise, not the attention)."""
+    from longanim.nodes import noise_nodes as nn
+
+    c = fam.case(name)
+    recipe = nn.LongAnimFreeNoiseShuffle().run(0, 4, 2)[1]
+
+    def build(blend):
+        (m,) = EXP.run(fam.load(MODELS[name]), 4, 2, 0, blend)
+        return fam.windows(nn.LongAnimApplyNoiseToModel().run(m, recipe)[0], length=8, stride=4, skip=1)
+
+    first = fam.ksample(build("freelong"), c)
+    assert torch.equal(fam.ksample(build("freelong"), c), first)
+    assert (first - fam.ksample(build("off"), c)).abs().max() > 1e-4

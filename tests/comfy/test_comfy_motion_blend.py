@@ -139,3 +139,19 @@ def test_a_failing_call_restores_the_kernel(host):
     with pytest.raises(RuntimeError, match="cancelled"):
         wrapper(executor, None, None, transformer_options={"ADGS": State()})
     assert module.actual_attention is rec
+
+
+def test_composes_with_the_noise_nodes_and_repeats(host):
+    """FreeNoise initial noise + LongAnim windows over ADE + the blend: same seed, same output; the blend acts."""
+    from longanim.nodes import noise_nodes as nn
+
+    recipe = nn.LongAnimFreeNoiseShuffle().run(0, 16, 4)[1]
+
+    def build(blend):
+        (m,) = MAE.run(ade(host), 8, 4, 0, blend)
+        m = nn.LongAnimApplyNoiseToModel().run(m, recipe)[0]
+        return wn.LongAnimZoLAWindows().run(m, 24, 16, 1, "zola", 0, ends="shift")[0]
+
+    first = sample(host, build("freelong"), frames=40)
+    assert torch.equal(sample(host, build("freelong"), frames=40), first)
+    assert (first - sample(host, build("off"), frames=40)).abs().max() > 1e-3

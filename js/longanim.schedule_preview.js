@@ -16,19 +16,26 @@ const { app } = window.comfyAPI.app;
 const { api } = window.comfyAPI.api;
 
 const ROUTE = "/longanim/schedule_preview";
-const PREVIEW_NODES = new Set([
-    "LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows",
-]);
-const GREY_NODES = new Set([...PREVIEW_NODES, "LongAnimPreviewSchedule"]);
-// widgets whose values are sent to the route (names of the nodes' inputs)
-const QUERY_WIDGETS = ["context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop",
-    "fusion", "seed", "blend_variant", "ends", "skip_until", "length_unit", "noise"];
+// Node ids: the current ones and the retired ids saved workflows may still hold (docs/vocabulary.md; the retired
+// ones keep their old input names, OLD_NAMES, and the route maps them to the current node).
+const ZOLA = ["LongAnimZoLAWindowsV2", "LongAnimZoLAWindows"];
+const WAN = ["LongAnimWanZoLAWindowsV2", "LongAnimWanZoLAWindows"];
+const GENL = ["LongAnimGenLWindowsV2", "LongAnimGenLWindows"];
+const ALL_SCHEDULES = ["LongAnimContextWindowsV2", "LongAnimContextWindows"];
+const PREVIEW_SCHEDULE = ["LongAnimPreviewScheduleV2", "LongAnimPreviewSchedule"];
+const PREVIEW_NODES = new Set([...ZOLA, ...WAN, ...GENL, ...ALL_SCHEDULES]);
+const GREY_NODES = new Set([...PREVIEW_NODES, ...PREVIEW_SCHEDULE]);
+// current input name -> its name on the retired node ids
+const OLD_NAMES = { context_overlap: "overlap", fuse_method: "fusion", frame_unit: "length_unit" };
+// widgets whose values are sent to the route (current names of the nodes' inputs)
+const QUERY_WIDGETS = ["context_schedule", "context_length", "stride", "context_overlap", "max_skip", "closed_loop",
+    "fuse_method", "seed", "blend_variant", "ends", "skip_until", "frame_unit", "noise"];
 // inputs each context_schedule reads (context_schedule.make_windows docstring); the rest are greyed
 const USED_BY_SCHEDULE = {
-    zola: ["stride", "max_skip", "ends"], uniform: ["stride"], static: ["overlap"], shifted: ["overlap"],
-    looped: ["overlap", "closed_loop"], batched: [],
+    zola: ["stride", "max_skip", "ends"], uniform: ["stride"], static: ["context_overlap"],
+    shifted: ["context_overlap"], looped: ["context_overlap", "closed_loop"], batched: [],
 };
-const SCHEDULE_INPUTS = ["stride", "overlap", "max_skip", "closed_loop", "ends"];
+const SCHEDULE_INPUTS = ["stride", "context_overlap", "max_skip", "closed_loop", "ends"];
 const DEBOUNCE_MS = 150;
 const POLL_MS = 250;
 const MAX_STEPS = 1000; // the route's limit; it draws at most 12 of the run's steps
@@ -56,8 +63,9 @@ function untrack(node) {
     }
 }
 
+// the widget of input `name` (its current name, or its name on a retired node id)
 function widget(node, name) {
-    return node.widgets?.find((w) => w.name === name);
+    return node.widgets?.find((w) => w.name === name || (OLD_NAMES[name] !== undefined && w.name === OLD_NAMES[name]));
 }
 
 // The video this graph makes: {frames, video, ratio} from its latent node: a video latent node's `length` (video
@@ -82,7 +90,7 @@ function graphVideo(node) {
 function graphSteps(node) {
     for (const other of node.graph?._nodes ?? []) {
         const w = widget(other, "steps");
-        if (w && typeof w.value === "number" && other.type !== "LongAnimPreviewSchedule") {
+        if (w && typeof w.value === "number" && !PREVIEW_SCHEDULE.includes(other.type)) {
             return Math.max(1, Math.min(MAX_STEPS, w.value));
         }
     }
@@ -90,7 +98,7 @@ function graphSteps(node) {
 }
 
 function applyGreying(node) {
-    const schedule = node.comfyClass === "LongAnimContextWindows" || node.comfyClass === "LongAnimPreviewSchedule"
+    const schedule = ALL_SCHEDULES.includes(node.comfyClass) || PREVIEW_SCHEDULE.includes(node.comfyClass)
         ? widget(node, "context_schedule")?.value : null;
     const used = schedule ? USED_BY_SCHEDULE[schedule] ?? SCHEDULE_INPUTS : SCHEDULE_INPUTS;
     let changed = false;
@@ -103,18 +111,18 @@ function applyGreying(node) {
         }
     };
     if (schedule) for (const name of SCHEDULE_INPUTS) setDisabled(name, !used.includes(name));
-    const blend = widget(node, "fusion")?.value === "randomized_blend";
+    const blend = widget(node, "fuse_method")?.value === "randomized_blend";
     setDisabled("blend_variant", !blend);
-    if (node.comfyClass === "LongAnimGenLWindows") setDisabled("seed", !blend);
+    if (GENL.includes(node.comfyClass)) setDisabled("seed", !blend);
     if (changed) node.setDirtyCanvas?.(true, false);
 }
 
 function previewQuery(node) {
-    const wan = node.comfyClass === "LongAnimWanZoLAWindows";
+    const wan = WAN.includes(node.comfyClass);
     const params = new URLSearchParams({ node: node.comfyClass });
     for (const name of QUERY_WIDGETS) {
         const w = widget(node, name);
-        if (w !== undefined && w.value !== undefined && w.value !== null) params.set(name, String(w.value));
+        if (w !== undefined && w.value !== undefined && w.value !== null) params.set(w.name, String(w.value));
     }
     const g = graphVideo(node) ?? (wan ? { frames: 241, video: true, ratio: 4 } : { frames: 64, video: false, ratio: 1 });
     params.set("frames", String(Math.min(g.frames, g.video ? 4093 : 1024)));

@@ -7,6 +7,7 @@ ComfyUI hooks in ``nodes/comfy/unet_attention.py``, ``wan_attention.py`` and ``m
 """
 from __future__ import annotations
 
+from . import vocabulary
 from .algorithms import attention as att
 from .algorithms import spectral_attention as spa
 from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, parse_float_list, string_input
@@ -156,8 +157,8 @@ running. The two nodes replace each other (the last one applied wins). SD1.5/SDX
         return (basics.mark_patch(cua.patch_frame_attention(model, patch), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
-class LongAnimAttentionExpansion(LongAnimNode):
-    NODE_ID = "LongAnimAttentionExpansion"
+class LongAnimAttentionExpansionV2(LongAnimNode):
+    NODE_ID = "LongAnimAttentionExpansionV2"
     PATCH_ROLE = "attention expansion"
     DISPLAY_NAME = "LongAnim: Attention Expansion (ZoLA)"
     CATEGORY = CATEGORY
@@ -168,7 +169,7 @@ class LongAnimAttentionExpansion(LongAnimNode):
         "stride, attention runs inside each window and the results are merged with ZoLA's weights "
         "exp(-|j - f/2|/2). The model then sees clips longer than it was trained on without the quality loss of "
         "full attention over all frames. Attention cost drops from (T·HW)² to about (T/s)·(f·HW)²; memory keeps "
-        "one float32 copy of the attention output. No effect when the video is not longer than base_length. "
+        "one float32 copy of the attention output. No effect when the video is not longer than context_length. "
         "global_blend (FreeLong / FreeLong++) adds attention over all frames for the slow changes (what the scene "
         "is), keeping the windows for fast ones (detail and motion); try it when a long video drifts in look or "
         "content, and compare with off on your model (on the toy model it empties the scene)."
@@ -185,9 +186,9 @@ RoPE positions stay absolute, so relative positions inside a window are the ones
 
 ## Typical values
 
-- Wan 2.1/2.2 14B / 1.3B: `base_length` 21 (81 video frames), `stride` 0 (= 10).
-- LTX-Video: `base_length` 16 (121 video frames at 8 per latent frame; 97 frames = 13).
-- HunyuanVideo: `base_length` 33 (129 video frames at 4 per latent frame).
+- Wan 2.1/2.2 14B / 1.3B: `context_length` 21 (81 video frames), `stride` 0 (= 10).
+- LTX-Video: `context_length` 16 (121 video frames at 8 per latent frame; 97 frames = 13).
+- HunyuanVideo: `context_length` 33 (129 video frames at 4 per latent frame).
 - Smaller `stride` = more overlap = smoother but slower (about T / s windows).
 
 ## Cost
@@ -195,11 +196,11 @@ RoPE positions stay absolute, so relative positions inside a window are the ones
 Full self-attention over T latent frames costs ∝ (T·HW)²; the expansion costs ∝ W·(f·HW)² with W ≈ (T - f) / s + 1
 windows, so it is cheaper for long videos (e.g. T = 81, f = 21, s = 10: about 0.5× the full attention). Memory:
 the windows' q/k/v copies (all windows at once with `max_windows_per_batch` 0; set 1-4 to cap it) plus one float32
-accumulator of the attention output. Nothing changes when T ≤ `base_length`.
+accumulator of the attention output. Nothing changes when T ≤ `context_length`.
 
 ## Combining
 
-- Works with any sampler and with LongAnim context windows (each window longer than `base_length` is expanded).
+- Works with any sampler and with LongAnim context windows (each window longer than `context_length` is expanded).
 - An attention override already on the model (another pack's) is chained: it runs for every window.
 - Cross-attention (text / image) is untouched. Calls with reference-image tokens prepended to the video tokens
   are left to full attention, and so are LTX-Video calls with keyframe guides (`LTXVAddGuide`: their frames sit
@@ -213,43 +214,43 @@ accumulator of the attention output. Nothing changes when T ≤ `base_length`.
 `global_blend` off (default) is the expansion above, unchanged. `freelong` (arXiv 2407.19918, SpectralBlend
 attention, Eq. 7) also runs attention over all frames of the call (the global branch) and fuses the two outputs
 along the frame axis by temporal frequency: x = IFFT(P_low · FFT(x_global) + (1 - P_low) · FFT(x_windows)), where
-P_low keeps the frequencies below 1 / base_length cycles per frame (periods longer than a window: what the scene is),
+P_low keeps the frequencies below 1 / context_length cycles per frame (periods longer than a window: what the scene is),
 so the windows supply only faster changes (detail and motion). `freelong++` (arXiv 2507.00162, multi-band fusion)
-adds windows of 2, 4, ... × base_length shorter than the video; each supplies the band between its own and the next
+adds windows of 2, 4, ... × context_length shorter than the video; each supplies the band between its own and the next
 shorter window's cutoff. Departures from the papers: the FFT runs along the frames only (FreeLong filters time and
 space in 3-D) and the band edges are ideal (0/1). Every branch runs through the same attention kernel (no
 frames² or tokens² matrix is built by LongAnim; the global branch costs what full attention costs on your
 backend), so `freelong` costs about one full attention more than the expansion, `freelong++` one expansion more per
 extra band. Inside LongAnim's window loop "all frames" means the frames of one context window (blend only acts
-on windows longer than base_length)."""
+on windows longer than context_length)."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model": link_input("MODEL", "A Wan 2.1/2.2, LTX-Video or HunyuanVideo model (latent [B, C, T, H, "
                                 "W]). It is cloned."),
-            "base_length": int_input(21, 1, 4096, "f: latent frames the model was trained on (21 = 81 video "
-                                     "frames for Wan 2.1/2.2, 16 = 121 frames for LTX-Video, 33 = 129 frames for "
-                                     "HunyuanVideo). Videos up to "
-                                     "this length are left untouched."),
-            "stride": int_input(0, 0, 4096, "s: latent frames between window starts, 1..base_length. 0 = ZoLA "
-                                "default base_length // 2 (every frame in about two windows)."),
+            "context_length": int_input(21, 1, 4096, "f: the model's native length, the latent frames it was "
+                                        "trained on (21 = 81 video frames for Wan 2.1/2.2, 16 = 121 frames for "
+                                        "LTX-Video, 33 = 129 frames for HunyuanVideo): the window of the split "
+                                        "attention. Videos up to this length are left untouched."),
+            "stride": int_input(0, 0, 4096, "s: latent frames between window starts, 1..context_length. 0 = ZoLA "
+                                "default context_length // 2 (every frame in about two windows)."),
         }, "optional": {
             "max_windows_per_batch": int_input(0, 0, 1024, "Windows evaluated in one attention call. 0 = all at "
                                                "once (fastest); 1 = one at a time (least memory)."),
             "global_blend": combo_input(list(spa.BLEND_MODES), "off",
                                         "off = windows only. freelong = also attend over all frames and take the "
-                                        "slow changes (periods longer than base_length: what the scene is) from "
+                                        "slow changes (periods longer than context_length: what the scene is) from "
                                         "there, the fast ones from the windows; costs one full attention more. "
-                                        "freelong++ = several window sizes (base_length x 1, 2, 4, ...) as "
+                                        "freelong++ = several window sizes (context_length x 1, 2, 4, ...) as "
                                         "frequency bands; one more pass per band."),
         }}
 
-    def run(self, model, base_length, stride, max_windows_per_batch=0, global_blend="off"):
+    def run(self, model, context_length, stride, max_windows_per_batch=0, global_blend="off"):
         try:
-            base, stride = att.validate_expansion(int(base_length), int(stride) if int(stride) > 0 else None)
+            base, stride = att.validate_expansion(int(context_length), int(stride) if int(stride) > 0 else None)
         except ValueError as e:
-            raise ValueError(f"base_length / stride: {e}") from e
+            raise ValueError(f"context_length / stride: {e}") from e
         if int(max_windows_per_batch) < 0:
             raise ValueError(f"max_windows_per_batch must be >= 0 (0 = all at once), got {max_windows_per_batch}")
         try:
@@ -370,6 +371,8 @@ def _blocks(name: str) -> tuple[str, ...]:
 NODES = [
     LongAnimTemporalMomentumAttention,
     LongAnimCrossFrameAttention,
-    LongAnimAttentionExpansion,
+    LongAnimAttentionExpansionV2,
     LongAnimMotionAttentionExpansion,
 ]
+LongAnimAttentionExpansion = vocabulary.alias(LongAnimAttentionExpansionV2)
+DEPRECATED_NODES = [LongAnimAttentionExpansion]

@@ -88,29 +88,41 @@ class LongAnimNode:
     PATCH_ROLE: str | None = None
 
 
-def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] | None = None, note: str = "") -> type:
+def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] | None = None, note: str = "",
+                     old_inputs: dict[str, tuple] | None = None, convert=None) -> type:
     """A node class that keeps a retired node id working: saved workflows load and run unchanged.
 
     ``target`` is the node class that replaces it. ``renamed_inputs`` maps OLD input name -> current input name:
     the alias shows the old names, so a saved prompt that uses them validates, and ``run`` passes them on under
-    the current names. The class carries ComfyUI's ``DEPRECATED = True`` (0.3.75 ``/object_info`` reports
-    ``"deprecated": true``; the frontend hides it from search and the node library but loads and runs workflows
-    that use it). Register it through a family module's ``DEPRECATED_NODES`` and list ``old_id`` under
-    ``"deprecated"`` in tests/node_api.json; the freeze test then accepts that it left the live node list.
+    the current names. ``old_inputs`` (OLD name -> input spec) shows an input as it was where its options changed
+    (a combo whose saved values the current node no longer lists). ``convert`` (a function of the keyword
+    arguments under the current names, returning them) turns saved values whose meaning changed into arguments
+    of ``target.run`` that select the same result. The class carries ComfyUI's ``DEPRECATED = True`` (0.3.75
+    ``/object_info`` reports ``"deprecated": true``; the frontend hides it from search and the node library but
+    loads and runs workflows that use it). Register it through a family module's ``DEPRECATED_NODES`` and list
+    ``old_id`` under ``"deprecated"`` in tests/node_api.json; the freeze test then accepts that it left the live
+    node list.
     """
     renamed = dict(renamed_inputs or {})
+    shown = dict(old_inputs or {})
     back = {new: old for old, new in renamed.items()}
     spec = target.INPUT_TYPES()
     unknown = sorted(set(renamed.values()) - {n for inputs in spec.values() for n in inputs})
     if unknown:
         raise ValueError(f"renamed_inputs: {target.NODE_ID} has no inputs {unknown}")
+    stray = sorted(set(shown) - {back.get(n, n) for inputs in spec.values() for n in inputs})
+    if stray:
+        raise ValueError(f"old_inputs: {old_id} has no inputs {stray}")
 
     def input_types(cls):
-        return {section: {back.get(name, name): entry for name, entry in inputs.items()}
+        return {section: {back.get(n, n): shown.get(back.get(n, n), entry) for n, entry in inputs.items()}
                 for section, inputs in target.INPUT_TYPES().items()}
 
-    def run(self, **kwargs):
-        return getattr(target(), target.FUNCTION)(**{renamed.get(k, k): v for k, v in kwargs.items()})
+    def run(self, *args, **kwargs):
+        kwargs = {renamed.get(k, k): v for k, v in kwargs.items()}
+        if convert is not None:
+            kwargs = convert(kwargs)
+        return getattr(target(), target.FUNCTION)(*args, **kwargs)
 
     name = target.DISPLAY_NAME.removeprefix("LongAnim: ")
     description = f"Deprecated: kept so saved workflows still run; use {target.NODE_ID} in new workflows. {note}"

@@ -5,6 +5,7 @@ SDEdit-style editing of a long video with a LongAnim noise recipe is done by the
 """
 from __future__ import annotations
 
+from . import vocabulary
 from . import window_nodes as wn
 from .base import LongAnimNode, combo_input, float_input, int_input, link_input, outputs, seed_input, string_input
 from .comfy import adapters as cad
@@ -21,8 +22,8 @@ def _lora_names() -> list[str]:
         return []
 
 
-class LongAnimWindowLoRA(LongAnimNode):
-    NODE_ID = "LongAnimWindowLoRA"
+class LongAnimWindowLoRAV2(LongAnimNode):
+    NODE_ID = "LongAnimWindowLoRAV2"
     PATCH_ROLE = "window LoRA"  # stacks: each node adds one adapter (basics.STACKING_ROLES)
     DISPLAY_NAME = "LongAnim: Window LoRA (motion per frame range)"
     CATEGORY = CATEGORY
@@ -44,7 +45,7 @@ class LongAnimWindowLoRA(LongAnimNode):
   adapter-free model. Tags of one adapter may overlap; tags of different adapters are independent (a frame tagged by
   two adapters gets both).
 - **Frames** are latent frames by default (SD/AnimateDiff: the batch index; Wan: `(video_frame - 1) // 4 + 1`); with
-  `length_unit = video frames` they are the frames typed in the latent node, converted with the model's temporal
+  `frame_unit = video frames` they are the frames typed in the latent node, converted with the model's temporal
   compression (a latent frame is tagged when its first video frame is). An interval
   whose end is past the last frame is clamped (`64-` = to the end); one that starts past the end is an error.
 - **How it is applied**: a forward hook on each LoRA layer adds `w · up(down(x))` while a window is evaluated
@@ -66,18 +67,18 @@ class LongAnimWindowLoRA(LongAnimNode):
                                                      "family, e.g. a motion/camera LoRA)."}),
             "strength": float_input(1.0, -10.0, 10.0, "α: the LoRA's weight on fully tagged windows (as in core's "
                                     "Load LoRA). Partly tagged windows get α × tagged fraction."),
-            "frame_intervals": string_input("0-", "Frames (in length_unit) where this adapter acts: ranges like "
+            "frame_intervals": string_input("0-", "Frames (in frame_unit) where this adapter acts: ranges like "
                                             "'0-31, 64-95', '64-' (to the end) or '7' (one frame), comma "
                                             "separated."),
         }, "optional": {
-            "length_unit": combo_input(wn.LENGTH_UNITS, "latent frames", wn.RANGE_UNIT_TIP.replace(
+            "frame_unit": combo_input(wn.FRAME_UNITS, "latent frames", wn.RANGE_UNIT_TIP.replace(
                 "when the sampler runs", "of this model")),
         }}
 
-    def run(self, model, lora_name, strength, frame_intervals, length_unit="latent frames"):
-        if length_unit not in wn.LENGTH_UNITS:
-            raise ValueError(f"length_unit must be one of {wn.LENGTH_UNITS}, got {length_unit!r}")
-        ratio = basics.temporal_compression(model) if length_unit == "video frames" else 1
+    def run(self, model, lora_name, strength, frame_intervals, frame_unit="latent frames"):
+        if frame_unit not in wn.FRAME_UNITS:
+            raise ValueError(f"frame_unit must be one of {wn.FRAME_UNITS}, got {frame_unit!r}")
+        ratio = basics.temporal_compression(model) if frame_unit == "video frames" else 1
         return (cad.patch_model_window_lora(model, lora_name, strength, frame_intervals, ratio=ratio),)
 
 
@@ -154,4 +155,6 @@ class LongAnimInvert(LongAnimNode):
         return (out, noise)
 
 
-NODES = [LongAnimWindowLoRA, LongAnimInvert]
+NODES = [LongAnimWindowLoRAV2, LongAnimInvert]
+LongAnimWindowLoRA = vocabulary.alias(LongAnimWindowLoRAV2)
+DEPRECATED_NODES = [LongAnimWindowLoRA]

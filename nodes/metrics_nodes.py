@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from . import vocabulary
 from .algorithms import metrics as mt
 from .base import LongAnimNode, int_input, link_input
 from .comfy import basics
@@ -147,8 +148,8 @@ def _fmt(v: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- node
-class LongAnimVideoMetrics(LongAnimNode):
-    NODE_ID = "LongAnimVideoMetrics"
+class LongAnimVideoMetricsV2(LongAnimNode):
+    NODE_ID = "LongAnimVideoMetricsV2"
     DISPLAY_NAME = "LongAnim: Video Metrics"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -159,7 +160,7 @@ class LongAnimVideoMetrics(LongAnimNode):
         "scene_cuts = number of cuts PySceneDetect's AdaptiveDetector would find (SCuts, StreamingT2V 5.1; a long "
         "single-shot video should have 0). drift = colour/latent statistics change between the first and last "
         "window (0 = none). The plot shows the frame-to-frame change with window borders in red. Window borders "
-        "come from the LATENT when the LongAnim window loop recorded them, else from window_length."
+        "come from the LATENT when the LongAnim window loop recorded them, else from context_length."
     )
     RETURN_TYPES = ("FLOAT", "FLOAT", "INT", "FLOAT", "STRING", "IMAGE")
     RETURN_NAMES = ("seam_ratio", "mawe", "scene_cuts", "drift", "report", "plot")
@@ -187,7 +188,7 @@ class LongAnimVideoMetrics(LongAnimNode):
   compressed VAEs such as Wan's 4x). LongAnim's window loop records them for core KSampler /
   SamplerCustomAdvanced runs (filed under the output latent's content on this server, newest 16 runs: connect
   the sampler's LATENT directly or through nodes that keep its values), and the refinement node writes its chunks
-  into the LATENT (`longanim_windows`). Else every `window_length` frames, else none (then 1.0).
+  into the LATENT (`longanim_windows`). Else every `context_length` frames, else none (then 1.0).
   Typical: plain non-overlapping windows 2-20; Gen-L overlapping windows or ZoLA re-drawn windows close to 1.
 - **mawe** = W(V) / OFS(V), StreamingT2V appendix 12, Eq. 13: mean squared warp error between consecutive frames
   (8-bit pixel units) over the mean squared optical-flow magnitude. Flow: a classical pyramidal Lucas-Kanade flow
@@ -198,13 +199,13 @@ class LongAnimVideoMetrics(LongAnimNode):
   re-implemented in torch (HSV content score, ratio to the ±2-frame neighbourhood >= 3, score >= 15, scenes of at
   least 15 frames: cuts in the first ~13 frames are not reported).
 - **drift** = distance between per-channel Gaussians fitted to the first and the last window (or quarter of the
-  video when `window_length` is 0), in units of the whole video's spread.
+  video when `context_length` is 0), in units of the whole video's spread.
 - On a LATENT only: the same numbers in latent units; scene cuts run on a 3-component PCA pseudo-colour view of the
   latent channels. Use the decoded IMAGE when you can.
 
 ## Typical use
 
-Sample -> VAE Decode -> **Video Metrics** (images = decoded frames, latent = the sampler's LATENT, window_length =
+Sample -> VAE Decode -> **Video Metrics** (images = decoded frames, latent = the sampler's LATENT, context_length =
 the context length in video frames). Preview `plot` with Preview Image and `report` with Preview Any. Change one
 setting at a time (stride, fusion, noise init, noise travel) with the same seed and compare seam_ratio and mawe;
 scene_cuts should stay 0 for a single-shot prompt. `tests/benchmarks/analytic_quality.py` runs the same seam
@@ -219,7 +220,7 @@ measure on an exact analytic video model for every window technique of the pack.
             "latent": link_input("LATENT", "The sampled latent. Used for window borders if the LongAnim window "
                                            "loop recorded them, and for the metrics when no images are given "
                                            "(then they are in latent units)."),
-            "window_length": int_input(0, 0, 4096, "The sampler's window length, in frames of the measured input "
+            "context_length": int_input(0, 0, 4096, "The sampler's context_length, in frames of the measured input "
                                        "(video frames if images are connected, else latent frames). Marks borders "
                                        "at every multiple of it when the latent carries no schedule, and sets the "
                                        "drift/repetition window. 0 = unknown."),
@@ -229,14 +230,14 @@ measure on an exact analytic video model for every window technique of the pack.
                                        "taken at the same setting. 0 = skip MAWE.", step=16),
         }}
 
-    def run(self, images=None, latent=None, window_length=0, mawe_max_side=MAWE_DEFAULT_SIDE):
+    def run(self, images=None, latent=None, context_length=0, mawe_max_side=MAWE_DEFAULT_SIDE):
         basics.check_finite(images, "images", self.DISPLAY_NAME)
         basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         if images is None and latent is None:
             raise ValueError("images / latent: connect at least one of them (the decoded frames as IMAGE, or the "
                              "sampled LATENT); both are optional but the node needs something to measure")
-        if not (isinstance(window_length, int) and window_length >= 0):
-            raise ValueError(f"window_length must be an integer >= 0 (0 = unknown), got {window_length!r}")
+        if not (isinstance(context_length, int) and context_length >= 0):
+            raise ValueError(f"context_length must be an integer >= 0 (0 = unknown), got {context_length!r}")
         if not (isinstance(mawe_max_side, int) and (mawe_max_side == 0 or 16 <= mawe_max_side <= 1024)):
             raise ValueError(f"mawe_max_side must be 0 (skip) or in [16, 1024] pixels, got {mawe_max_side!r}")
         samples = axis = None
@@ -265,21 +266,21 @@ measure on an exact analytic video model for every window technique of the pack.
                 borders = map_borders(borders, lat_frames, num_frames)
             src = (f"the window schedule recorded by the LongAnim window loop ({len(wins)} windows of the run's last "
                    "step)")
-        elif window_length > 0:
-            borders = list(range(window_length, num_frames, window_length))
-            src = f"uniform, every {window_length} frames (window_length; the LATENT carried no schedule)"
+        elif context_length > 0:
+            borders = list(range(context_length, num_frames, context_length))
+            src = f"uniform, every {context_length} frames (context_length; the LATENT carried no schedule)"
         else:
             borders = []
-            src = "unknown (no schedule in the LATENT and window_length = 0): seam_ratio is 1.0 by definition"
+            src = "unknown (no schedule in the LATENT and context_length = 0): seam_ratio is 1.0 by definition"
         basics.check_interrupt()
 
         jumps = mt.frame_jumps(video, frame_axis)
         seam = mt.seam_ratio(jumps, borders)
         cut_video = frames if on == "images" else latent_pseudo_rgb(frames)
         cuts = mt.scene_cuts(cut_video)
-        drift_window = min(window_length, num_frames) if window_length > 0 else max(1, num_frames // 4)
+        drift_window = min(context_length, num_frames) if context_length > 0 else max(1, num_frames // 4)
         drift = mt.long_range_drift(video, drift_window, frame_axis=frame_axis, channel_axis=channel_axis)
-        rep = mt.lag_correlation(video, frame_axis, window_length) if 0 < window_length < num_frames else None
+        rep = mt.lag_correlation(video, frame_axis, context_length) if 0 < context_length < num_frames else None
         basics.check_interrupt()
 
         if mawe_max_side > 0:
@@ -302,7 +303,7 @@ measure on an exact analytic video model for every window technique of the pack.
             f"drift: {_fmt(drift)} (first vs last {drift_window} frames; 0 = same statistics)",
         ]
         if rep is not None:
-            lines.append(f"lag correlation at {window_length} frames: {rep:.3f} (repetition; ~1 = the video repeats "
+            lines.append(f"lag correlation at {context_length} frames: {rep:.3f} (repetition; ~1 = the video repeats "
                          "with the window period)")
         lines.append(f"mean frame-to-frame change: {float(jumps.mean()):.4g}, largest: {float(jumps.max()):.4g} "
                      f"at frame {int(jumps.argmax()) + 1}")
@@ -311,4 +312,6 @@ measure on an exact analytic video model for every window technique of the pack.
         return (float(seam), float(mawe), len(cuts), float(drift), report, plot)
 
 
-NODES: list = [LongAnimVideoMetrics]
+NODES: list = [LongAnimVideoMetricsV2]
+LongAnimVideoMetrics = vocabulary.alias(LongAnimVideoMetricsV2)
+DEPRECATED_NODES = [LongAnimVideoMetrics]

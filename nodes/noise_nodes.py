@@ -9,6 +9,7 @@ import re
 
 import torch
 
+from . import vocabulary
 from .algorithms import noise as noise_alg
 from .base import (
     MAX_FRAMES,
@@ -51,8 +52,8 @@ class _NoiseNode(LongAnimNode):
         return (cn.LongAnimNoise(recipe, seed), recipe)
 
 
-class LongAnimRepeatMaskNoise(_NoiseNode):
-    NODE_ID = "LongAnimRepeatMaskNoise"
+class LongAnimRepeatMaskNoiseV2(_NoiseNode):
+    NODE_ID = "LongAnimRepeatMaskNoiseV2"
     DISPLAY_NAME = "LongAnim: Repeat-Mask Noise (ZoLA)"
     ALGORITHM = "repeat_mask"
     DESCRIPTION = (
@@ -67,12 +68,13 @@ class LongAnimRepeatMaskNoise(_NoiseNode):
             "seed": seed_input(),
             "ratio": float_input(0.5, 0.0, 1.0, "Fraction of frames whose noise is the repeated base noise. "
                                  "0 = independent frames, 1 = the base window repeated exactly. Paper: 0.5."),
-            "base_length": int_input(16, 1, 4096, "Length f of the repeated base noise in latent frames: the "
-                                     "model's native window (16 for AnimateDiff, 21 for Wan 81-frame clips)."),
+            "context_length": int_input(16, 1, 4096, "Length f of the repeated base noise in latent frames: "
+                                        "the model's native window, as context_length on the window node (16 "
+                                        "for AnimateDiff, 21 for Wan 81-frame clips)."),
         }}
 
-    def run(self, seed, ratio, base_length):
-        return self.make(seed, ratio=ratio, base_length=base_length)
+    def run(self, seed, ratio, context_length):
+        return self.make(seed, ratio=ratio, base_length=context_length)
 
 
 PAPER_CANDIDATES = 10  # ZS² sec. 6.1: random-search draws per frame; the retired `candidates` input no longer sets it
@@ -175,25 +177,25 @@ class LongAnimProgressiveNoise(_AlphaNoiseNode):
     ALPHA_TIP = "Correlation of consecutive frames' noise is sqrt(α). 0 = independent, 1 = identical frames."
 
 
-class LongAnimFreeNoiseShuffle(_NoiseNode):
-    NODE_ID = "LongAnimFreeNoiseShuffle"
+class LongAnimFreeNoiseShuffleV2(_NoiseNode):
+    NODE_ID = "LongAnimFreeNoiseShuffleV2"
     DISPLAY_NAME = "LongAnim: FreeNoise Shuffle"
     ALGORITHM = "freenoise"
     DESCRIPTION = (
         "FreeNoise: the first window's noise is reused for every later window, shuffled per window (seeded), as "
-        "AnimateDiff-Evolved and ComfyUI core offer. Use the same window length and stride as your context windows."
+        "AnimateDiff-Evolved and ComfyUI core offer. Use the same context_length and stride as your context windows."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "seed": seed_input(),
-            "window_length": int_input(16, 1, 4096, "Context window length in latent frames."),
-            "stride": int_input(4, 1, 4096, "Frames between window starts (= window length - overlap)."),
+            "context_length": int_input(16, 1, 4096, "Frames in one context window, in latent frames."),
+            "stride": int_input(4, 1, 4096, "Frames between window starts (= context_length - context_overlap)."),
         }}
 
-    def run(self, seed, window_length, stride):
-        return self.make(seed, window_length=window_length, stride=stride)
+    def run(self, seed, context_length, stride):
+        return self.make(seed, window_length=context_length, stride=stride)
 
 
 class LongAnimApplyNoiseToModel(LongAnimNode):
@@ -259,11 +261,14 @@ class LongAnimNoisePreview(LongAnimNode):
 
 
 NODES = [
-    LongAnimRepeatMaskNoise,
+    LongAnimRepeatMaskNoiseV2,
     LongAnimDependencyNoise,
     LongAnimMixedNoise,
     LongAnimProgressiveNoise,
-    LongAnimFreeNoiseShuffle,
+    LongAnimFreeNoiseShuffleV2,
     LongAnimApplyNoiseToModel,
     LongAnimNoisePreview,
 ]
+LongAnimRepeatMaskNoise = vocabulary.alias(LongAnimRepeatMaskNoiseV2)
+LongAnimFreeNoiseShuffle = vocabulary.alias(LongAnimFreeNoiseShuffleV2)
+DEPRECATED_NODES = [LongAnimRepeatMaskNoise, LongAnimFreeNoiseShuffle]

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from . import vocabulary
 from . import window_nodes as wn
 from .algorithms import context_schedule as cs
 from .algorithms import phased as ph
@@ -21,13 +22,13 @@ MODE_TIP = ("randomized_blend (StreamingT2V): shared noise + a random cut per ov
             "B+S ablation). naive: each chunk refined alone with its own noise and concatenated (ablation B).")
 
 
-class LongAnimRandomizedBlendRefine(LongAnimNode):
-    NODE_ID = "LongAnimRandomizedBlendRefine"
+class LongAnimRandomizedBlendRefineV2(LongAnimNode):
+    NODE_ID = "LongAnimRandomizedBlendRefineV2"
     DISPLAY_NAME = "LongAnim: Randomized-Blend Refine (StreamingT2V)"
     CATEGORY = CATEGORY
     DESCRIPTION = (
         "Refines (enhances) a long video latent with a short video model, StreamingT2V style: the video is "
-        "re-noised once to the strength 'denoise' (SDEdit) and denoised in overlapping chunks of chunk_length "
+        "re-noised once to the strength 'denoise' (SDEdit) and denoised in overlapping chunks of context_length "
         "frames; the chunks share the noise on their overlaps (Eq. 7) and after every step each overlap is cut "
         "at a random frame (Eq. 8), so no fixed seam survives. Typical: chunk 24, overlap 8, denoise 0.4-0.6. "
         "Feed it the upscaled and VAE-encoded low-resolution video (LongAnim: Upscale + Encode)."
@@ -37,11 +38,12 @@ class LongAnimRandomizedBlendRefine(LongAnimNode):
     DOC_EXTRA = """
 ## What it does (StreamingT2V section 4.3, Eqs. 7-8)
 
-The long latent is cut into chunks of `chunk_length` = F frames starting every F - O frames (`overlap` = O); the
-last chunk is shifted left to end at the last frame, so any frame count works (it then overlaps its neighbour by more
-than O). A video no longer than one chunk is refined as one chunk (plain SDEdit). The video is re-noised ONCE to the
-start noise level of `denoise` (SDEdit, like KSampler's denoise), and the whole video is sampled by ComfyUI's own
-KSampler on a model clone carrying LongAnim's window loop (the same loop as Gen-L Windows, schedule `uniform`):
+The long latent is cut into chunks of `context_length` = F frames starting every F - O frames
+(`context_overlap` = O); the last chunk is shifted left to end at the last frame, so any frame count works (it then
+overlaps its neighbour by more than O). A video no longer than one chunk is refined as one chunk (plain SDEdit).
+The video is re-noised ONCE to the start noise level of `denoise` (SDEdit, like KSampler's denoise), and the whole
+video is sampled by ComfyUI's own KSampler on a model clone carrying LongAnim's window loop (the same loop as Gen-L
+Windows, schedule `uniform`):
 
 - **Shared noise (Eq. 7).** The paper builds each chunk's noise from the previous chunk's last O frames plus
   F - O fresh frames. Slicing one noise tensor for the whole video gives exactly that, for the SDEdit noise and for
@@ -67,8 +69,9 @@ KSampler on a model clone carrying LongAnim's window loop (the same loop as Gen-
 
 ## Typical values and combining
 
-Chunk 24 / overlap 8 / denoise 0.6 (T' = 600 of 1000) are the paper's; set chunk_length to your refiner's native
-clip length in latent frames (16 for AnimateDiff, 21 for Wan 2.1 81-frame clips) and overlap to about a third of it.
+Chunk 24 / overlap 8 / denoise 0.6 (T' = 600 of 1000) are the paper's; set context_length to your refiner's
+native clip length in latent frames (16 for AnimateDiff, 21 for Wan 2.1 81-frame clips) and context_overlap to
+about a third of it.
 Workflow: long low-res video -> VAE Decode -> **Upscale + Encode** (refiner VAE, scale 2-3) -> **Randomized-Blend
 Refine** (refiner model) -> VAE Decode. The refiner MODEL may carry other LongAnim patches (noise, attention); it must
 not carry context windows of its own (the refine node installs them). Progress and Cancel work as in KSampler.
@@ -93,12 +96,13 @@ not carry context windows of its own (the refine node installs them). Progress a
                 "tooltip": "Sampler. First-order samplers (euler, euler_ancestral, ddim, ddpm, lcm) make the "
                            "per-step blend exactly the paper's; others work too (see the help page)."}),
             "scheduler": (basics.scheduler_names(), {"tooltip": "Noise schedule of the sampler."}),
-            "chunk_length": int_input(24, 1, 4096, "Frames per chunk, in length_unit: the refiner's native clip "
-                                      "length (paper: 24; AnimateDiff: 16; Wan 2.1: 21 latent = 81 video frames). A "
-                                      "video shorter than this is refined as one chunk."),
-            "overlap": int_input(8, 0, 4095, "Frames shared by consecutive chunks, in length_unit (paper: 8). Must "
-                                 "be smaller than chunk_length. The last chunk is shifted to end at the last "
-                                 "frame."),
+            "context_length": int_input(24, 1, 4096, "Frames per chunk (a chunk is a context window), in "
+                                        "frame_unit: the refiner's native clip length (paper: 24; AnimateDiff: 16; "
+                                        "Wan 2.1: 21 latent = 81 video frames). A video shorter than this is refined "
+                                        "as one chunk."),
+            "context_overlap": int_input(8, 0, 4095, "Frames shared by consecutive chunks, in frame_unit (paper: "
+                                         "8). Must be smaller than context_length. The last chunk is shifted to end "
+                                         "at the last frame."),
             "seed": seed_input("Seed of the SDEdit noise, the sampler's noise and the blend cuts."),
             "mode": combo_input(cr.REFINE_MODES, "randomized_blend", MODE_TIP),
         }, "optional": {
@@ -107,16 +111,16 @@ not carry context windows of its own (the refine node installs them). Progress a
             "blend_variant": combo_input(cs.BLEND_VARIANTS, "paper",
                                          "randomized_blend cut rule: paper = f_thr ~ U{0..O} (Eq. 8); official = "
                                          "the authors' code (cut from O values)."),
-            "length_unit": combo_input(wn.LENGTH_UNITS, "latent frames", wn.UNIT_TIP.replace(
-                "context_length, stride and overlap", "chunk_length and overlap")),
+            "frame_unit": combo_input(wn.FRAME_UNITS, "latent frames", wn.UNIT_TIP.replace(
+                "context_length, stride and context_overlap", "context_length and context_overlap")),
         }}
 
-    def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, chunk_length,
-            overlap, seed, mode, recipe=None, blend_variant="paper", length_unit="latent frames"):
+    def run(self, model, positive, negative, latent, denoise, steps, cfg, sampler_name, scheduler, context_length,
+            context_overlap, seed, mode, recipe=None, blend_variant="paper", frame_unit="latent frames"):
         basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         # video frames -> latent frames as the window nodes convert them (overlap n // r, below the chunk)
-        chunk_length, _, overlap = wn.latent_lengths(model, length_unit, chunk_length, chunk_length, overlap,
-                                                     node=self.DISPLAY_NAME)
+        chunk_length, _, overlap = wn.latent_lengths(model, frame_unit, context_length, context_length,
+                                                     context_overlap, node=self.DISPLAY_NAME)
         cr.validate_refine(denoise=denoise, chunk_length=chunk_length, overlap=overlap, steps=steps, mode=mode)
         return (cr.refine_video(model, positive, negative, latent, denoise=denoise, steps=steps, cfg=cfg,
                                  sampler_name=sampler_name, scheduler=scheduler, chunk_length=chunk_length,
@@ -248,4 +252,6 @@ display node.
         return (out, int(stats.get("saved", 0)), report)
 
 
-NODES = [LongAnimRandomizedBlendRefine, LongAnimUpscaleEncode, LongAnimPhasedAnimation]
+NODES = [LongAnimRandomizedBlendRefineV2, LongAnimUpscaleEncode, LongAnimPhasedAnimation]
+LongAnimRandomizedBlendRefine = vocabulary.alias(LongAnimRandomizedBlendRefineV2)
+DEPRECATED_NODES = [LongAnimRandomizedBlendRefine]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from . import window_nodes
 from .comfy import routes
 
-routes.register_preview_nodes(window_nodes.NODES)  # one validation: the route checks the nodes' own inputs
+# one validation: the route checks the nodes' own inputs (retired ids: mapped to the nodes that replace them)
+routes.register_preview_nodes(window_nodes.NODES + window_nodes.DEPRECATED_NODES)
 routes.register_routes()
 
 NODES: list = []

@@ -6,6 +6,7 @@ any guider) runs the model on windows of frames and fuses them. The window loop 
 """
 from __future__ import annotations
 
+from . import vocabulary
 from .algorithms import context_schedule as cs
 from .algorithms import prompt_schedule as ps
 from .algorithms.scene_noise import SCENE_RULES
@@ -31,8 +32,8 @@ G = cs.GENL_DEFAULTS
 MODEL_IN = link_input("MODEL", "The video model (AnimateDiff-injected SD1.5/SDXL, Wan, ...). It is cloned. With "
                                "AnimateDiff-Evolved: use its loader WITHOUT context options; LongAnim drives "
                                "the motion module window by window.")
-LENGTH_TIP = ("Frames the model sees at once (its native window), in length_unit: 16 for AnimateDiff. For Wan, "
-              "HunyuanVideo or LTX-Video set length_unit = video frames and type the frames you type in the latent "
+LENGTH_TIP = ("Frames the model sees at once (its native window), in frame_unit: 16 for AnimateDiff. For Wan, "
+              "HunyuanVideo or LTX-Video set frame_unit = video frames and type the frames you type in the latent "
               "node (81 for Wan 2.1), or use the Wan variant of this node.")
 STRIDE_TIP = ("Frames between window starts. Smaller = more overlap = smoother seams but more model calls; "
               "equal to context_length = no overlap, the cheapest: ZoLA's re-drawn borders move every step, but "
@@ -60,12 +61,14 @@ KEEP_FIRST_TIP = ("Image-to-video (Wan 2.1/2.2 I2V, Wan 2.2 5B TI2V, LTX-Video, 
                   "video. Frame 0 (its latent and its image conditioning) is added in front of each window that "
                   "does not hold it, and that extra frame's output is thrown away: the window's own frames are "
                   "unchanged. Costs one frame per window. Leave off for text-to-video and SD/AnimateDiff. Not "
-                  "with looped / closed_loop windows.")
-UNIT_TIP = ("Unit of context_length, stride and overlap. latent frames: as the latent holds them. video frames: "
-            "the frames you see, as Wan (4n+1), HunyuanVideo (4n+1) and LTX-Video (8n+1) users type them; "
+                  "with looped / closed_loop windows. (Core's WAN / LTXV Context Windows option of the same name "
+                  "writes frame 0 over each window's first frame instead.)")
+UNIT_TIP = ("Unit of context_length, stride and context_overlap. latent frames: as the latent holds them. "
+            "video frames: the frames you see, as Wan (4n+1), HunyuanVideo (4n+1) and LTX-Video (8n+1) users type "
+            "them; "
             "converted with the model's temporal compression ((n - 1) // r + 1, overlap n // r; SD/AnimateDiff: "
             "r = 1, the same numbers).")
-LENGTH_UNITS = ["latent frames", "video frames"]
+FRAME_UNITS = ["latent frames", "video frames"]
 RANGE_UNIT_TIP = ("Unit of the frame range. latent frames: as the latent holds them (SD/AnimateDiff: the frames "
                   "themselves). video frames: the frames you see, as typed in the Wan/HunyuanVideo/LTX-Video latent "
                   "node; converted with the model's temporal compression when the sampler runs (a latent frame "
@@ -139,12 +142,12 @@ def latent_lengths(model, unit: str, length: int, stride: int, overlap: int = 0,
     if unit == "latent frames":
         return length, stride, overlap
     if unit != "video frames":
-        raise ValueError(f"length_unit must be one of {LENGTH_UNITS}, got {unit!r}")
+        raise ValueError(f"frame_unit must be one of {FRAME_UNITS}, got {unit!r}")
     return cwo.video_lengths_to_latent(cb.temporal_compression(model, node), length, stride, overlap)
 
 
-class LongAnimZoLAWindows(LongAnimNode):
-    NODE_ID = "LongAnimZoLAWindows"
+class LongAnimZoLAWindowsV2(LongAnimNode):
+    NODE_ID = "LongAnimZoLAWindowsV2"
     PATCH_ROLE = "context windows"
     DISPLAY_NAME = "LongAnim: ZoLA Windows"
     CATEGORY = CATEGORY
@@ -152,8 +155,8 @@ class LongAnimZoLAWindows(LongAnimNode):
         "Start here for long videos. ZoLA denoising-path expansion (Eqs. 5-7): at every sampling step the windows "
         "are re-drawn with a random start offset (and, with max_skip above 1, a random frame skip), so a window "
         "border sits between two given frames at only about one step in `stride` instead of at every step, and "
-        "seams wash out. Overlaps are merged by the fusion input's weights. Lengths in latent frames by default "
-        "(AnimateDiff: the frames themselves); for Wan, HunyuanVideo and LTX-Video set length_unit = video frames, "
+        "seams wash out. Overlaps are merged by the fuse_method input's weights. Lengths in latent frames by default "
+        "(AnimateDiff: the frames themselves); for Wan, HunyuanVideo and LTX-Video set frame_unit = video frames, "
         "or pick the Wan variant."
     )
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = OUT
@@ -165,36 +168,36 @@ class LongAnimZoLAWindows(LongAnimNode):
             "context_length": int_input(D["length"], 1, 1024, LENGTH_TIP),
             "stride": int_input(D["stride"], 1, 1024, STRIDE_TIP),
             "max_skip": int_input(D["max_skip"], 1, 64, MAX_SKIP_TIP),
-            "fusion": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP),
+            "fuse_method": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP),
             "seed": seed_input("Seed of the window offsets and skips (mixed with the sampler's seed)."),
         }, "optional": {
             "max_windows_per_batch": int_input(D["max_batch"], 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], D["prompt_rule"], PROMPT_TIP),
-            "keep_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
-            "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
+            "retain_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
+            "frame_unit": combo_input(FRAME_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(),
             "noise": combo_input(list(SCENE_RULES), SCENE_NOISE_DEFAULT, SCENE_NOISE_TIP),
         }}
 
-    def run(self, model, context_length, stride, max_skip, fusion, seed, max_windows_per_batch=D["max_batch"],
-            prompt_rule=D["prompt_rule"], keep_first_frame=D["keep_first_frame"], length_unit="latent frames",
+    def run(self, model, context_length, stride, max_skip, fuse_method, seed, max_windows_per_batch=D["max_batch"],
+            prompt_rule=D["prompt_rule"], retain_first_frame=D["keep_first_frame"], frame_unit="latent frames",
             ends=D["ends"], skip_until=D["skip_until"], noise=SCENE_NOISE_DEFAULT):
-        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
+        context_length, stride, _ = latent_lengths(model, frame_unit, context_length, stride,
                                                    node=self.DISPLAY_NAME)
         return _patch(self, model, schedule="zola", length=context_length, stride=stride, max_skip=max_skip,
-                      fusion=fusion, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
-                      keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until),
+                      fusion=fuse_method, seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
+                      keep_first_frame=bool(retain_first_frame), ends=ends, skip_until=float(skip_until),
                       scene_noise=noise)
 
 
-class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
-    NODE_ID = "LongAnimWanZoLAWindows"
+class LongAnimWanZoLAWindowsV2(LongAnimZoLAWindowsV2):
+    NODE_ID = "LongAnimWanZoLAWindowsV2"
     DISPLAY_NAME = "LongAnim: ZoLA Windows (Wan, video frames)"
     DESCRIPTION = (
         "ZoLA Windows for Wan 2.1/2.2 and HunyuanVideo, with lengths in the video frames you type in the latent "
         "node (81, 61: converted to latent frames as (n - 1) // r + 1 with the model's temporal compression r: 4 "
         "for Wan and HunyuanVideo, 8 for LTX-Video). Image models (SD/AnimateDiff) are refused: use ZoLA Windows. "
-        + LongAnimZoLAWindows.DESCRIPTION.split(". ", 1)[1]
+        + LongAnimZoLAWindowsV2.DESCRIPTION.split(". ", 1)[1]
     )
 
     @classmethod
@@ -205,22 +208,22 @@ class LongAnimWanZoLAWindows(LongAnimZoLAWindows):
                                                        step=4)
         spec["required"]["stride"] = int_input(cs.WAN_VIDEO_DEFAULTS["stride"], 1, 4097,
                                                "Video frames between window starts.", step=4)
-        del spec["optional"]["length_unit"]  # always video frames
+        del spec["optional"]["frame_unit"]  # always video frames
         return spec
 
     def run(self, model, context_length, stride, *args, **kwargs):
-        kwargs.pop("length_unit", None)
+        kwargs.pop("frame_unit", None)
         ratio = cb.temporal_compression(model)  # Wan / HunyuanVideo 4, LTX-Video 8: read from the model
         if ratio == 1:
             raise ValueError(f"model: {self.DISPLAY_NAME} takes lengths in video frames of a video model (Wan, "
                              f"HunyuanVideo, LTX-Video), but {cb.family_label(model)} holds one frame per latent "
-                             "frame; use LongAnim: ZoLA Windows with length_unit = latent frames (16 for AnimateDiff)")
+                             "frame; use LongAnim: ZoLA Windows with frame_unit = latent frames (16 for AnimateDiff)")
         length, stride, _ = cwo.video_lengths_to_latent(ratio, context_length, stride)
         return super().run(model, length, stride, *args, **kwargs)
 
 
-class LongAnimGenLWindows(LongAnimNode):
-    NODE_ID = "LongAnimGenLWindows"
+class LongAnimGenLWindowsV2(LongAnimNode):
+    NODE_ID = "LongAnimGenLWindowsV2"
     PATCH_ROLE = "context windows"
     DISPLAY_NAME = "LongAnim: Gen-L Windows"
     CATEGORY = CATEGORY
@@ -239,24 +242,25 @@ class LongAnimGenLWindows(LongAnimNode):
             "model": MODEL_IN,
             "context_length": int_input(G["length"], 1, 1024, LENGTH_TIP),
             "stride": int_input(G["stride"], 1, 1024, STRIDE_TIP),
-            "fusion": combo_input(cwo.FUSIONS, G["fusion"], FUSION_TIP),
+            "fuse_method": combo_input(cwo.FUSIONS, G["fusion"], FUSION_TIP),
         }, "optional": {
             "max_windows_per_batch": int_input(G["max_batch"], 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], G["prompt_rule"], PROMPT_TIP),
-            "seed": seed_input("Seed of the randomized-blend cuts (only used with fusion = randomized_blend)."),
-            "keep_first_frame": ("BOOLEAN", {"default": G["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
-            "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
+            "seed": seed_input("Seed of the randomized-blend cuts: only used with fuse_method = randomized_blend "
+                               "(the only random draw of Gen-L's fixed windows), so it is optional here."),
+            "retain_first_frame": ("BOOLEAN", {"default": G["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
+            "frame_unit": combo_input(FRAME_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(ends=False),
         }}
 
-    def run(self, model, context_length, stride, fusion, max_windows_per_batch=G["max_batch"],
-            prompt_rule=G["prompt_rule"], seed=G["seed"], keep_first_frame=G["keep_first_frame"],
-            length_unit="latent frames", skip_until=G["skip_until"]):
-        context_length, stride, _ = latent_lengths(model, length_unit, context_length, stride,
+    def run(self, model, context_length, stride, fuse_method, max_windows_per_batch=G["max_batch"],
+            prompt_rule=G["prompt_rule"], seed=G["seed"], retain_first_frame=G["keep_first_frame"],
+            frame_unit="latent frames", skip_until=G["skip_until"]):
+        context_length, stride, _ = latent_lengths(model, frame_unit, context_length, stride,
                                                    node=self.DISPLAY_NAME)
-        return _patch(self, model, schedule="uniform", length=context_length, stride=stride, fusion=fusion, seed=seed,
-                      max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
-                      keep_first_frame=bool(keep_first_frame), skip_until=float(skip_until))
+        return _patch(self, model, schedule="uniform", length=context_length, stride=stride, fusion=fuse_method,
+                      seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
+                      keep_first_frame=bool(retain_first_frame), skip_until=float(skip_until))
 
 
 def _schedule_inputs() -> dict:
@@ -268,8 +272,8 @@ def _schedule_inputs() -> dict:
                                         "batched: no overlap, the video split into near-equal windows."),
         "context_length": int_input(D["length"], 1, 1024, LENGTH_TIP),
         "stride": int_input(D["stride"], 1, 1024, STRIDE_TIP + " Used by zola and uniform."),
-        "overlap": int_input(D["overlap"], 0, 1023, "Frames shared by neighbouring windows. Used by static, shifted, "
-                             "looped."),
+        "context_overlap": int_input(D["overlap"], 0, 1023, "Frames shared by neighbouring windows. Used by "
+                                     "static, shifted, looped."),
         "max_skip": int_input(D["max_skip"], 1, 64, MAX_SKIP_TIP + " Used by zola."),
         "closed_loop": ("BOOLEAN", {"default": D["closed_loop"], "tooltip": "looped: let windows wrap around the end "
                                                                         "so the video loops seamlessly."}),
@@ -277,8 +281,8 @@ def _schedule_inputs() -> dict:
     }
 
 
-class LongAnimContextWindows(LongAnimNode):
-    NODE_ID = "LongAnimContextWindows"
+class LongAnimContextWindowsV2(LongAnimNode):
+    NODE_ID = "LongAnimContextWindowsV2"
     PATCH_ROLE = "context windows"
     DISPLAY_NAME = "LongAnim: Context Windows (all schedules)"
     CATEGORY = CATEGORY
@@ -292,32 +296,33 @@ class LongAnimContextWindows(LongAnimNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        req = {"model": MODEL_IN, **_schedule_inputs(), "fusion": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP)}
+        req = {"model": MODEL_IN, **_schedule_inputs(),
+               "fuse_method": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP)}
         return {"required": req, "optional": {
             "blend_variant": combo_input(cs.BLEND_VARIANTS, D["blend_variant"],
                                          "randomized_blend: paper = cut f_thr ~ U{0..O} (Eq. 8); official = the "
                                          "authors' code (cut from O values)."),
             "max_windows_per_batch": int_input(D["max_batch"], 0, 64, BATCH_TIP),
             "prompt_rule": combo_input(["zola", "genl"], D["prompt_rule"], PROMPT_TIP),
-            "keep_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
-            "length_unit": combo_input(LENGTH_UNITS, "latent frames", UNIT_TIP),
+            "retain_first_frame": ("BOOLEAN", {"default": D["keep_first_frame"], "tooltip": KEEP_FIRST_TIP}),
+            "frame_unit": combo_input(FRAME_UNITS, "latent frames", UNIT_TIP),
             **_step_schedule_inputs(),
         }}
 
-    def run(self, model, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed, fusion,
-            blend_variant=D["blend_variant"], max_windows_per_batch=D["max_batch"], prompt_rule=D["prompt_rule"],
-            keep_first_frame=D["keep_first_frame"], length_unit="latent frames", ends=D["ends"],
-            skip_until=D["skip_until"]):
-        context_length, stride, overlap = latent_lengths(model, length_unit, context_length, stride, overlap,
+    def run(self, model, context_schedule, context_length, stride, context_overlap, max_skip, closed_loop, seed,
+            fuse_method, blend_variant=D["blend_variant"], max_windows_per_batch=D["max_batch"],
+            prompt_rule=D["prompt_rule"], retain_first_frame=D["keep_first_frame"], frame_unit="latent frames",
+            ends=D["ends"], skip_until=D["skip_until"]):
+        context_length, stride, overlap = latent_lengths(model, frame_unit, context_length, stride, context_overlap,
                                                          node=self.DISPLAY_NAME)
         return _patch(self, model, schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
-                      max_skip=max_skip, closed_loop=closed_loop, fusion=fusion, blend_variant=blend_variant,
+                      max_skip=max_skip, closed_loop=closed_loop, fusion=fuse_method, blend_variant=blend_variant,
                       seed=seed, max_batch=max_windows_per_batch, prompt_rule=prompt_rule,
-                      keep_first_frame=bool(keep_first_frame), ends=ends, skip_until=float(skip_until))
+                      keep_first_frame=bool(retain_first_frame), ends=ends, skip_until=float(skip_until))
 
 
-class LongAnimPreviewSchedule(LongAnimNode):
-    NODE_ID = "LongAnimPreviewSchedule"
+class LongAnimPreviewScheduleV2(LongAnimNode):
+    NODE_ID = "LongAnimPreviewScheduleV2"
     DISPLAY_NAME = "LongAnim: Preview Schedule"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -332,12 +337,12 @@ class LongAnimPreviewSchedule(LongAnimNode):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "frames": int_input(cs.PREVIEW_DEFAULTS["frames"], 1, 2048, "Latent frames of the video (the picture is "
-                                "capped at 2048 frames)."),
+            "length": int_input(cs.PREVIEW_DEFAULTS["frames"], 1, 2048, "Latent frames of the whole video (the "
+                                "picture is capped at 2048 frames)."),
             "steps": int_input(cs.PREVIEW_DEFAULTS["steps"], 1, 50, "The sampler's steps; every step is drawn, "
                                "labelled with its number (skip_until is a share of them)."),
             **_schedule_inputs(),
-            "fusion": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP),
+            "fuse_method": combo_input(cwo.FUSIONS, D["fusion"], FUSION_TIP),
         }, "optional": {
             "blend_variant": combo_input(cs.BLEND_VARIANTS, D["blend_variant"],
                                          "randomized_blend rule (see Context Windows)."),
@@ -345,13 +350,15 @@ class LongAnimPreviewSchedule(LongAnimNode):
             **_step_schedule_inputs(),
         }}
 
-    def run(self, frames, steps, context_schedule, context_length, stride, overlap, max_skip, closed_loop, seed,
-            fusion, blend_variant=D["blend_variant"], sampler_seed=0, ends=D["ends"], skip_until=D["skip_until"]):
-        opts = cwo.WindowOptions(schedule=context_schedule, length=context_length, stride=stride, overlap=overlap,
-                                max_skip=max_skip, closed_loop=closed_loop, fusion=fusion,
-                                blend_variant=blend_variant, seed=seed, ends=ends, skip_until=float(skip_until))
+    def run(self, length, steps, context_schedule, context_length, stride, context_overlap, max_skip, closed_loop,
+            seed, fuse_method, blend_variant=D["blend_variant"], sampler_seed=0, ends=D["ends"],
+            skip_until=D["skip_until"]):
+        opts = cwo.WindowOptions(schedule=context_schedule, length=context_length, stride=stride,
+                                 overlap=context_overlap, max_skip=max_skip, closed_loop=closed_loop,
+                                 fusion=fuse_method, blend_variant=blend_variant, seed=seed, ends=ends,
+                                 skip_until=float(skip_until))
         opts.validate()
-        return (cwo.schedule_picture(opts, frames, steps, sampler_seed),)
+        return (cwo.schedule_picture(opts, length, steps, sampler_seed),)
 
 
 class LongAnimPromptSchedule(LongAnimNode):
@@ -413,8 +420,8 @@ def tag_conditioning(conditioning, start: int, end: int, source: str = "", unit:
     return [[c[0], {**c[1], cw.TAG_KEY: (int(start), int(end)), **extra}] for c in conditioning]
 
 
-class LongAnimConditioningFrames(LongAnimNode):
-    NODE_ID = "LongAnimConditioningFrames"
+class LongAnimConditioningFramesV2(LongAnimNode):
+    NODE_ID = "LongAnimConditioningFramesV2"
     DISPLAY_NAME = "LongAnim: Conditioning Frame Range"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -430,28 +437,37 @@ class LongAnimConditioningFrames(LongAnimNode):
     def INPUT_TYPES(cls):
         return {"required": {
             "conditioning": link_input("CONDITIONING", "Conditioning from any text encode node."),
-            "start_frame": int_input(0, 0, MAX_FRAMES, "First frame (inclusive, in length_unit) that uses it."),
-            "end_frame": int_input(15, 0, MAX_FRAMES, "Last frame (inclusive, in length_unit) that uses it."),
+            "start_frame": int_input(0, 0, MAX_FRAMES, "First frame (inclusive, in frame_unit) that uses it."),
+            "end_frame": int_input(15, 0, MAX_FRAMES, "Last frame (inclusive, in frame_unit) that uses it."),
         }, "optional": {
-            "length_unit": combo_input(LENGTH_UNITS, "latent frames", RANGE_UNIT_TIP),
+            "frame_unit": combo_input(FRAME_UNITS, "latent frames", RANGE_UNIT_TIP),
         }}
 
-    def run(self, conditioning, start_frame, end_frame, length_unit="latent frames"):
-        if length_unit not in LENGTH_UNITS:
-            raise ValueError(f"length_unit must be one of {LENGTH_UNITS}, got {length_unit!r}")
+    def run(self, conditioning, start_frame, end_frame, frame_unit="latent frames"):
+        if frame_unit not in FRAME_UNITS:
+            raise ValueError(f"frame_unit must be one of {FRAME_UNITS}, got {frame_unit!r}")
         if end_frame < start_frame:
             raise ValueError(f"end_frame must be >= start_frame ({start_frame}), got {end_frame}")
-        unit = "" if length_unit == "latent frames" else ", video frames"
+        unit = "" if frame_unit == "latent frames" else ", video frames"
         source = f"{self.DISPLAY_NAME} (start_frame {start_frame}, end_frame {end_frame}{unit})"
-        return (tag_conditioning(conditioning, start_frame, end_frame, source, length_unit),)
+        return (tag_conditioning(conditioning, start_frame, end_frame, source, frame_unit),)
 
 
 NODES = [
-    LongAnimZoLAWindows,
-    LongAnimWanZoLAWindows,
-    LongAnimGenLWindows,
-    LongAnimContextWindows,
-    LongAnimPreviewSchedule,
+    LongAnimZoLAWindowsV2,
+    LongAnimWanZoLAWindowsV2,
+    LongAnimGenLWindowsV2,
+    LongAnimContextWindowsV2,
+    LongAnimPreviewScheduleV2,
     LongAnimPromptSchedule,
-    LongAnimConditioningFrames,
+    LongAnimConditioningFramesV2,
 ]
+# retired ids (docs/vocabulary.md): saved workflows keep loading with their old input names
+LongAnimZoLAWindows = vocabulary.alias(LongAnimZoLAWindowsV2)
+LongAnimWanZoLAWindows = vocabulary.alias(LongAnimWanZoLAWindowsV2)
+LongAnimGenLWindows = vocabulary.alias(LongAnimGenLWindowsV2)
+LongAnimContextWindows = vocabulary.alias(LongAnimContextWindowsV2)
+LongAnimPreviewSchedule = vocabulary.alias(LongAnimPreviewScheduleV2)
+LongAnimConditioningFrames = vocabulary.alias(LongAnimConditioningFramesV2)
+DEPRECATED_NODES = [LongAnimZoLAWindows, LongAnimWanZoLAWindows, LongAnimGenLWindows, LongAnimContextWindows,
+                    LongAnimPreviewSchedule, LongAnimConditioningFrames]

@@ -341,9 +341,9 @@ def temporal_compression(model, node: str = "This node") -> int:
     if known is not None:
         return known
     if _video_format(model):
-        raise ValueError(f"length_unit: {node} cannot convert video frames for {family_label(model)}: its latent "
+        raise ValueError(f"frame_unit: {node} cannot convert video frames for {family_label(model)}: its latent "
                          f"format {type(fmt).__name__} does not say how many video frames one latent frame holds; "
-                         "set length_unit = latent frames and type the lengths in latent frames (the latent's "
+                         "set frame_unit = latent frames and type the lengths in latent frames (the latent's "
                          "frame count)")
     return 1
 

@@ -44,10 +44,11 @@ def validate_refine(*, denoise: float, chunk_length: int, overlap: int, steps: i
         raise ValueError(f"denoise must be in (0, 1], got {denoise!r}; it is the SDEdit strength (StreamingT2V "
                          "re-noises to T' = 600 of 1000 steps, about 0.6); 1 re-generates from pure noise")
     if chunk_length < 1:
-        raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+        raise ValueError(f"context_length must be >= 1, got {chunk_length}")
     if overlap < 0 or overlap >= chunk_length:
-        raise ValueError(f"overlap must be in [0, chunk_length - 1 = {chunk_length - 1}], got {overlap}; chunks "
-                         "must advance by at least one frame: lower overlap or raise chunk_length (paper: 24 / 8)")
+        raise ValueError(f"context_overlap must be in [0, context_length - 1 = {chunk_length - 1}], got {overlap}; "
+                         "chunks must advance by at least one frame: lower context_overlap or raise context_length "
+                         "(paper: 24 / 8)")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
 

@@ -35,8 +35,10 @@ MAX_PREVIEW_FRAMES = 1024  # with MAX_PREVIEW_BANDS: one request stays under a s
 MAX_PREVIEW_STEPS = 1000  # the sampler's step count the picture is computed for
 NOTE_HEADER = "X-LongAnim-Note"  # a line the canvas shows under the picture (see preview_note)
 MAX_PREVIEW_BANDS = 12  # steps drawn: all of a short run, else evenly spread ones (window_options.shown_steps)
-PREVIEW_NODES = ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows",
-                 "LongAnimPreviewSchedule")
+PREVIEW_NODES = ("LongAnimZoLAWindowsV2", "LongAnimWanZoLAWindowsV2", "LongAnimGenLWindowsV2",
+                 "LongAnimContextWindowsV2", "LongAnimPreviewScheduleV2")
+ZOLA_NODES = ("LongAnimZoLAWindowsV2", "LongAnimWanZoLAWindowsV2")
+WAN_NODE, GENL_NODE, PREVIEW_NODE = "LongAnimWanZoLAWindowsV2", "LongAnimGenLWindowsV2", "LongAnimPreviewScheduleV2"
 
 
 def _number(name: str, raw, integer: bool):
@@ -74,18 +76,35 @@ def _bool(params, name: str, default: bool = False) -> bool:
 
 
 # widget types, for callers that run without the node classes (tools); the server uses the nodes' own specs
-_TYPES = {**dict.fromkeys(("context_length", "stride", "overlap", "max_skip", "seed", "max_windows_per_batch",
-                           "frames", "steps", "sampler_seed"), "INT"),
-          "skip_until": "FLOAT", "closed_loop": "BOOLEAN", "keep_first_frame": "BOOLEAN"}
+_TYPES = {**dict.fromkeys(("context_length", "stride", "context_overlap", "max_skip", "seed",
+                           "max_windows_per_batch", "length", "steps", "sampler_seed"), "INT"),
+          "skip_until": "FLOAT", "closed_loop": "BOOLEAN", "retain_first_frame": "BOOLEAN"}
 # node id -> the node class's INPUT_TYPES, handed over by the node layer (ui_nodes.py) when the route is registered
 _NODE_INPUTS: dict = {}
+# retired node id (a deprecated alias of a preview node) -> (its replacement's id, {old input name: current name})
+_RETIRED: dict = {}
 
 
 def register_preview_nodes(classes) -> None:
-    """Give the route the preview nodes' declared inputs (the node layer owns them; this package cannot import it)."""
+    """Give the route the preview nodes' declared inputs (the node layer owns them; this package cannot import it),
+    and the retired ids that stand for them (``base.deprecated_alias``: ``DEPRECATED_TARGET``, ``RENAMED_INPUTS``),
+    so a workflow saved with an old id still gets its picture."""
     for cls in classes:
         if cls.NODE_ID in PREVIEW_NODES:
             _NODE_INPUTS[cls.NODE_ID] = cls.INPUT_TYPES
+        elif getattr(cls, "DEPRECATED_TARGET", None) in PREVIEW_NODES:
+            _RETIRED[cls.NODE_ID] = (cls.DEPRECATED_TARGET, dict(getattr(cls, "RENAMED_INPUTS", {})))
+
+
+def current_params(params) -> dict:
+    """``params`` of a retired node id as the parameters of the node that replaced it (its inputs renamed)."""
+    params = dict(params)
+    node = params.get("node")
+    if node in _RETIRED:
+        target, renamed = _RETIRED[node]
+        params = {renamed.get(k, k): v for k, v in params.items()}
+        params["node"] = target
+    return params
 
 
 def widget_values(node: str, params) -> dict:
@@ -127,43 +146,44 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
     (:func:`widget_values`), then converted as the node's ``run`` converts it and checked by the same
     ``WindowOptions.validate``. ZoLA nodes use schedule ``zola``, Gen-L ``uniform``, the all-schedules nodes their
     ``context_schedule`` widget; the Wan node's lengths (and ``frames``) are video frames, and so are those of a
-    node with ``length_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads off
+    node with ``frame_unit = video frames`` (ratio ``temporal_compression``, which the canvas reads off
     the graph's latent node: 8 for LTX-Video, else 4); ``frames_unit = video frames`` says ``frames`` is a video
     latent node's ``length`` (default for the Wan node), converted the same way. ``frames`` and ``steps`` of a
     window node come from the graph's latent node and sampler (capped for the preview); those of the Preview
     Schedule node are its own widgets. Raises ``ValueError`` naming the input for anything the node itself would
     refuse, and for non-numbers, infinities and NaN in any numeric parameter.
     """
-    node = params.get("node", "LongAnimContextWindows")
+    params = current_params(params)
+    node = params.get("node", "LongAnimContextWindowsV2")
     if node not in PREVIEW_NODES:
         raise ValueError(f"node must be one of {list(PREVIEW_NODES)}, got {node!r}")
-    d = cs.GENL_DEFAULTS if node == "LongAnimGenLWindows" else cs.WINDOW_DEFAULTS  # the nodes' defaults
-    wan = cs.WAN_VIDEO_DEFAULTS if node == "LongAnimWanZoLAWindows" else d
+    d = cs.GENL_DEFAULTS if node == GENL_NODE else cs.WINDOW_DEFAULTS  # the nodes' defaults
+    wan = cs.WAN_VIDEO_DEFAULTS if node == WAN_NODE else d
     w = widget_values(node, params)
     length = w.get("context_length", wan["length"])
     stride = w.get("stride", wan["stride"])
-    frames = w["frames"] if "frames" in w else _int(params, "frames", cs.PREVIEW_DEFAULTS["frames"])
-    kw = dict(fusion=w.get("fusion", d["fusion"]), seed=w.get("seed", d["seed"]) & 0xFFFFFFFFFFFFFFFF,
+    frames = w["length"] if "length" in w else _int(params, "frames", cs.PREVIEW_DEFAULTS["frames"])
+    kw = dict(fusion=w.get("fuse_method", d["fusion"]), seed=w.get("seed", d["seed"]) & 0xFFFFFFFFFFFFFFFF,
               max_skip=w.get("max_skip", d["max_skip"]), blend_variant=w.get("blend_variant", d["blend_variant"]),
               skip_until=w.get("skip_until", d["skip_until"]),
-              keep_first_frame=w.get("keep_first_frame", d["keep_first_frame"]),
+              keep_first_frame=w.get("retain_first_frame", d["keep_first_frame"]),
               max_batch=w.get("max_windows_per_batch", d["max_batch"]),
               prompt_rule=w.get("prompt_rule", d["prompt_rule"]))
-    if node != "LongAnimGenLWindows":
+    if node != GENL_NODE:
         kw.update(ends=w.get("ends", d["ends"]))
-    video_unit = node == "LongAnimWanZoLAWindows" or w.get("length_unit") == "video frames"
+    video_unit = node == WAN_NODE or w.get("frame_unit") == "video frames"
     ratio = _int(params, "temporal_compression", 4)  # the model's, as the nodes read it (LTX-Video 8)
     if not 1 <= ratio <= 64:
         raise ValueError(f"temporal_compression must be in [1, 64], got {ratio}")
-    overlap = w.get("overlap", d["overlap"])
+    overlap = w.get("context_overlap", d["overlap"])
     if video_unit:  # what the node's run does with the model's temporal compression
         length, stride, overlap = video_lengths_to_latent(ratio, length, stride, overlap)
-    if params.get("frames_unit", "video frames" if node == "LongAnimWanZoLAWindows" else "") == "video frames":
+    if params.get("frames_unit", "video frames" if node == WAN_NODE else "") == "video frames":
         frames = video_frames_to_latent(frames, ratio)  # the length widget of a video latent node
-    if node in ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows"):
+    if node in ZOLA_NODES:
         schedule = "zola"
         kw.update(scene_noise=params.get("noise") or SCENE_NOISE_DEFAULT)  # freenoise aligns the offsets
-    elif node == "LongAnimGenLWindows":
+    elif node == GENL_NODE:
         schedule = "uniform"
     else:
         schedule = w.get("context_schedule", d["schedule"])
@@ -171,7 +191,7 @@ def preview_request(params) -> tuple[WindowOptions, int, int, int]:
             raise ValueError(f"context_schedule must be one of {list(cs.SCHEDULES)}, got {schedule!r}")
         kw.update(overlap=overlap, closed_loop=w.get("closed_loop", d["closed_loop"]))
     steps = w["steps"] if "steps" in w else _int(params, "steps", cs.PREVIEW_DEFAULTS["steps"])
-    if node != "LongAnimPreviewSchedule":  # the graph's latent and sampler: caps of the preview itself
+    if node != PREVIEW_NODE:  # the graph's latent and sampler: caps of the preview itself
         if not 1 <= frames <= MAX_PREVIEW_FRAMES:
             raise ValueError(f"frames must be in [1, {MAX_PREVIEW_FRAMES}] for the preview, got {frames}")
         if not 1 <= steps <= MAX_PREVIEW_STEPS:

@@ -130,7 +130,7 @@ def resolve_frame_tags(conds, num_frames: int, ratio: int) -> None:
                     if unit == "video frames" else ""
                 raise ValueError(f"start_frame / end_frame: {source} starts past the last latent frame ({last}) of "
                                  f"this {num_frames}-latent-frame video{seen}; frames are latent frames in [0, {last}]"
-                                 " (with length_unit = video frames: the frames you typed in the latent node); lower "
+                                 " (with frame_unit = video frames: the frames you typed in the latent node); lower "
                                  "the range or make the video longer")
 
 

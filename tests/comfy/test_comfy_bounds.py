@@ -21,13 +21,16 @@ from longanim.nodes.comfy import adapters as cad
 from longanim.nodes.comfy import basics
 from longanim.nodes.registry import NODE_CLASS_MAPPINGS
 
-SAMPLING = {"LongAnimRandomizedBlendRefine", "LongAnimPhasedAnimation", "LongAnimInvert", "LongAnimVideoMetrics",
+# the fuzz runs on the live nodes; a retired id runs its replacement (tests/comfy/test_vocabulary.py)
+LIVE = {node_id: cls for node_id, cls in NODE_CLASS_MAPPINGS.items() if not getattr(cls, "DEPRECATED", False)}
+
+SAMPLING = {"LongAnimRandomizedBlendRefineV2", "LongAnimPhasedAnimation", "LongAnimInvert", "LongAnimVideoMetricsV2",
             "LongAnimUpscaleEncode"}
 NEEDS_CLIP = {"LongAnimPromptSchedule"}
 # Refinement gets more frames than one default chunk (24 / overlap 8): two chunks and a blended overlap.
-LATENT_FRAMES = {"LongAnimRandomizedBlendRefine": 30, "LongAnimPhasedAnimation": 3}
+LATENT_FRAMES = {"LongAnimRandomizedBlendRefineV2": 30, "LongAnimPhasedAnimation": 3}
 CALL_BUDGET = 64  # diffusion-model calls before a sampling case is interrupted (the longest default case: 40)
-UNET_ONLY = {"LongAnimTemporalMomentumAttention", "LongAnimCrossFrameAttention", "LongAnimWindowLoRA",
+UNET_ONLY = {"LongAnimTemporalMomentumAttention", "LongAnimCrossFrameAttention", "LongAnimWindowLoRAV2",
              "LongAnimMotionAttentionExpansion"}
 
 
@@ -124,10 +127,11 @@ def finite_tensors(out):
             yield t
 
 
-# In-schema values the node may refuse, with the reason: overlap's max (4095) is only valid with a chunk_length
-# above it; with the default chunk_length (24) it must be refused naming overlap. gamma = 1 shares every step, so
-# clips 2..K would be copies of clip 1: refused naming gamma and steps.
-REFUSAL_ALLOWED = {("LongAnimRandomizedBlendRefine", "overlap", "max"), ("LongAnimPhasedAnimation", "gamma", "max")}
+# In-schema values the node may refuse, with the reason: context_overlap's max (4095) is only valid with a
+# context_length above it; with the default context_length (24) it must be refused naming context_overlap. gamma = 1
+# shares every step, so clips 2..K would be copies of clip 1: refused naming gamma and steps.
+REFUSAL_ALLOWED = {("LongAnimRandomizedBlendRefineV2", "context_overlap", "max"),
+                   ("LongAnimPhasedAnimation", "gamma", "max")}
 
 
 def first_named_input(message: str, names) -> str | None:
@@ -174,7 +178,7 @@ def run_sampling_case(host, node_id, name, which):
     assert budget is None or budget.calls > 0, f"{node_id}: the model was never called"
     tensors = list(finite_tensors(out))
     assert tensors, f"{node_id}: no tensor output"
-    if node_id in ("LongAnimRandomizedBlendRefine", "LongAnimInvert"):
+    if node_id in ("LongAnimRandomizedBlendRefineV2", "LongAnimInvert"):
         assert tensors[0].shape == kwargs["latent"]["samples"].shape
     if node_id == "LongAnimPhasedAnimation":
         shape = list(kwargs["latent"]["samples"].shape)
@@ -183,7 +187,7 @@ def run_sampling_case(host, node_id, name, which):
     return f"{prefix}ok"
 
 
-CHEAP = set(NODE_CLASS_MAPPINGS) - SAMPLING - NEEDS_CLIP
+CHEAP = set(LIVE) - SAMPLING - NEEDS_CLIP
 OUTCOMES: dict = {}
 
 
@@ -203,7 +207,7 @@ def test_numeric_bounds_of_sampling_nodes(host, node_id, name, which):
 def tensor_inputs():
     """Every (node, input) of the registry that reads a LATENT or an IMAGE: a new node is covered by itself."""
     out = []
-    for node_id, cls in sorted(NODE_CLASS_MAPPINGS.items()):
+    for node_id, cls in sorted(LIVE.items()):
         spec = cls.INPUT_TYPES()
         for section in ("required", "optional"):
             out += [(node_id, name) for name, entry in spec.get(section, {}).items() if entry[0] in ("LATENT", "IMAGE")]
@@ -213,7 +217,7 @@ def tensor_inputs():
 def test_tensor_inputs_are_found():
     """The enumeration sees the nodes it must (a registry that failed to import would make the fuzz vacuous)."""
     found = {node_id for node_id, _ in tensor_inputs()}
-    assert {"LongAnimVideoMetrics", "LongAnimInvert", "LongAnimRandomizedBlendRefine", "LongAnimPhasedAnimation",
+    assert {"LongAnimVideoMetricsV2", "LongAnimInvert", "LongAnimRandomizedBlendRefineV2", "LongAnimPhasedAnimation",
             "LongAnimUpscaleEncode", "LongAnimNoisePreview"} <= found, found
 
 
@@ -238,7 +242,7 @@ def test_non_finite_latent_or_image_is_refused_naming_node_and_input(host, node_
 # --------------------------------------------------------------------------------- chained nodes of one role
 def patch_nodes():
     """Every node filling a slot on a MODEL (or SAMPLER) it passes on: its class declares PATCH_ROLE."""
-    return sorted(node_id for node_id, cls in NODE_CLASS_MAPPINGS.items() if cls.PATCH_ROLE)
+    return sorted(node_id for node_id, cls in LIVE.items() if cls.PATCH_ROLE)
 
 
 def test_every_model_or_sampler_patch_declares_its_role():
@@ -378,13 +382,17 @@ def test_preview_route_refuses_exactly_what_the_node_refuses(host, node_id, name
 
 
 @pytest.mark.parametrize("node_id,values", [
-    ("LongAnimWanZoLAWindows", {"context_length": 0, "stride": 0}),
-    ("LongAnimZoLAWindows", {"max_skip": 1000000}),
-    ("LongAnimContextWindows", {"context_schedule": "static", "overlap": -5}),
+    ("LongAnimWanZoLAWindowsV2", {"context_length": 0, "stride": 0}),
+    ("LongAnimZoLAWindowsV2", {"max_skip": 1000000}),
+    ("LongAnimContextWindowsV2", {"context_schedule": "static", "context_overlap": -5}),
+    ("LongAnimContextWindowsV2", {"context_schedule": "static", "context_overlap": 99}),
+    ("LongAnimContextWindowsV2", {"context_schedule": "looped", "retain_first_frame": True}),
+    ("LongAnimContextWindowsV2", {"context_schedule": "static", "context_length": 8, "context_overlap": 8}),
+    ("LongAnimGenLWindowsV2", {"context_length": 4, "stride": 9}),
+    ("LongAnimZoLAWindowsV2", {"frame_unit": "video frames", "context_length": 17, "stride": 9}),
+    # retired ids with their old input names: the route maps them to the current node as the alias does
     ("LongAnimContextWindows", {"context_schedule": "static", "overlap": 99}),
     ("LongAnimContextWindows", {"context_schedule": "looped", "keep_first_frame": True}),
-    ("LongAnimContextWindows", {"context_schedule": "static", "context_length": 8, "overlap": 8}),
-    ("LongAnimGenLWindows", {"context_length": 4, "stride": 9}),
     ("LongAnimZoLAWindows", {"length_unit": "video frames", "context_length": 17, "stride": 9}),
 ])
 def test_preview_route_and_node_agree_on_combinations(host, node_id, values):

@@ -377,7 +377,7 @@ def test_video_frame_lengths_use_the_family_compression(name, typed, latent):
 
 def test_video_frames_on_a_video_format_of_unknown_compression_are_refused_by_node_and_unit(monkeypatch):
     """A video latent format (latent_dimensions 3) without a known temporal ratio: lengths typed in video frames
-    cannot be converted, so the node refuses (naming itself and length_unit) instead of taking them as latent frames;
+    cannot be converted, so the node refuses (naming itself and frame_unit) instead of taking them as latent frames;
     latent frames still work."""
     model = load(tf.WAN21_I2V)
 
@@ -386,11 +386,11 @@ def test_video_frames_on_a_video_format_of_unknown_compression_are_refused_by_no
         latent_channels = 16
 
     monkeypatch.setattr(model.model, "latent_format", FutureVideo())
-    for node in (wn.LongAnimZoLAWindows, wn.LongAnimGenLWindows):
-        with pytest.raises(ValueError, match=r"length_unit: LongAnim: (ZoLA|Gen-L) Windows .*latent frames"):
-            node().run(model, 21, 21, *((1, "zola", 0) if node is wn.LongAnimZoLAWindows else ("zola",)),
-                       length_unit="video frames")
-    opts = wn.LongAnimZoLAWindows().run(model, 21, 21, 1, "zola", 0)[0].model_options["context_handler"].options
+    for node in (wn.LongAnimZoLAWindowsV2, wn.LongAnimGenLWindowsV2):
+        with pytest.raises(ValueError, match=r"frame_unit: LongAnim: (ZoLA|Gen-L) Windows .*latent frames"):
+            node().run(model, 21, 21, *((1, "zola", 0) if node is wn.LongAnimZoLAWindowsV2 else ("zola",)),
+                       frame_unit="video frames")
+    opts = wn.LongAnimZoLAWindowsV2().run(model, 21, 21, 1, "zola", 0)[0].model_options["context_handler"].options
     assert opts.length == 21
 
 

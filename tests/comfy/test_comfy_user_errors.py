@@ -94,7 +94,7 @@ def test_wan_window_node_refuses_an_image_model(host):
     with pytest.raises(ValueError) as info:
         wn.LongAnimWanZoLAWindows().run(host.sd15(), 17, 9, 1, "zola", 0)
     msg = str(info.value)
-    assert msg.startswith("model: ") and "ZoLA Windows (Wan, video frames)" in msg and "length_unit" in msg, msg
+    assert msg.startswith("model: ") and "ZoLA Windows (Wan, video frames)" in msg and "frame_unit" in msg, msg
 
 
 def test_wan_window_node_reads_the_ratio_from_the_model(host, monkeypatch):

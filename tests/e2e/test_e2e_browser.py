@@ -276,19 +276,19 @@ def _preview(frontend, nid, previous=None):
     return frontend.evaluate(PREVIEW_STATE, nid)
 
 
-def _add_context_windows_node(frontend) -> int:
-    """A fresh LongAnimContextWindows node (default widget values) alone on the graph. The other nodes are removed
+def _add_context_windows_node(frontend, node_id: str = "LongAnimContextWindowsV2") -> int:
+    """A fresh all-schedules window node (default widget values) alone on the graph. The other nodes are removed
     one by one rather than with ``graph.clear()``: that resets the node ids, and frontend 1.49 keeps widget state in
     a store keyed by node id that ``clear`` does not empty, so a new node #1 would take the values (and greying) of
     the previous node #1."""
-    return frontend.evaluate("""() => {
+    return frontend.evaluate("""(nodeId) => {
         const app = window.comfyAPI.app.app;
         for (const n of [...app.graph._nodes]) app.graph.remove(n);
-        const node = window.LiteGraph.createNode('LongAnimContextWindows');
+        const node = window.LiteGraph.createNode(nodeId);
         node.pos = [100, 100]; app.graph.add(node); app.canvas.setDirty(true, true);
         const fresh = node.widgets.find((w) => w.name === 'context_schedule').value;
         if (fresh !== 'zola') throw new Error(`a new node starts with context_schedule ${fresh}, not its default`);
-        return node.id; }""")
+        return node.id; }""", node_id)
 
 
 def _set_widget(frontend, nid, name, value, canvas_event: bool) -> None:
@@ -320,8 +320,15 @@ def _wait_dom_greyed(frontend, nid, expected: dict) -> dict:
     return greyed
 
 
-ZOLA_GREYED = {"stride": False, "max_skip": False, "overlap": True, "closed_loop": True, "blend_variant": True}
-STATIC_GREYED = {"stride": True, "max_skip": True, "overlap": False, "closed_loop": True, "blend_variant": True}
+ZOLA_GREYED = {"stride": False, "max_skip": False, "context_overlap": True, "closed_loop": True,
+               "blend_variant": True}
+STATIC_GREYED = {"stride": True, "max_skip": True, "context_overlap": False, "closed_loop": True,
+                 "blend_variant": True}
+
+
+def _old_names(greyed: dict) -> dict:
+    """The same expectations under the input names of the retired id LongAnimContextWindows."""
+    return {{"context_overlap": "overlap"}.get(name, name): off for name, off in greyed.items()}
 
 
 @pytest.mark.parametrize("renderer", ["classic", "nodes2"])
@@ -329,7 +336,7 @@ def test_schedule_preview_redraws_and_greys_unused_inputs(request, server, rende
     import urllib.error
 
     try:
-        png = server.get_bytes("/longanim/schedule_preview?node=LongAnimZoLAWindows&frames=32&steps=2")
+        png = server.get_bytes("/longanim/schedule_preview?node=LongAnimZoLAWindowsV2&frames=32&steps=2")
     except urllib.error.HTTPError as e:
         pytest.fail(f"GET /longanim/schedule_preview -> HTTP {e.code}: the route is registered by the node family "
                     "'ui_nodes' (nodes/ui_nodes.py); is it listed in nodes/registry.py FAMILIES?")
@@ -356,7 +363,7 @@ def test_schedule_preview_redraws_and_greys_unused_inputs(request, server, rende
         return n.widgets.find((w) => w.name === 'stride').disabled; }})()""", timeout=10000)
     state = _greyed_flags(frontend, nid)
     assert _matches(state, STATIC_GREYED), state
-    assert state["blend_variant"], "blend_variant applies only to fusion randomized_blend"
+    assert state["blend_variant"], "blend_variant applies only to fuse_method randomized_blend"
     # the preview widget is view-only: not in the saved workflow, not in the prompt
     saved, widgets = frontend.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(id);
         return [n.serialize(), n.widgets.map((w) => w.name)]; }""", nid)
@@ -376,6 +383,24 @@ def test_nodes2_greying_follows_changes(frontend_nodes2):
         _set_widget(frontend_nodes2, nid, "context_schedule", schedule, False)
         greyed = _wait_dom_greyed(frontend_nodes2, nid, expected)
         assert _matches(greyed, expected), f"{schedule}: the DOM node shows {greyed}"
+
+
+def test_retired_window_node_id_keeps_preview_and_greying(frontend):
+    """A workflow saved with the retired id LongAnimContextWindows (old input names: overlap, fusion) still gets its
+    picture, from the route's mapping to LongAnimContextWindowsV2, and the greying of the inputs its schedule does
+    not read."""
+    nid = _add_context_windows_node(frontend, "LongAnimContextWindows")
+    first = _preview(frontend, nid)
+    assert first["w"] > 0 and "frames" in first["caption"], first
+    assert _matches(_greyed_flags(frontend, nid), _old_names(ZOLA_GREYED)), _greyed_flags(frontend, nid)
+    _set_widget(frontend, nid, "context_schedule", "static", True)
+    frontend.page.wait_for_function(f"""(() => {{ const n = window.comfyAPI.app.app.graph.getNodeById({nid});
+        return n.widgets.find((w) => w.name === 'stride').disabled; }})()""", timeout=10000)
+    assert _matches(_greyed_flags(frontend, nid), _old_names(STATIC_GREYED)), _greyed_flags(frontend, nid)
+    static = _preview(frontend, nid, first["src"])
+    _set_widget(frontend, nid, "overlap", 8, True)  # an old-name widget reaches the route under its new name
+    second = _preview(frontend, nid, static["src"])
+    assert second["sum"] != static["sum"] or (second["w"], second["h"]) != (static["w"], static["h"])
 
 
 # ------------------------------------------------------------------------------------------ template browser
@@ -512,7 +537,7 @@ def test_canvas_preview_is_the_labelled_schedule_picture(server):
     import numpy as np
     from PIL import Image
 
-    query = "node=LongAnimZoLAWindows&context_length=8&stride=6&max_skip=1&frames=40&steps=6&ends=truncate"
+    query = "node=LongAnimZoLAWindowsV2&context_length=8&stride=6&max_skip=1&frames=40&steps=6&ends=truncate"
     png = Image.open(io.BytesIO(server.get_bytes(f"/longanim/schedule_preview?{query}"))).convert("RGB")
     sys.path.insert(0, str(ROOT / "tests"))
     import conftest  # noqa: F401  (registers the ``longanim`` alias)

@@ -139,16 +139,16 @@ def test_family_workflow_runs_with_windows(server, object_info, name):
     assert videos == ([(frames, (32, 32))] if frames else []), videos
 
 
-def test_wan21_i2v_keep_first_frame_reaches_the_window_loop(server, object_info):
-    """The same prompt with keep_first_frame off gives another video: the workflow's setting is what ran."""
+def test_wan21_i2v_retain_first_frame_reaches_the_window_loop(server, object_info):
+    """The same prompt with retain_first_frame off gives another video: the workflow's setting is what ran."""
     name = "longanim_wan21_i2v_long"
     results = []
     for keep in (True, False):
         prompt = tiny_prompt(object_info, name)
         for node in prompt.values():
-            if node["class_type"] == "LongAnimWanZoLAWindows":
-                assert node["inputs"]["keep_first_frame"] is True
-                node["inputs"]["keep_first_frame"] = keep
+            if node["class_type"] == "LongAnimWanZoLAWindowsV2":
+                assert node["inputs"]["retain_first_frame"] is True
+                node["inputs"]["retain_first_frame"] = keep
         ids = add_readouts(prompt, f"{name}_keep{int(keep)}")
         entry = run(server, prompt)
         results.append(load_latent(server, entry, next(iter(ids.values()))["latent"]))

@@ -120,8 +120,8 @@ def post_error(server, prompt) -> dict:
 
 def test_values_beyond_max_are_rejected_naming_the_input(server, object_info):
     prompt, _ = sd_prompt(("a",), prefix="rel_bad")
-    windows = next(k for k, v in prompt.items() if v["class_type"] == "LongAnimZoLAWindows")
-    top = object_info["LongAnimZoLAWindows"]["input"]["required"]["context_length"][1]["max"]
+    windows = next(k for k, v in prompt.items() if v["class_type"] == "LongAnimZoLAWindowsV2")
+    top = object_info["LongAnimZoLAWindowsV2"]["input"]["required"]["context_length"][1]["max"]
     prompt[windows]["inputs"]["context_length"] = top + 1
     body = post_error(server, prompt)
     errors = body["node_errors"][windows]["errors"]

@@ -34,21 +34,21 @@ def choice(options, host: dict) -> str:
 
 # Pictures (tests/tools/make_pictures.py, same code as the previews) shown on a node's page: file, caption.
 PICTURES = {
-    "LongAnimZoLAWindows": ("schedule_zola.png", "The windows of the node's defaults over 8 steps of a 64-frame "
+    "LongAnimZoLAWindowsV2": ("schedule_zola.png", "The windows of the node's defaults over 8 steps of a 64-frame "
                             "video: re-drawn every step, cut at the ends."),
-    "LongAnimWanZoLAWindows": ("schedule_zola.png", "The windows (in latent frames) over 8 steps: re-drawn every "
+    "LongAnimWanZoLAWindowsV2": ("schedule_zola.png", "The windows (in latent frames) over 8 steps: re-drawn every "
                                "step, cut at the ends."),
-    "LongAnimGenLWindows": ("schedule_uniform_blend.png", "Gen-L's fixed windows (stride 8 of 16) with "
+    "LongAnimGenLWindowsV2": ("schedule_uniform_blend.png", "Gen-L's fixed windows (stride 8 of 16) with "
                             "randomized_blend fusion: dark = frames a window holds but does not own at that step."),
-    "LongAnimContextWindows": ("schedule_skip_phase.png", "zola with skip_until = 0.5 on 12 steps: spanning "
+    "LongAnimContextWindowsV2": ("schedule_skip_phase.png", "zola with skip_until = 0.5 on 12 steps: spanning "
                                "windows (every 4th frame) for steps 0-5, then contiguous windows."),
-    "LongAnimPreviewSchedule": ("schedule_shifted.png", "The shifted schedule (AnimateDiff-Evolved's uniform): "
+    "LongAnimPreviewScheduleV2": ("schedule_shifted.png", "The shifted schedule (AnimateDiff-Evolved's uniform): "
                                 "windows shifted every step."),
-    "LongAnimRepeatMaskNoise": ("noise_repeat_mask.png", "Frames of repeat-mask noise (ratio 0.5, period 16)."),
+    "LongAnimRepeatMaskNoiseV2": ("noise_repeat_mask.png", "Frames of repeat-mask noise (ratio 0.5, period 16)."),
     "LongAnimDependencyNoise": ("noise_dependency.png", "Frames of dependency noise (lambda 0.01)."),
     "LongAnimMixedNoise": ("noise_mixed.png", "Frames of mixed noise (alpha 0.5)."),
     "LongAnimProgressiveNoise": ("noise_progressive.png", "Frames of progressive noise (alpha 0.8)."),
-    "LongAnimFreeNoiseShuffle": ("noise_freenoise.png", "Frames of FreeNoise (window 16, stride 4)."),
+    "LongAnimFreeNoiseShuffleV2": ("noise_freenoise.png", "Frames of FreeNoise (window 16, stride 4)."),
 }
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
@@ -68,7 +68,7 @@ def render(cls) -> str:
     spec = cls.INPUT_TYPES()
     host = host_lists()
     lines = [MARKER, f"# {cls.DISPLAY_NAME}", "", cls.DESCRIPTION.strip(), ""]
-    picture = PICTURES.get(getattr(cls, "NODE_ID", ""))
+    picture = PICTURES.get(getattr(cls, "NODE_ID", "")) or PICTURES.get(getattr(cls, "DEPRECATED_TARGET", ""))
     if picture:
         lines += [f"![{picture[1]}]({picture[0]})", "", f"*{picture[1]}*", ""]
     lines += ["## Inputs", ""]

@@ -57,7 +57,8 @@ VIEW_AREA = (63, 130, 1596, 996)  # left, top, right, bottom
 MINIMAP_CORNER = (1343, 742)
 VIEW_PAD = 16
 MIN_SCALE, MAX_SCALE = 0.65, 1.0
-PREVIEW_NODES = {"LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows"}
+PREVIEW_NODES = {"LongAnimZoLAWindowsV2", "LongAnimWanZoLAWindowsV2", "LongAnimGenLWindowsV2",
+                 "LongAnimContextWindowsV2"}
 # Third-party nodes the workflows use, as /object_info would describe them (from the packs' INPUT_TYPES).
 THIRD_PARTY = {
     "ADE_AnimateDiffLoaderGen1": {  # Kosinkadink/ComfyUI-AnimateDiff-Evolved, animatediff/nodes_gen1.py
@@ -445,9 +446,9 @@ def animatediff_zola_256(wf: Workflow, tiny: bool) -> None:
                                               "lily pads, ripples, photorealistic")
     if not tiny:
         model = wf.node("ADE_AnimateDiffLoaderGen1", 1, model=model, model_name="mm_sd_v15_v2.ckpt")[0]
-    recipe = wf.node("LongAnimRepeatMaskNoise", 1, seed=7, ratio=0.5, base_length=16)
+    recipe = wf.node("LongAnimRepeatMaskNoiseV2", 1, seed=7, ratio=0.5, context_length=16)
     model = wf.node("LongAnimApplyNoiseToModel", 2, model=model, recipe=recipe[1])[0]
-    model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=8 if tiny else 16,
+    model = wf.node("LongAnimZoLAWindowsV2", 2, model=model, context_length=8 if tiny else 16,
                     stride=8 if tiny else 12, max_skip=2, seed=0)[0]
     model = wf.node("LongAnimNoiseTravelModel", 2, model=model, jump=0, start=0.0, end=0.3, repeats=1, seed=0,
                     recipe=recipe[1])[0]
@@ -461,7 +462,7 @@ def wan_t2v_long(wf: Workflow, tiny: bool) -> None:
             "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
     model, _, vae, pos, neg, latent = wan_base(wf, tiny, 241, "a paper boat drifting down a rainy street, "
                                                "cinematic, reflections")
-    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+    model = wf.node("LongAnimWanZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 81,
                     stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan_t2v_long", 30, 6.0, 16, sampler="uni_pc",
                     scheduler="simple")
@@ -492,7 +493,7 @@ def wan_t2v_multigpu(wf: Workflow, tiny: bool) -> None:
         vae = wf.node("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")[0]
         pos, neg = wan_text(wf, "a paper boat drifting down a rainy street, cinematic, reflections", clip)
         latent = wf.node("EmptyHunyuanLatentVideo", 1, width=832, height=480, length=241)[0]
-    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+    model = wf.node("LongAnimWanZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 81,
                     stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "wan_t2v_multigpu", 30, 6.0, 16, sampler="uni_pc",
                     scheduler="simple")
@@ -519,7 +520,7 @@ def controlnet_long(wf: Workflow, tiny: bool) -> None:
         model = wf.node("ADE_AnimateDiffLoaderGen1", 1, model=model, model_name="mm_sd_v15_v2.ckpt")[0]
     applied = wf.node("ControlNetApplyAdvanced", 2, positive=pos, negative=neg, control_net=cn, image=hint,
                       strength=0.9, start_percent=0.0, end_percent=1.0)
-    model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=8 if tiny else 16,
+    model = wf.node("LongAnimZoLAWindowsV2", 2, model=model, context_length=8 if tiny else 16,
                     stride=8 if tiny else 12, max_skip=1, seed=0)[0]
     sample_and_save(wf, tiny, model, applied[0], applied[1], latent, vae, "controlnet_long", 25, 7.0, 12)
 
@@ -533,16 +534,16 @@ def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
             "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
     model, clip, vae, pos, neg, latent = wan_base(wf, tiny, 241, None)
     if tiny:
-        a = wf.node("LongAnimConditioningFrames", 2, conditioning=pos, start_frame=0, end_frame=5)[0]
+        a = wf.node("LongAnimConditioningFramesV2", 2, conditioning=pos, start_frame=0, end_frame=5)[0]
         pos = wf.node("ConditioningCombine", 2, conditioning_1=a, conditioning_2=wf.node(
-            "LongAnimConditioningFrames", 2, conditioning=pos, start_frame=6, end_frame=10)[0])[0]
+            "LongAnimConditioningFramesV2", 2, conditioning=pos, start_frame=6, end_frame=10)[0])[0]
     else:
         pos = wf.node("LongAnimPromptSchedule", 1, clip=clip, frames=241, schedule=(
             "# video frames 0-240\n0-80: a hot air balloon rising over green hills at dawn\n"
             "81-160: a hot air balloon floating above the clouds, bright sun\n"
             "161-: a hot air balloon drifting over a city at sunset"),
             frame_unit="video frames (Wan, HunyuanVideo: 4n+1)")[0]
-    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+    model = wf.node("LongAnimWanZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 81,
                     stride=13 if tiny else 61, max_skip=1, seed=0, prompt_rule="zola")[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "multi_prompt_long", 30, 6.0, 16, sampler="uni_pc",
                     scheduler="simple")
@@ -557,16 +558,16 @@ def randomized_blend_refine(wf: Workflow, tiny: bool) -> None:
             "- text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors\n- vae/wan_2.1_vae.safetensors")
     model, _, vae, pos, neg, latent = wan_base(wf, tiny, 161, "a lighthouse on a cliff in a storm, waves crashing",
                                                size=(416, 240), latent_title="low-res latent")
-    windowed = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
+    windowed = wf.node("LongAnimWanZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 81,
                        stride=13 if tiny else 61, max_skip=1, seed=0)[0]
     low = wf.node("KSampler", 3, seed=42, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else
                   "uni_pc", scheduler="simple", denoise=1.0, model=windowed, positive=pos, negative=neg,
                   latent_image=latent)[0]
     images = wf.node("VAEDecode", 4, samples=low, vae=vae)[0]
     up = wf.node("LongAnimUpscaleEncode", 4, images=images, vae=vae, scale=1.0 if tiny else 2.0)[0]
-    refined = wf.node("LongAnimRandomizedBlendRefine", 5, model=model, positive=pos, negative=neg, latent=up,
+    refined = wf.node("LongAnimRandomizedBlendRefineV2", 5, model=model, positive=pos, negative=neg, latent=up,
                       denoise=0.5, steps=2 if tiny else 30, cfg=6.0, sampler_name="euler" if tiny else "uni_pc",
-                      scheduler="simple", chunk_length=21, overlap=8, seed=7, length_unit="video frames")[0]
+                      scheduler="simple", context_length=21, context_overlap=8, seed=7, frame_unit="video frames")[0]
     save_video(wf, refined, vae, "randomized_blend_refine", 16, 6)
 
 
@@ -624,7 +625,7 @@ def wan_text(wf: Workflow, prompt: str, clip, col: float = 1):
 
 def wan21_i2v_long(wf: Workflow, tiny: bool) -> None:
     wf.note("Wan 2.1 image-to-video LONGER than the model's 81-frame window: 161 video frames from one start image "
-            "(core WanImageToVideo), sampled in 81-frame ZoLA windows re-drawn every step. keep_first_frame is on: "
+            "(core WanImageToVideo), sampled in 81-frame ZoLA windows re-drawn every step. retain_first_frame is on: "
             "every window also sees latent frame 0, which holds the start image, so the look and identity stay "
             "over the whole video.\n" + WAN_UNITS + "\n" + MODELS_NOTE +
             "- diffusion_models/wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors\n" + WAN_TEXT +
@@ -649,8 +650,8 @@ def wan21_i2v_long(wf: Workflow, tiny: bool) -> None:
     i2v = wf.node("WanImageToVideo", 2, positive=pos, negative=neg, vae=vae, width=32 if tiny else 832,
                   height=32 if tiny else 480, length=41 if tiny else 161, clip_vision_output=vision,
                   start_image=image)
-    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 81,
-                    stride=13 if tiny else 61, max_skip=1, seed=0, keep_first_frame=True)[0]
+    model = wf.node("LongAnimWanZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 81,
+                    stride=13 if tiny else 61, max_skip=1, seed=0, retain_first_frame=True)[0]
     sample_and_save(wf, tiny, model, i2v[0], i2v[1], i2v[2], vae, "wan21_i2v_long", 30, 5.0, 16, sampler="uni_pc",
                     scheduler="simple", save_col=3)
 
@@ -660,7 +661,7 @@ def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
             "0-9, the low-noise model continues at step 10 of the same 20-step run (two KSamplerAdvanced, the "
             "second continues the first's leftover noise). Both models go through LongAnim windows with the SAME "
             "lengths and seed: the windows are a function of the global step, so the second sampler continues the "
-            "first one's window schedule. keep_first_frame keeps the start image (latent frame 0) in every "
+            "first one's window schedule. retain_first_frame keeps the start image (latent frame 0) in every "
             "window.\n" + WAN_UNITS + " Steps (start/end_at_step) count sampling steps.\n" + MODELS_NOTE +
             "- diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors\n"
             "- diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors\n" + WAN_TEXT +
@@ -689,9 +690,9 @@ def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
     i2v = wf.node("WanImageToVideo", 2, positive=pos, negative=neg, vae=vae, width=32 if tiny else 832,
                   height=32 if tiny else 480, length=41 if tiny else 161, start_image=image)
     windows = dict(context_length=17 if tiny else 81, stride=13 if tiny else 61, max_skip=1, seed=0,
-                   keep_first_frame=True)
-    high = wf.node("LongAnimWanZoLAWindows", 3, title="windows: high-noise expert", model=high, **windows)[0]
-    low = wf.node("LongAnimWanZoLAWindows", 3, title="windows: low-noise expert", model=low, **windows)[0]
+                   retain_first_frame=True)
+    high = wf.node("LongAnimWanZoLAWindowsV2", 3, title="windows: high-noise expert", model=high, **windows)[0]
+    low = wf.node("LongAnimWanZoLAWindowsV2", 3, title="windows: low-noise expert", model=low, **windows)[0]
     steps, switch = (4, 2) if tiny else (20, 10)
     sampler = dict(noise_seed=42, steps=steps, cfg=3.5, sampler_name="euler", scheduler="simple", positive=i2v[0],
                    negative=i2v[1])
@@ -707,7 +708,7 @@ def wan22_i2v_two_experts(wf: Workflow, tiny: bool) -> None:
 def wan22_ti2v_5b(wf: Workflow, tiny: bool) -> None:
     wf.note("Wan 2.2 5B text+image-to-video LONGER than its 121-frame window: 241 video frames at 24 fps. Core "
             "Wan22ImageToVideoLatent writes the start image INTO latent frame 0 and masks it from denoising; the "
-            "ZoLA windows keep that frame in every window (keep_first_frame). Remove the Load Image link for "
+            "ZoLA windows keep that frame in every window (retain_first_frame). Remove the Load Image link for "
             "text-to-video.\n" + WAN_UNITS + " (This model's VAE compresses 16x in space.)\n" + MODELS_NOTE +
             "- diffusion_models/wan2.2_ti2v_5B_fp16.safetensors\n" + WAN_TEXT + "- vae/wan2.2_vae.safetensors\n"
             "- input/example.png (your start image)")
@@ -726,8 +727,8 @@ def wan22_ti2v_5b(wf: Workflow, tiny: bool) -> None:
         pos, neg = wan_text(wf, prompt, clip)
     latent = wf.node("Wan22ImageToVideoLatent", 2, vae=vae, width=64 if tiny else 1280, height=64 if tiny else 704,
                      length=41 if tiny else 241, start_image=image)[0]
-    model = wf.node("LongAnimWanZoLAWindows", 2, model=model, context_length=17 if tiny else 121,
-                    stride=13 if tiny else 89, max_skip=1, seed=0, keep_first_frame=True)[0]
+    model = wf.node("LongAnimWanZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 121,
+                    stride=13 if tiny else 89, max_skip=1, seed=0, retain_first_frame=True)[0]
     if tiny:
         s = wf.node("KSampler", 3, seed=42, steps=2, cfg=5.0, sampler_name="euler", scheduler="normal",
                     denoise=1.0, model=model, positive=pos, negative=neg, latent_image=latent)[0]
@@ -742,7 +743,7 @@ def ltxv_long(wf: Workflow, tiny: bool) -> None:
             "LTXVImgToVideo: the image goes INTO latent frame 0) and a keyframe guide at video frame 160 (core "
             "LTXVAddGuide: the guide's latent is APPENDED after the video's latent frames; LongAnim adds it only to "
             "the windows holding its target frame). LTXVCropGuides removes the guide frames before decoding. "
-            "The window node's length_unit is 'video frames': context_length 97 and stride 73 are VIDEO frames "
+            "The window node's frame_unit is 'video frames': context_length 97 and stride 73 are VIDEO frames "
             "(8n+1; the latent holds (n - 1) / 8 + 1 frames, 257 -> 33); LTXVAddGuide's frame_idx is a VIDEO "
             "frame.\n" + MODELS_NOTE + "- checkpoints/ltx-video-2b-v0.9.5.safetensors\n"
             "- text_encoders/t5xxl_fp16.safetensors\n- input/example.png (start image), input/keyframe.png "
@@ -767,9 +768,9 @@ def ltxv_long(wf: Workflow, tiny: bool) -> None:
         guide = wf.node("LTXVAddGuide", 3, positive=i2v[0], negative=i2v[1], vae=vae, latent=i2v[2],
                         image=keyframe, frame_idx=160, strength=1.0)
         pos, neg, latent = guide[0], guide[1], guide[2]
-    model = wf.node("LongAnimZoLAWindows", 3, model=model, context_length=41 if tiny else 97,
-                    stride=33 if tiny else 73, max_skip=1, seed=0, keep_first_frame=True,
-                    length_unit="video frames")[0]
+    model = wf.node("LongAnimZoLAWindowsV2", 3, model=model, context_length=41 if tiny else 97,
+                    stride=33 if tiny else 73, max_skip=1, seed=0, retain_first_frame=True,
+                    frame_unit="video frames")[0]
     s = wf.node("KSampler", 4, seed=42, steps=2 if tiny else 30, cfg=3.0, sampler_name="euler",
                 scheduler="normal" if tiny else "simple", denoise=1.0, model=model, positive=pos, negative=neg,
                 latent_image=latent)[0]
@@ -788,7 +789,7 @@ def hunyuan_t2v_long(wf: Workflow, tiny: bool) -> None:
     wf.note("HunyuanVideo text-to-video LONGER than its 129-frame window: 257 video frames at 24 fps in ZoLA "
             "windows. HunyuanVideo is guidance-distilled: FluxGuidance sets the guidance the model is conditioned "
             "on and the sampler runs at cfg 1 (the zeroed negative is never evaluated). The window node's "
-            "length_unit is 'video frames': context_length 129 and stride 97 are VIDEO frames (4n+1); "
+            "frame_unit is 'video frames': context_length 129 and stride 97 are VIDEO frames (4n+1); "
             "EmptyHunyuanLatentVideo's length is VIDEO frames too (257 -> 65 latent frames).\n" + MODELS_NOTE +
             "- diffusion_models/hunyuan_video_t2v_720p_bf16.safetensors\n- text_encoders/clip_l.safetensors\n"
             "- text_encoders/llava_llama3_fp8_scaled.safetensors\n- vae/hunyuan_video_vae_bf16.safetensors")
@@ -807,8 +808,8 @@ def hunyuan_t2v_long(wf: Workflow, tiny: bool) -> None:
     neg = wf.node("ConditioningZeroOut", 1, title="negative (unused at cfg 1)", conditioning=pos)[0]
     latent = wf.node("EmptyHunyuanLatentVideo", 1, width=32 if tiny else 848, height=32 if tiny else 480,
                      length=41 if tiny else 257)[0]
-    model = wf.node("LongAnimZoLAWindows", 2, model=model, context_length=17 if tiny else 129,
-                    stride=13 if tiny else 97, max_skip=1, seed=0, length_unit="video frames")[0]
+    model = wf.node("LongAnimZoLAWindowsV2", 2, model=model, context_length=17 if tiny else 129,
+                    stride=13 if tiny else 97, max_skip=1, seed=0, frame_unit="video frames")[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "hunyuan_t2v_long", 30, 1.0, 24, scheduler="simple",
                     save_col=3)
 
@@ -978,9 +979,10 @@ _MARGIN, _TITLE_SCALE, _CAPTION_SCALE = 16, 4, 3
 # below it and the pack's name sits at the top right.
 THUMBNAIL_TITLE_BOX = (_MARGIN, 100, THUMBNAIL_SIZE[0] - _MARGIN, 100 + 2 * 7 * _TITLE_SCALE)
 # js/longanim.schedule_preview.js: the widgets the canvas sends to the preview route, and the nodes it previews
-QUERY_WIDGETS = ("context_schedule", "context_length", "stride", "overlap", "max_skip", "closed_loop", "fusion",
-                 "seed", "blend_variant", "ends", "skip_until", "length_unit")
-CANVAS_PREVIEWED = ("LongAnimZoLAWindows", "LongAnimWanZoLAWindows", "LongAnimGenLWindows", "LongAnimContextWindows")
+QUERY_WIDGETS = ("context_schedule", "context_length", "stride", "context_overlap", "max_skip", "closed_loop",
+                 "fuse_method", "seed", "blend_variant", "ends", "skip_until", "frame_unit")
+CANVAS_PREVIEWED = ("LongAnimZoLAWindowsV2", "LongAnimWanZoLAWindowsV2", "LongAnimGenLWindowsV2",
+                    "LongAnimContextWindowsV2")
 
 
 def _pack():
@@ -1038,7 +1040,7 @@ def graph_steps(prompt: dict) -> int:
     none)."""
     for node in prompt.values():
         steps = _widgets(node).get("steps")
-        if _is_number(steps) and node["class_type"] != "LongAnimPreviewSchedule":
+        if _is_number(steps) and node["class_type"] != "LongAnimPreviewScheduleV2":
             return max(1, min(1000, int(steps)))
     return 20
 
@@ -1052,7 +1054,7 @@ def canvas_preview_params(prompt: dict, node: dict) -> dict[str, str]:
             params[name] = str(value).lower() if isinstance(value, bool) else str(value)
     found = graph_video(prompt)
     if found is None:
-        found = (241, True, 4) if node["class_type"] == "LongAnimWanZoLAWindows" else (64, False, 1)
+        found = (241, True, 4) if node["class_type"] == "LongAnimWanZoLAWindowsV2" else (64, False, 1)
     frames, video, ratio = found
     params.update(frames=str(min(frames, 4093 if video else 1024)),
                   frames_unit="video frames" if video else "latent frames",
@@ -1129,24 +1131,25 @@ def _noise_panel(prompt: dict, width: int, height: int):
 
 def _refine_panel(prompt: dict, width: int, height: int):
     """The refinement chunks of the graph's Randomized-Blend Refine node drawn as a schedule with its blend cuts:
-    the window options ``refine.refine_window_options`` gives its windowed modes (uniform chunks of chunk_length at
-    stride chunk_length - overlap, the last one shifted to the end) for the latent the windowed pass makes."""
+    the window options ``refine.refine_window_options`` gives its windowed modes (uniform chunks of context_length at
+    stride context_length - context_overlap, the last one shifted to the end) for the latent the windowed pass
+    makes."""
     pack = _pack()
-    w = _widgets(_first(prompt, ("LongAnimRandomizedBlendRefine",)))
+    w = _widgets(_first(prompt, ("LongAnimRandomizedBlendRefineV2",)))
     fusion = {"randomized_blend": "randomized_blend", "shared_noise_only": "flat"}.get(w["mode"])
     if fusion is None:
         raise ValueError(f"no schedule picture for refine mode {w['mode']!r}")
     frames, video, ratio = graph_video(prompt)
     latent = pack.wo.video_frames_to_latent(frames, ratio) if video else frames
-    chunk, overlap = w["chunk_length"], w["overlap"]
-    if w.get("length_unit") == "video frames":  # as the node converts them
+    chunk, overlap = w["context_length"], w["context_overlap"]
+    if w.get("frame_unit") == "video frames":  # as the node converts them
         chunk, _, overlap = pack.wo.video_lengths_to_latent(ratio, chunk, chunk, overlap)
-    w = dict(w, chunk_length=chunk, overlap=overlap)
+    w = dict(w, context_length=chunk, context_overlap=overlap)
     opts = pack.wo.WindowOptions(schedule="uniform", length=chunk, stride=chunk - overlap, overlap=overlap,
                                  max_skip=1, fusion=fusion, seed=w["seed"])
     image = schedule_image(opts, latent, w["steps"], w["seed"], width, height)
-    return image, [f"refine {latent} latent frames in chunks of {w['chunk_length']},",
-                   f"overlap {w['overlap']}: a random cut per step"]
+    return image, [f"refine {latent} latent frames in chunks of {w['context_length']},",
+                   f"overlap {w['context_overlap']}: a random cut per step"]
 
 
 def _phased_panel(prompt: dict, width: int, height: int):

@@ -42,9 +42,9 @@ def wan_prompt(steps: int = 2, length: int = 21, seed: int = 3, prefix: str = "r
     model = g.out(g.node("UNETLoader", unet_name=WAN, weight_dtype="default"))
     pos = g.node("TinyTestConditioning", text="a fox", family="wan21")
     neg = g.node("TinyTestConditioning", text="", family="wan21")
-    model = g.out(g.node("LongAnimWanZoLAWindows", model=model, context_length=9, stride=5, max_skip=2,
-                         fusion="zola", seed=0))
-    noise = g.node("LongAnimRepeatMaskNoise", seed=seed, ratio=0.5, base_length=3)
+    model = g.out(g.node("LongAnimWanZoLAWindowsV2", model=model, context_length=9, stride=5, max_skip=2,
+                         fuse_method="zola", seed=0))
+    noise = g.node("LongAnimRepeatMaskNoiseV2", seed=seed, ratio=0.5, context_length=3)
     guider = g.node("CFGGuider", model=model, positive=g.out(pos), negative=g.out(neg), cfg=5.0)
     sampler = g.node("KSamplerSelect", sampler_name="euler")
     if travel:
@@ -71,15 +71,16 @@ def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 8, s
     if kind == "a":
         model = g.out(g.node("LongAnimTemporalMomentumAttention", model=model, momentum=0.9, start_percent=0.0,
                              end_percent=1.0, blocks="all"))
-        model = g.out(g.node("LongAnimZoLAWindows", model=model, context_length=5, stride=3, max_skip=2,
-                             fusion="zola", seed=0, max_windows_per_batch=2))
+        model = g.out(g.node("LongAnimZoLAWindowsV2", model=model, context_length=5, stride=3, max_skip=2,
+                             fuse_method="zola", seed=0, max_windows_per_batch=2))
         model = g.out(g.node("LongAnimNoiseTravelModel", model=model, jump=1, start=0.0, end=0.5, repeats=1,
                              seed=0))
     elif kind == "b":
         model = g.out(g.node("LongAnimTemporalMomentumAttention", model=model, momentum=0.5, start_percent=0.0,
                              end_percent=1.0, blocks="output"))
-        model = g.out(g.node("LongAnimContextWindows", model=model, context_schedule="uniform", context_length=4,
-                             stride=2, overlap=2, max_skip=1, closed_loop=False, seed=0, fusion="flat"))
+        model = g.out(g.node("LongAnimContextWindowsV2", model=model, context_schedule="uniform", context_length=4,
+                             stride=2, context_overlap=2, max_skip=1, closed_loop=False, seed=0,
+                             fuse_method="flat"))
     elif kind != "plain":
         raise ValueError(kind)
     if latent is None:
@@ -107,9 +108,9 @@ def refine_prompt(steps: int = 12, length: int = 49, seed: int = 5, prefix: str 
     empty = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
     low = g.node("KSampler", model=model, seed=1, steps=1, cfg=5.0, sampler_name="euler", scheduler="normal",
                  positive=pos, negative=neg, latent_image=g.out(empty), denoise=1.0)
-    refined = g.node("LongAnimRandomizedBlendRefine", model=model, positive=pos, negative=neg, latent=g.out(low),
-                     denoise=0.6, steps=steps, cfg=5.0, sampler_name="euler", scheduler="normal", chunk_length=5,
-                     overlap=2, seed=seed, mode="randomized_blend")
+    refined = g.node("LongAnimRandomizedBlendRefineV2", model=model, positive=pos, negative=neg, latent=g.out(low),
+                     denoise=0.6, steps=steps, cfg=5.0, sampler_name="euler", scheduler="normal", context_length=5,
+                     context_overlap=2, seed=seed, mode="randomized_blend")
     g.node("SaveLatent", samples=g.out(refined), filename_prefix=prefix)
     return g.prompt(), refined
 

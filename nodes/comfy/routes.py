@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 
 import numpy as np
 
@@ -140,6 +141,21 @@ def widget_values(node: str, params) -> dict:
 
 
 def preview_request(params) -> tuple[WindowOptions, int, int, int]:
+    """:func:`current_request` for ``params``; a refusal for a retired node id names its inputs by the names that
+    node shows (its old names)."""
+    node = dict(params).get("node")
+    try:
+        return current_request(params)
+    except ValueError as e:
+        if node not in _RETIRED:
+            raise
+        text = str(e)
+        for old, new in _RETIRED[node][1].items():
+            text = re.sub(rf"\b{re.escape(new)}\b", old, text)
+        raise ValueError(text) from None
+
+
+def current_request(params) -> tuple[WindowOptions, int, int, int]:
     """Query parameters (the node's widget values) -> ``(WindowOptions, latent frames, steps, sampler_seed)``.
 
     One validation with the node: every widget value is checked against the node's declared bounds and options

@@ -371,12 +371,12 @@ def test_preview_draws_the_windows_sampling_uses_with_skip_phase_and_ends():
     from longanim.nodes import window_nodes as wn2
     from longanim.nodes.comfy import routes
 
-    q = dict(node="LongAnimContextWindows", context_schedule="zola", context_length="6", stride="4", max_skip="2",
-             fusion="randomized_blend", seed="3", frames="30", steps="8", ends="truncate", skip_until="0.5")
+    q = dict(node="LongAnimContextWindowsV2", context_schedule="zola", context_length="6", stride="4", max_skip="2",
+             fuse_method="randomized_blend", seed="3", frames="30", steps="8", ends="truncate", skip_until="0.5")
     opts, frames, steps, _ = routes.preview_request(q)
     assert (opts.ends, opts.skip_until, frames, steps) == ("truncate", 0.5, 30, 8)
-    img = wn2.LongAnimPreviewSchedule().run(30, 8, "zola", 6, 4, 4, 2, False, 3, "randomized_blend",
-                                            ends="truncate", skip_until=0.5)[0]
+    img = wn2.LongAnimPreviewScheduleV2().run(30, 8, "zola", 6, 4, 4, 2, False, 3, "randomized_blend",
+                                              ends="truncate", skip_until=0.5)[0]
     from longanim.nodes.comfy import window_options as cwo
 
     assert torch.equal(img, cwo.schedule_picture(opts, 30, 8, 0))
@@ -391,17 +391,17 @@ def test_preview_draws_the_windows_sampling_uses_with_skip_phase_and_ends():
 
 
 def test_preview_converts_video_frames_and_says_when_one_window_covers_the_video():
-    """length_unit = video frames converts lengths with the latent node's temporal compression (8 for LTX-Video),
+    """frame_unit = video frames converts lengths with the latent node's temporal compression (8 for LTX-Video),
     as the node's run does with the model's; a context_length that covers the whole video gets a note."""
     from longanim.nodes.comfy import routes
 
-    q = dict(node="LongAnimZoLAWindows", length_unit="video frames", context_length="97", stride="65",
+    q = dict(node="LongAnimZoLAWindowsV2", frame_unit="video frames", context_length="97", stride="65",
              frames="241", frames_unit="video frames", temporal_compression="8")
     opts, frames, _, _ = routes.preview_request(q)
     assert (opts.length, opts.stride, frames) == (13, 9, 31)
-    wan = routes.preview_request(dict(node="LongAnimWanZoLAWindows", context_length="81", stride="61", frames="241"))
+    wan = routes.preview_request(dict(node="LongAnimWanZoLAWindowsV2", context_length="81", stride="61", frames="241"))
     assert (wan[0].length, wan[0].stride, wan[1]) == (21, 16, 61)
-    latent = routes.preview_request(dict(node="LongAnimZoLAWindows", context_length="16", stride="12",
+    latent = routes.preview_request(dict(node="LongAnimZoLAWindowsV2", context_length="16", stride="12",
                                          frames="81", frames_unit="video frames", temporal_compression="4"))
     assert (latent[0].length, latent[1]) == (16, 21), "lengths in latent frames, the video from a length widget"
     assert "covers the whole video" in routes.preview(dict(q, frames="81"))[1]

@@ -14,10 +14,10 @@ from longanim.nodes.comfy import routes
 from longanim.nodes.comfy import window_options as cwo
 
 NODE_TABLE = {
-    "LongAnimZoLAWindows": cs.ZOLA_DEFAULTS,
-    "LongAnimWanZoLAWindows": {**cs.ZOLA_DEFAULTS, "length": 21, "stride": 16},  # 81 / 61 video frames
-    "LongAnimContextWindows": cs.WINDOW_DEFAULTS,
-    "LongAnimGenLWindows": cs.GENL_DEFAULTS,
+    "LongAnimZoLAWindowsV2": cs.ZOLA_DEFAULTS,
+    "LongAnimWanZoLAWindowsV2": {**cs.ZOLA_DEFAULTS, "length": 21, "stride": 16},  # 81 / 61 video frames
+    "LongAnimContextWindowsV2": cs.WINDOW_DEFAULTS,
+    "LongAnimGenLWindowsV2": cs.GENL_DEFAULTS,
 }
 
 
@@ -45,7 +45,7 @@ def test_each_window_node_makes_the_table_defaults(node, monkeypatch):
     cls = getattr(wn, node)
     table = dict(NODE_TABLE[node])
     opts = _node_options(cls, monkeypatch)
-    if node == "LongAnimGenLWindows":  # Gen-L has no ends / max_skip / overlap input: WindowOptions' own apply
+    if node == "LongAnimGenLWindowsV2":  # Gen-L has no ends / max_skip / overlap input: WindowOptions' own apply
         table.update(ends=cwo.WindowOptions().ends, max_skip=cwo.WindowOptions().max_skip,
                      overlap=cwo.WindowOptions().overlap)
     assert _shown(opts, table) == table
@@ -70,8 +70,9 @@ def test_the_preview_route_falls_back_to_the_node_defaults(node, monkeypatch):
 
 
 def test_preview_schedule_node_defaults_are_the_table(monkeypatch):
-    d = _defaults(wn.LongAnimPreviewSchedule)
-    assert (d["frames"], d["steps"]) == (cs.PREVIEW_DEFAULTS["frames"], cs.PREVIEW_DEFAULTS["steps"])
-    assert {k: d[k] for k in ("context_length", "stride", "overlap", "max_skip", "fusion", "ends")} == {
-        "context_length": cs.WINDOW_DEFAULTS["length"], **{k: cs.WINDOW_DEFAULTS[k] for k in
-                                                          ("stride", "overlap", "max_skip", "fusion", "ends")}}
+    d = _defaults(wn.LongAnimPreviewScheduleV2)
+    assert (d["length"], d["steps"]) == (cs.PREVIEW_DEFAULTS["frames"], cs.PREVIEW_DEFAULTS["steps"])
+    assert {k: d[k] for k in ("context_length", "stride", "context_overlap", "max_skip", "fuse_method", "ends")} == {
+        "context_length": cs.WINDOW_DEFAULTS["length"], "context_overlap": cs.WINDOW_DEFAULTS["overlap"],
+        "fuse_method": cs.WINDOW_DEFAULTS["fusion"], **{k: cs.WINDOW_DEFAULTS[k] for k in
+                                                       ("stride", "max_skip", "ends")}}

@@ -202,7 +202,9 @@ def test_sampling_node_values_beyond_bounds_are_rejected(server, object_info, ma
     ("node=LongAnimWanZoLAWindows&context_length=0&stride=0", "context_length"),
     ("node=LongAnimZoLAWindows&max_skip=1000000", "max_skip"),
     ("node=LongAnimContextWindows&overlap=99&context_schedule=static", "overlap"),
-    ("node=LongAnimPreviewSchedule&frames=99999999999999999999999", "frames"),
+    ("node=LongAnimPreviewSchedule&frames=99999999999999999999999", "frames"),  # a retired id: its old name
+    ("node=LongAnimPreviewScheduleV2&length=99999999999999999999999", "length"),
+    ("node=LongAnimContextWindowsV2&context_overlap=99&context_schedule=static", "context_overlap"),
 ])
 def test_preview_route_answers_400_naming_the_input(server, query, name):
     """Infinite, NaN, overflowing and out-of-bounds query values: HTTP 400 with the input named (the canvas shows

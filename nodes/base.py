@@ -7,6 +7,7 @@ Nodes are classic (V1) ComfyUI node classes: the stable contract on ComfyUI 0.3.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -92,16 +93,16 @@ def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] |
                      old_inputs: dict[str, tuple] | None = None, convert=None) -> type:
     """A node class that keeps a retired node id working: saved workflows load and run unchanged.
 
-    ``target`` is the node class that replaces it. ``renamed_inputs`` maps OLD input name -> current input name:
-    the alias shows the old names, so a saved prompt that uses them validates, and ``run`` passes them on under
-    the current names. ``old_inputs`` (OLD name -> input spec) shows an input as it was where its options changed
-    (a combo whose saved values the current node no longer lists). ``convert`` (a function of the keyword
-    arguments under the current names, returning them) turns saved values whose meaning changed into arguments
-    of ``target.run`` that select the same result. The class carries ComfyUI's ``DEPRECATED = True`` (0.3.75
-    ``/object_info`` reports ``"deprecated": true``; the frontend hides it from search and the node library but
-    loads and runs workflows that use it). Register it through a family module's ``DEPRECATED_NODES`` and list
-    ``old_id`` under ``"deprecated"`` in tests/node_api.json; the freeze test then accepts that it left the live
-    node list.
+    ``target`` is the node class that replaces it. ``renamed_inputs`` maps OLD input name -> current input name: the
+    alias shows the old names, so a saved prompt that uses them validates, and ``run`` passes them on under the
+    current names (its errors name them by their old names). ``old_inputs`` (OLD name -> input spec) shows an input
+    as it was where its options changed (a combo whose saved values the current node no longer lists). ``convert``
+    (a function of the keyword arguments under the current names, returning them) turns saved values whose meaning
+    changed into arguments of ``target.run`` that select the same result. The class carries ComfyUI's ``DEPRECATED =
+    True`` (0.3.75 ``/object_info`` reports ``"deprecated": true``; the frontend hides it from search and the node
+    library but loads and runs workflows that use it). Register it through a family module's ``DEPRECATED_NODES``
+    and list ``old_id`` under ``"deprecated"`` in tests/node_api.json; the freeze test then accepts that it left the
+    live node list.
     """
     renamed = dict(renamed_inputs or {})
     shown = dict(old_inputs or {})
@@ -122,7 +123,15 @@ def deprecated_alias(old_id: str, target: type, renamed_inputs: dict[str, str] |
         kwargs = {renamed.get(k, k): v for k, v in kwargs.items()}
         if convert is not None:
             kwargs = convert(kwargs)
-        return getattr(target(), target.FUNCTION)(*args, **kwargs)
+        try:
+            return getattr(target(), target.FUNCTION)(*args, **kwargs)
+        except ValueError as e:  # name the inputs as this node shows them
+            text = str(e)
+            for old, new in renamed.items():
+                text = re.sub(rf"\b{re.escape(new)}\b", old, text)
+            if text == str(e):
+                raise
+            raise ValueError(text) from e
 
     name = target.DISPLAY_NAME.removeprefix("LongAnim: ")
     description = f"Deprecated: kept so saved workflows still run; use {target.NODE_ID} in new workflows. {note}"

@@ -101,8 +101,8 @@ def validate_window_params(
         )
     if overlap is not None and (overlap < 0 or overlap >= context_length):
         raise ValueError(
-            f"overlap must be in [0, context_length-1={context_length - 1}], got {overlap}; "
-            "lower the overlap or raise context_length"
+            f"context_overlap must be in [0, context_length-1={context_length - 1}], got {overlap}; "
+            "lower context_overlap or raise context_length"
         )
     if max_skip is not None and max_skip < 1:
         raise ValueError(f"max_skip must be >= 1 (1 = no frame skipping), got {max_skip}")

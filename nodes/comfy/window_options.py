@@ -56,15 +56,15 @@ class WindowOptions:
         cs.validate_window_params(p["length"], stride=p["stride"], overlap=p["overlap"], max_skip=p["max_skip"],
                                   schedule=self.schedule)
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
+            raise ValueError(f"fuse_method must be one of {list(FUSIONS)}, got {self.fusion!r}")
         if self.blend_variant not in cs.BLEND_VARIANTS:
             raise ValueError(f"blend_variant must be one of {list(cs.BLEND_VARIANTS)}, got {self.blend_variant!r}")
         if self.prompt_rule not in ("zola", "genl"):
             raise ValueError(f"prompt_rule must be 'zola' or 'genl', got {self.prompt_rule!r}")
         if self.keep_first_frame and (self.schedule == "looped" or self.closed_loop):
-            raise ValueError("keep_first_frame: windows that wrap around the end (schedule 'looped' or "
+            raise ValueError("retain_first_frame: windows that wrap around the end (schedule 'looped' or "
                              "closed_loop) put frame 0 in the middle of a window; use another schedule or turn "
-                             "keep_first_frame off")
+                             "retain_first_frame off")
         if self.ends not in cs.ENDS:
             raise ValueError(f"ends must be one of {list(cs.ENDS)}, got {self.ends!r}")
         if not 0.0 <= float(self.skip_until) <= 1.0:

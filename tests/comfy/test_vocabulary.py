@@ -123,3 +123,14 @@ def test_prompt_saved_with_old_id_and_names_gives_the_same_output(host, old_id):
             assert a.shape == b.shape and torch.equal(a, b), old_id
         else:
             assert a == b, old_id
+
+
+def test_errors_name_the_inputs_as_the_node_shows_them(host):
+    """A refusal names the input by the name on the node the user has: the old name on a retired id."""
+    kwargs = dict(model=host.wan(), context_schedule="looped", context_length=6, stride=4, context_overlap=2,
+                  max_skip=1, closed_loop=True, seed=0, fuse_method="flat", retain_first_frame=True)
+    with pytest.raises(ValueError, match=r"^retain_first_frame: ") as new:
+        NODE_CLASS_MAPPINGS["LongAnimContextWindowsV2"]().run(**kwargs)
+    with pytest.raises(ValueError, match=r"^keep_first_frame: ") as old:
+        NODE_CLASS_MAPPINGS["LongAnimContextWindows"]().run(**old_kwargs("LongAnimContextWindows", kwargs))
+    assert "retain_first_frame" not in str(old.value) and "keep_first_frame" not in str(new.value)

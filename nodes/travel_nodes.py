@@ -6,6 +6,7 @@ algorithm is ``nodes/algorithms/noise_travel.py``; the ComfyUI side is ``nodes/c
 """
 from __future__ import annotations
 
+from . import vocabulary
 from .base import LongAnimNode, float_input, int_input, link_input, outputs, seed_input
 from .comfy import basics
 from .comfy import travel as ct
@@ -17,7 +18,7 @@ JUMP_TIP = ("Jump length L: sampling steps per travelled block (denoise L steps,
             "travel range.")
 START_TIP = "Start of the travel range, as a fraction of the sampling steps (0 = the first, noisiest step)."
 END_TIP = ("End of the travel range (exclusive), as a fraction of the steps. ZoLA travels only early steps: "
-           "0.3 = the first 30 %. start = end disables travel.")
+           "0.3 = the first 30 %. start_percent = end_percent disables travel.")
 REPEATS_TIP = ("How often each block is re-noised and denoised again. 1 = the paper's single second chance. "
                "Extra model calls = blocks x L x repeats. 0 disables travel.")
 SEED_TIP = "Seed of the re-noising noise (each jump draws its own noise from this seed and the jump number)."
@@ -40,18 +41,18 @@ rectified-flow models (Wan, Hunyuan, LTX, Flux). Other model types are refused w
 
 ## Plan and cost
 
-Steps `i` with `start * steps <= i < end * steps` form the travel range. Blocks of L steps are laid from its first
-step; a block travels only if it fits in the range, and is repeated `repeats` times. Model calls = steps + blocks x
-L x repeats for one-call samplers (euler, euler_ancestral, dpmpp_2m, ...; two-call samplers such as heun count
-twice). Example: 30 steps with the defaults (L = 3, range [0, 0.3) = steps 0-8, 3 blocks) = 30 + 9 = 39 calls.
-The progress bar counts every call. `jump = 0` picks L = max(1, round(0.1 x steps)), capped to the range; an
-explicit L larger than the steps in the range is an error (sampling does not start). `start = end` or
-`repeats = 0` turns travel off: the result is then bit-identical to the plain sampler.
+Steps `i` with `start_percent * steps <= i < end_percent * steps` form the travel range. Blocks of L steps are laid
+from its first step; a block travels only if it fits in the range, and is repeated `repeats` times. Model calls =
+steps + blocks x L x repeats for one-call samplers (euler, euler_ancestral, dpmpp_2m, ...; two-call samplers such as
+heun count twice). Example: 30 steps with the defaults (L = 3, range [0, 0.3) = steps 0-8, 3 blocks) = 30 + 9 = 39
+calls. The progress bar counts every call. `jump = 0` picks L = max(1, round(0.1 x steps)), capped to the range; an
+explicit L larger than the steps in the range is an error (sampling does not start). `start_percent = end_percent`
+or `repeats = 0` turns travel off: the result is then bit-identical to the plain sampler.
 
 ## Typical values
 
-- `start = 0`, `end = 0.2-0.4`, `jump = 0` (auto) or 2-5 for 20-50 steps, `repeats = 1` (the paper's single second
-  chance; 2-3 for hard scenes at proportional cost).
+- `start_percent = 0`, `end_percent = 0.2-0.4`, `jump = 0` (auto) or 2-5 for 20-50 steps, `repeats = 1` (the paper's
+  single second chance; 2-3 for hard scenes at proportional cost).
 - `recipe`: the paper re-noises with the same structured noise as the initial noise (ZoLA Eq. 8): connect the
   `recipe` output of the noise node you sample with (e.g. Repeat-Mask Noise, ratio 0.5). Empty = the recipe of
   LongAnim: Apply Noise To Model on the same MODEL, else i.i.d. noise.
@@ -75,8 +76,8 @@ explicit L larger than the steps in the range is an error (sampling does not sta
 def _travel_inputs() -> dict:
     return {
         "jump": int_input(0, 0, 10000, JUMP_TIP),
-        "start": float_input(0.0, 0.0, 1.0, START_TIP),
-        "end": float_input(0.3, 0.0, 1.0, END_TIP),
+        "start_percent": float_input(0.0, 0.0, 1.0, START_TIP),
+        "end_percent": float_input(0.3, 0.0, 1.0, END_TIP),
         "repeats": int_input(1, 0, 100, REPEATS_TIP),
         "seed": seed_input(SEED_TIP),
     }
@@ -89,8 +90,8 @@ def _settings(jump, start, end, repeats, seed, recipe) -> ct.TravelSettings:
     return settings
 
 
-class LongAnimNoiseTravel(LongAnimNode):
-    NODE_ID = "LongAnimNoiseTravel"
+class LongAnimNoiseTravelV2(LongAnimNode):
+    NODE_ID = "LongAnimNoiseTravelV2"
     PATCH_ROLE = "noise travel"
     DISPLAY_NAME = "LongAnim: Noise Travel (sampler)"
     CATEGORY = CATEGORY
@@ -118,17 +119,17 @@ windows) goes to the guider as usual. For plain KSampler use **Noise Travel (mod
             "recipe": link_input("LONGANIM_NOISE", RECIPE_TIP),
         }}
 
-    def run(self, sampler, jump, start, end, repeats, seed, recipe=None):
+    def run(self, sampler, jump, start_percent, end_percent, repeats, seed, recipe=None):
         ct.check_sampler(sampler, "sampler")
         if isinstance(sampler, ct.TravelKSampler):
             raise ValueError(f"sampler: it already runs noise travel (from {self.DISPLAY_NAME}); a second "
                              f"{self.DISPLAY_NAME} would travel inside each travelled block. Remove one of the "
                              "two nodes, or set jump / repeats on the one you keep")
-        return (ct.travel_sampler(sampler, _settings(jump, start, end, repeats, seed, recipe)),)
+        return (ct.travel_sampler(sampler, _settings(jump, start_percent, end_percent, repeats, seed, recipe)),)
 
 
-class LongAnimNoiseTravelModel(LongAnimNode):
-    NODE_ID = "LongAnimNoiseTravelModel"
+class LongAnimNoiseTravelModelV2(LongAnimNode):
+    NODE_ID = "LongAnimNoiseTravelModelV2"
     PATCH_ROLE = "noise travel"
     DISPLAY_NAME = "LongAnim: Noise Travel (model)"
     CATEGORY = CATEGORY
@@ -158,12 +159,15 @@ is skipped for that run (no double travel).
             "recipe": link_input("LONGANIM_NOISE", RECIPE_TIP),
         }}
 
-    def run(self, model, jump, start, end, repeats, seed, recipe=None):
+    def run(self, model, jump, start_percent, end_percent, repeats, seed, recipe=None):
         if not hasattr(model, "clone") or not hasattr(model, "model_options"):
             raise ValueError(f"model: expected a MODEL (from a model loader), got {type(model).__name__}")
         basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
-        return (basics.mark_patch(ct.patch_model_travel(model, _settings(jump, start, end, repeats, seed, recipe)),
-                                  self.PATCH_ROLE, self.DISPLAY_NAME),)
+        settings = _settings(jump, start_percent, end_percent, repeats, seed, recipe)
+        return (basics.mark_patch(ct.patch_model_travel(model, settings), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
-NODES = [LongAnimNoiseTravel, LongAnimNoiseTravelModel]
+NODES = [LongAnimNoiseTravelV2, LongAnimNoiseTravelModelV2]
+LongAnimNoiseTravel = vocabulary.alias(LongAnimNoiseTravelV2)
+LongAnimNoiseTravelModel = vocabulary.alias(LongAnimNoiseTravelModelV2)
+DEPRECATED_NODES = [LongAnimNoiseTravel, LongAnimNoiseTravelModel]

@@ -10,7 +10,7 @@ Names used (core ComfyUI's where core has one with the same meaning):
 ``context_length`` frames in one window (or the model's native length), ``context_overlap`` frames shared by
 neighbouring windows, ``fuse_method`` how overlapping windows merge, ``retain_first_frame`` the reference frame in
 every window, ``frame_unit`` the unit of every length and frame number a node takes, ``length`` the frames of the
-whole video.
+whole video, ``start_percent`` / ``end_percent`` a range of the sampling run.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ RENAMED_NODES: dict[str, tuple[str, dict[str, str]]] = {
         "frames": "length", "overlap": "context_overlap", "fusion": "fuse_method"}),
     "LongAnimConditioningFrames": ("LongAnimConditioningFramesV2", {"length_unit": "frame_unit"}),
     "LongAnimWindowLoRA": ("LongAnimWindowLoRAV2", {"length_unit": "frame_unit"}),
+    "LongAnimNoiseTravel": ("LongAnimNoiseTravelV2", {"start": "start_percent", "end": "end_percent"}),
+    "LongAnimNoiseTravelModel": ("LongAnimNoiseTravelModelV2", {"start": "start_percent", "end": "end_percent"}),
 }
 
 #: current node id -> the retired id it replaces

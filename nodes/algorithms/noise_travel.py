@@ -207,11 +207,12 @@ def validate_travel(
         raise ValueError(f"steps must be an integer >= 1, got {num_steps!r}")
     if jump is not None and (isinstance(jump, bool) or not isinstance(jump, int) or jump < 0):
         raise ValueError(f"jump must be an integer >= 0 (0 disables noise travel), got {jump!r}")
-    for name, value in (("start", start), ("end", end)):
+    for name, value in (("start_percent", start), ("end_percent", end)):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be a fraction of the steps in [0, 1], got {value!r}")
     if start > end:
-        raise ValueError(f"start must be <= end, got start={start}, end={end}; swap them")
+        raise ValueError(f"start_percent must be <= end_percent, got start_percent={start}, end_percent={end}; "
+                         "swap them")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 0:
         raise ValueError(f"repeats must be an integer >= 0 (0 disables noise travel), got {repeats!r}")
 

@@ -103,9 +103,9 @@ class TravelSettings:
             return min(nt.default_jump(num_steps), in_range)
         if self.jump > in_range:
             raise ValueError(
-                f"jump must be <= the {in_range} sampling steps in the travel range [start={self.start}, "
-                f"end={self.end}) of {num_steps} steps, got jump={self.jump}; lower jump, widen start/end, use "
-                "more steps, or set jump = 0 (automatic)")
+                f"jump must be <= the {in_range} sampling steps in the travel range [start_percent={self.start}, "
+                f"end_percent={self.end}) of {num_steps} steps, got jump={self.jump}; lower jump, widen "
+                "start_percent / end_percent, use more steps, or set jump = 0 (automatic)")
         return self.jump
 
     def plan(self, num_steps: int) -> list[nt.Segment]:

@@ -8,9 +8,11 @@ mapping that is lost or points at the wrong input changes the output or fails.
 import pathlib
 import sys
 
+import comfy.samplers
 import folder_paths
 import pytest
 import torch
+from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 from longanim.nodes import vocabulary
 from longanim.nodes.registry import NODE_CLASS_MAPPINGS
 
@@ -101,6 +103,13 @@ def _cases(host):
                                             frame_unit="video frames"), _tensors),
         "LongAnimWindowLoRA": (dict(model=wan, lora_name=tiny_lora.WAN, strength=0.8, frame_intervals="5-",
                                     frame_unit="video frames"), lambda out: _sample_wan(host, out)),
+        # 5 steps of the normal schedule, range [0.2, 0.6): steps 1-2 as a share of the steps and by noise level
+        "LongAnimNoiseTravel": (dict(sampler=comfy.samplers.sampler_object("euler"), jump=1, start_percent=0.2,
+                                     end_percent=0.6, repeats=1, seed=3),
+                                lambda out: host.custom_advanced(wan, host.wan_latent(9), Noise_RandomNoise(2),
+                                                                 sampler=out[0], steps=5)),
+        "LongAnimNoiseTravelModel": (dict(model=sd, jump=1, start_percent=0.2, end_percent=0.6, repeats=1, seed=3),
+                                     lambda out: host.ksample(out[0], host.sd_latent(4), seed=5, steps=5, cfg=1.0)),
     }
 
 

@@ -450,8 +450,8 @@ def animatediff_zola_256(wf: Workflow, tiny: bool) -> None:
     model = wf.node("LongAnimApplyNoiseToModel", 2, model=model, recipe=recipe[1])[0]
     model = wf.node("LongAnimZoLAWindowsV2", 2, model=model, context_length=8 if tiny else 16,
                     stride=8 if tiny else 12, max_skip=2, seed=0)[0]
-    model = wf.node("LongAnimNoiseTravelModel", 2, model=model, jump=0, start=0.0, end=0.3, repeats=1, seed=0,
-                    recipe=recipe[1])[0]
+    model = wf.node("LongAnimNoiseTravelModelV2", 2, model=model, jump=0, start_percent=0.0, end_percent=0.3,
+                    repeats=1, seed=0, recipe=recipe[1])[0]
     sample_and_save(wf, tiny, model, pos, neg, latent, vae, "animatediff_zola_256", 25, 7.5, 8)
 
 

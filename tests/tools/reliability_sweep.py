@@ -35,7 +35,7 @@ def wan_prompt(steps: int = 2, length: int = 21, seed: int = 3, prefix: str = "r
                size: int = 32) -> tuple[dict, str]:
     """Tiny Wan: LongAnim ZoLA windows + repeat-mask noise (+ noise travel sampler); returns (prompt, sampler id).
 
-    ``seed`` seeds the noise and the travel: with a flow model, travel from ``start=0`` re-noises to sigma = 1,
+    ``seed`` seeds the noise and the travel: with a flow model, travel from ``start_percent=0`` re-noises to sigma = 1,
     pure noise, so the result then depends on the travel seed only (by design, not a leak).
     """
     g = Graph()
@@ -48,8 +48,8 @@ def wan_prompt(steps: int = 2, length: int = 21, seed: int = 3, prefix: str = "r
     guider = g.node("CFGGuider", model=model, positive=g.out(pos), negative=g.out(neg), cfg=5.0)
     sampler = g.node("KSamplerSelect", sampler_name="euler")
     if travel:
-        sampler = g.node("LongAnimNoiseTravel", sampler=g.out(sampler), jump=1, start=0.0, end=0.5, repeats=1,
-                         seed=seed, recipe=g.out(noise, 1))
+        sampler = g.node("LongAnimNoiseTravelV2", sampler=g.out(sampler), jump=1, start_percent=0.0,
+                         end_percent=0.4, repeats=1, seed=seed, recipe=g.out(noise, 1))
     sigmas = g.node("BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)
     latent = g.node("EmptyHunyuanLatentVideo", width=size, height=size, length=length, batch_size=1)
     sampled = g.node("SamplerCustomAdvanced", noise=g.out(noise), guider=g.out(guider), sampler=g.out(sampler),
@@ -73,8 +73,8 @@ def sd_branch(g: Graph, base: list, kind: str, seed: int = 3, frames: int = 8, s
                              end_percent=1.0, blocks="all"))
         model = g.out(g.node("LongAnimZoLAWindowsV2", model=model, context_length=5, stride=3, max_skip=2,
                              fuse_method="zola", seed=0, max_windows_per_batch=2))
-        model = g.out(g.node("LongAnimNoiseTravelModel", model=model, jump=1, start=0.0, end=0.5, repeats=1,
-                             seed=0))
+        model = g.out(g.node("LongAnimNoiseTravelModelV2", model=model, jump=1, start_percent=0.0,
+                             end_percent=0.4, repeats=1, seed=0))
     elif kind == "b":
         model = g.out(g.node("LongAnimTemporalMomentumAttention", model=model, momentum=0.5, start_percent=0.0,
                              end_percent=1.0, blocks="output"))

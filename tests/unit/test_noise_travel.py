@@ -387,7 +387,7 @@ def test_deterministic_under_seed():
         ({"num_steps": 10, "jump": -1}, "jump"),
         ({"num_steps": 10, "start": 1.5}, "start"),
         ({"num_steps": 10, "end": -0.1}, "end"),
-        ({"num_steps": 10, "start": 0.6, "end": 0.4}, "start must be <= end"),
+        ({"num_steps": 10, "start": 0.6, "end": 0.4}, "start_percent must be <= end_percent"),
         ({"num_steps": 10, "repeats": -1}, "repeats"),
     ],
 )

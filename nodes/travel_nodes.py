@@ -16,9 +16,13 @@ CATEGORY = "LongAnim/noise travel"
 JUMP_TIP = ("Jump length L: sampling steps per travelled block (denoise L steps, re-noise back, denoise them "
             "again). 0 = automatic: 10 % of the steps (at least 1), capped to the travel range. Must fit in the "
             "travel range.")
-START_TIP = "Start of the travel range, as a fraction of the sampling steps (0 = the first, noisiest step)."
-END_TIP = ("End of the travel range (exclusive), as a fraction of the steps. ZoLA travels only early steps: "
-           "0.3 = the first 30 %. start_percent = end_percent disables travel.")
+START_TIP = ("Start of the travel range on the noise schedule, as core's start_percent (ControlNet Apply Advanced, "
+             "hooks): 0 = the noisiest level, 1 = clean. A step travels when its noise level lies in the range, so "
+             "the range means the same noise levels whatever the step count and scheduler.")
+END_TIP = ("End of the travel range on the noise schedule (exclusive), as core's end_percent. ZoLA travels only "
+           "the early, high-noise steps: 0.3 = the first 30 % of the schedule (with the normal or simple "
+           "scheduler about the first 30 % of the steps; Karras spends more steps at low noise, so fewer). "
+           "start_percent = end_percent disables travel.")
 REPEATS_TIP = ("How often each block is re-noised and denoised again. 1 = the paper's single second chance. "
                "Extra model calls = blocks x L x repeats. 0 disables travel.")
 SEED_TIP = "Seed of the re-noising noise (each jump draws its own noise from this seed and the jump number)."
@@ -41,13 +45,19 @@ rectified-flow models (Wan, Hunyuan, LTX, Flux). Other model types are refused w
 
 ## Plan and cost
 
-Steps `i` with `start_percent * steps <= i < end_percent * steps` form the travel range. Blocks of L steps are laid
-from its first step; a block travels only if it fits in the range, and is repeated `repeats` times. Model calls =
-steps + blocks x L x repeats for one-call samplers (euler, euler_ancestral, dpmpp_2m, ...; two-call samplers such as
-heun count twice). Example: 30 steps with the defaults (L = 3, range [0, 0.3) = steps 0-8, 3 blocks) = 30 + 9 = 39
-calls. The progress bar counts every call. `jump = 0` picks L = max(1, round(0.1 x steps)), capped to the range; an
-explicit L larger than the steps in the range is an error (sampling does not start). `start_percent = end_percent`
-or `repeats = 0` turns travel off: the result is then bit-identical to the plain sampler.
+The travel range is a range of the noise schedule, as core's `start_percent` / `end_percent`: step `i` (which
+starts at noise level `sigma_i`) travels when
+`percent_to_sigma(end_percent) < sigma_i <= percent_to_sigma(start_percent)`, so a range means the same noise
+levels whatever the step count and scheduler (with the normal / simple schedulers about the same share of the
+steps; Karras spends more steps at low noise). Blocks of L steps are laid from its first
+step; a block travels only if it fits in the range, and is repeated `repeats` times. Model calls = steps + blocks x
+L x repeats for one-call samplers (euler, euler_ancestral, dpmpp_2m, ...; two-call samplers such as heun count
+twice). Example: 30 normal-schedule steps with the defaults (L = 3, range [0, 0.3) = steps 0-8, 3 blocks) = 30 + 9
+= 39 calls. The progress bar counts every call. `jump = 0` picks L = max(1, round(0.1 x steps)), capped to the range;
+an explicit L larger than the steps in the range is an error (sampling does not start). `start_percent =
+end_percent` or `repeats = 0` turns travel off: the result is then bit-identical to the plain sampler. Workflows
+saved with the retired ids (`LongAnimNoiseTravel`, `LongAnimNoiseTravelModel`: `start` / `end`) keep their meaning,
+a share of the steps: `start * steps <= i < end * steps`.
 
 ## Typical values
 
@@ -83,9 +93,11 @@ def _travel_inputs() -> dict:
     }
 
 
-def _settings(jump, start, end, repeats, seed, recipe) -> ct.TravelSettings:
+def _settings(jump, start, end, repeats, seed, recipe, range_in_steps=False) -> ct.TravelSettings:
+    """``range_in_steps``: the range is a share of the run's steps (workflows saved with the retired ids'
+    ``start`` / ``end``); else a range of the noise schedule, core's ``start_percent`` / ``end_percent``."""
     settings = ct.TravelSettings(jump=jump, start=float(start), end=float(end), repeats=repeats, seed=seed,
-                                  recipe=recipe)
+                                  recipe=recipe, percent=not range_in_steps)
     settings.validate()
     return settings
 
@@ -119,13 +131,14 @@ windows) goes to the guider as usual. For plain KSampler use **Noise Travel (mod
             "recipe": link_input("LONGANIM_NOISE", RECIPE_TIP),
         }}
 
-    def run(self, sampler, jump, start_percent, end_percent, repeats, seed, recipe=None):
+    def run(self, sampler, jump, start_percent, end_percent, repeats, seed, recipe=None, range_in_steps=False):
         ct.check_sampler(sampler, "sampler")
         if isinstance(sampler, ct.TravelKSampler):
             raise ValueError(f"sampler: it already runs noise travel (from {self.DISPLAY_NAME}); a second "
                              f"{self.DISPLAY_NAME} would travel inside each travelled block. Remove one of the "
                              "two nodes, or set jump / repeats on the one you keep")
-        return (ct.travel_sampler(sampler, _settings(jump, start_percent, end_percent, repeats, seed, recipe)),)
+        settings = _settings(jump, start_percent, end_percent, repeats, seed, recipe, range_in_steps)
+        return (ct.travel_sampler(sampler, settings),)
 
 
 class LongAnimNoiseTravelModelV2(LongAnimNode):
@@ -136,14 +149,15 @@ class LongAnimNoiseTravelModelV2(LongAnimNode):
     DESCRIPTION = (
         "ZoLA noise travel (section 4.4, Eq. 9) for plain KSampler / KSamplerAdvanced: returns a MODEL whose "
         "sampling runs the chosen sampler_name with noise travel (re-noise and re-denoise blocks of L early "
-        "steps). Only the returned MODEL is affected. The range is a fraction of the steps that sampler runs: "
-        "with several KSamplerAdvanced passes, patch only the model of the first (high-noise) pass."
+        "steps). Only the returned MODEL is affected. The range is a range of noise levels (core's "
+        "start_percent / end_percent), so with several KSamplerAdvanced passes each pass travels the steps of the "
+        "range it runs."
     )
     DOC_EXTRA = DOC_COMMON + """
 Workflow: model loader -> LongAnim windows -> **Noise Travel (model)** -> KSampler / KSamplerAdvanced; the sampler
-chosen by `sampler_name` runs with travel. Only the returned MODEL is affected. The range is a fraction of the steps
-that sampler call runs (KSamplerAdvanced: its start/end step slice), so with several KSamplerAdvanced passes patch
-only the model of the first, high-noise pass. If the sampler is already a Noise Travel (sampler), the MODEL's travel
+chosen by `sampler_name` runs with travel. Only the returned MODEL is affected. The range is a range of noise
+levels, so with several KSamplerAdvanced passes (a step slice each) a pass travels the steps of the range it runs;
+the high-noise pass usually holds them all. If the sampler is already a Noise Travel (sampler), the MODEL's travel
 is skipped for that run (no double travel).
 """
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = outputs(
@@ -159,15 +173,31 @@ is skipped for that run (no double travel).
             "recipe": link_input("LONGANIM_NOISE", RECIPE_TIP),
         }}
 
-    def run(self, model, jump, start_percent, end_percent, repeats, seed, recipe=None):
+    def run(self, model, jump, start_percent, end_percent, repeats, seed, recipe=None, range_in_steps=False):
         if not hasattr(model, "clone") or not hasattr(model, "model_options"):
             raise ValueError(f"model: expected a MODEL (from a model loader), got {type(model).__name__}")
         basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
-        settings = _settings(jump, start_percent, end_percent, repeats, seed, recipe)
+        settings = _settings(jump, start_percent, end_percent, repeats, seed, recipe, range_in_steps)
         return (basics.mark_patch(ct.patch_model_travel(model, settings), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
 NODES = [LongAnimNoiseTravelV2, LongAnimNoiseTravelModelV2]
-LongAnimNoiseTravel = vocabulary.alias(LongAnimNoiseTravelV2)
-LongAnimNoiseTravelModel = vocabulary.alias(LongAnimNoiseTravelModelV2)
+
+
+def _steps_share(kwargs: dict) -> dict:
+    """A workflow saved with the retired ids holds ``start`` / ``end`` as a share of the sampler's steps: keep
+    them selecting the same steps."""
+    return {**kwargs, "range_in_steps": True}
+
+
+NOTE = "Its start / end are a share of the steps; the new node's start_percent / end_percent are noise levels."
+OLD_RANGE = {  # the retired inputs as they were: a share of the steps
+    "start": float_input(0.0, 0.0, 1.0, "Start of the travel range, as a fraction of the sampling steps (0 = the "
+                         "first, noisiest step)."),
+    "end": float_input(0.3, 0.0, 1.0, "End of the travel range (exclusive), as a fraction of the steps. ZoLA "
+                       "travels only early steps: 0.3 = the first 30 %. start = end disables travel."),
+}
+LongAnimNoiseTravel = vocabulary.alias(LongAnimNoiseTravelV2, convert=_steps_share, note=NOTE, old_inputs=OLD_RANGE)
+LongAnimNoiseTravelModel = vocabulary.alias(LongAnimNoiseTravelModelV2, convert=_steps_share, note=NOTE,
+                                            old_inputs=OLD_RANGE)
 DEPRECATED_NODES = [LongAnimNoiseTravel, LongAnimNoiseTravelModel]

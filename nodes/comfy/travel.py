@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import types
 from typing import Any
 
 import comfy.model_sampling
@@ -66,12 +67,36 @@ def steps_in_range(num_steps: int, start: float, end: float) -> int:
     return max(0, stop - first)
 
 
+def percent_range_steps(sigmas, model_sampling, start: float, end: float) -> tuple[int, int]:
+    """``(first, stop)``: the sampling steps ``first <= i < stop`` whose noise level lies in the range
+    ``[start, end)`` of the noise schedule, with core's meaning of ``start_percent`` / ``end_percent``
+    (``model_sampling.percent_to_sigma``, as ControlNet Apply Advanced and the hooks read them): step ``i``, which
+    starts at ``sigmas[i]``, is in the range when ``percent_to_sigma(end) < sigmas[i] <= percent_to_sigma(start)``.
+    The same range selects the same noise levels whatever the step count and scheduler."""
+    n = int(sigmas.shape[-1]) - 1
+    if n < 1 or start >= end:
+        return 0, 0
+    hi = float(model_sampling.percent_to_sigma(float(start)))
+    lo = float(model_sampling.percent_to_sigma(float(end)))
+    inside = [lo < float(sigmas[i]) <= hi for i in range(n)]
+    if not any(inside):
+        return 0, 0
+    first = inside.index(True)
+    stop = first
+    while stop < n and inside[stop]:
+        stop += 1
+    return first, stop
+
+
 @dataclasses.dataclass(frozen=True)
 class TravelSettings:
     """The node inputs of noise travel; plain values only (deep-copied with the model on ComfyUI 0.3.75).
 
     ``jump = 0`` means automatic: ``noise_travel.default_jump(steps)`` capped to the steps in the range.
-    ``start == end`` (an empty range) or ``repeats = 0`` means no travel: plain sampling.
+    ``start == end`` (an empty range) or ``repeats = 0`` means no travel: plain sampling. ``percent`` (the nodes'
+    ``start_percent`` / ``end_percent``): the range is a range of the noise schedule (:func:`percent_range_steps`),
+    turned into the steps of each run by :meth:`for_run`; ``percent = False``: a share of the run's steps
+    (``start * n <= i < end * n``), how workflows saved with the retired ``start`` / ``end`` read.
     """
 
     jump: int = 0
@@ -80,6 +105,16 @@ class TravelSettings:
     repeats: int = nt.DEFAULT_REPEATS
     seed: int = 0
     recipe: NoiseRecipe | None = None
+    percent: bool = False
+
+    def for_run(self, sigmas, model_sampling) -> TravelSettings:
+        """These settings with the range as a share of this run's steps (``percent`` resolved against
+        ``sigmas``)."""
+        if not self.percent:
+            return self
+        n = int(sigmas.shape[-1]) - 1
+        first, stop = percent_range_steps(sigmas, model_sampling, self.start, self.end)
+        return dataclasses.replace(self, start=first / max(n, 1), end=stop / max(n, 1), percent=False)
 
     def validate(self) -> None:
         """Cheap step-independent checks; ``ValueError`` naming the input (jump, start, end, repeats, seed, recipe)."""
@@ -204,8 +239,9 @@ class TravelFunction:
         if int(sigmas.shape[-1]) < 2:  # no step to run (e.g. a 1-entry SplitSigmas): the inner sampler decides
             return self.inner_function(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                                        **options)
-        plan = self.settings.plan(int(sigmas.shape[-1]) - 1)
-        kind, scale = travel_parameterization(model_sampling_of(model))
+        ms = model_sampling_of(model)
+        plan = self.settings.for_run(sigmas, ms).plan(int(sigmas.shape[-1]) - 1)
+        kind, scale = travel_parameterization(ms)
         # ZoLA Eq. 9 re-noises with the initial noise's distribution: an explicit recipe, else the one the MODEL
         # carries (Apply Noise To Model), else i.i.d.
         recipe = self.settings.recipe or model_recipe(extra_args.get("model_options"))
@@ -284,7 +320,9 @@ class TravelKSampler(PackSampler):
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
         if callback is not None and int(sigmas.shape[-1]) >= 2:
-            total = int(math.ceil(nt.count_model_calls(self.settings.plan(int(sigmas.shape[-1]) - 1))))
+            ms = model_sampling_of(types.SimpleNamespace(inner_model=model_wrap))  # as KSAMPLER wraps it
+            plan = self.settings.for_run(sigmas, ms).plan(int(sigmas.shape[-1]) - 1)
+            total = int(math.ceil(nt.count_model_calls(plan)))
             callback = _TotalCallback(callback, total)
         return self.ksampler.sample(model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs)
 

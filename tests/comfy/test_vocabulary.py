@@ -34,7 +34,11 @@ def test_every_retired_id_is_a_hidden_alias_with_its_old_names():
         old_spec, new_spec = alias.INPUT_TYPES(), target.INPUT_TYPES()
         for section, inputs in new_spec.items():
             shown = {renamed.get(k, k): v for k, v in old_spec.get(section, {}).items()}
-            assert shown == inputs, f"{old_id}.{section}: {sorted(shown)} vs {sorted(inputs)}"
+            assert shown.keys() == inputs.keys(), f"{old_id}.{section}: {sorted(shown)} vs {sorted(inputs)}"
+            for name, entry in inputs.items():  # the same input; a retired meaning keeps its own tooltip
+                assert shown[name][0] == entry[0], (old_id, name)
+                assert {k: v for k, v in shown[name][1].items() if k != "tooltip"} == \
+                    {k: v for k, v in entry[1].items() if k != "tooltip"}, (old_id, name)
         for old, new in renamed.items():
             assert any(old in s for s in old_spec.values()) and not any(new in s for s in old_spec.values()), old
             assert any(new in s for s in new_spec.values()), new
@@ -103,12 +107,14 @@ def _cases(host):
                                             frame_unit="video frames"), _tensors),
         "LongAnimWindowLoRA": (dict(model=wan, lora_name=tiny_lora.WAN, strength=0.8, frame_intervals="5-",
                                     frame_unit="video frames"), lambda out: _sample_wan(host, out)),
-        # 5 steps of the normal schedule, range [0.2, 0.6): steps 1-2 as a share of the steps and by noise level
-        "LongAnimNoiseTravel": (dict(sampler=comfy.samplers.sampler_object("euler"), jump=1, start_percent=0.2,
-                                     end_percent=0.6, repeats=1, seed=3),
+        # 5 steps of the normal schedule (uniform in the model's time), range [0.1, 0.3): step 1 both as a share
+        # of the steps (the retired start / end) and by noise level (start_percent / end_percent); a Karras
+        # schedule tells them apart: test_retired_noise_travel_keeps_its_steps_the_new_one_reads_noise_levels
+        "LongAnimNoiseTravel": (dict(sampler=comfy.samplers.sampler_object("euler"), jump=1, start_percent=0.1,
+                                     end_percent=0.3, repeats=1, seed=3),
                                 lambda out: host.custom_advanced(wan, host.wan_latent(9), Noise_RandomNoise(2),
                                                                  sampler=out[0], steps=5)),
-        "LongAnimNoiseTravelModel": (dict(model=sd, jump=1, start_percent=0.2, end_percent=0.6, repeats=1, seed=3),
+        "LongAnimNoiseTravelModel": (dict(model=sd, jump=1, start_percent=0.1, end_percent=0.3, repeats=1, seed=3),
                                      lambda out: host.ksample(out[0], host.sd_latent(4), seed=5, steps=5, cfg=1.0)),
     }
 
@@ -143,3 +149,35 @@ def test_errors_name_the_inputs_as_the_node_shows_them(host):
     with pytest.raises(ValueError, match=r"^keep_first_frame: ") as old:
         NODE_CLASS_MAPPINGS["LongAnimContextWindows"]().run(**old_kwargs("LongAnimContextWindows", kwargs))
     assert "retain_first_frame" not in str(old.value) and "keep_first_frame" not in str(new.value)
+
+
+def test_retired_noise_travel_keeps_its_steps_the_new_one_reads_noise_levels(host):
+    """The retired ids' start / end are a share of the steps; start_percent / end_percent are noise levels (core's
+    percent_to_sigma). On a Karras schedule (more steps at low noise) the same numbers select other steps: the
+    alias keeps the saved workflow's steps, the new node takes the steps whose noise level is in the range."""
+    from longanim.nodes.algorithms import noise_travel as nt
+    from longanim.nodes.comfy import travel as ct
+
+    ms = host.sd15().get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "karras", 10).cpu()
+    euler = comfy.samplers.sampler_object("euler")
+    old = NODE_CLASS_MAPPINGS["LongAnimNoiseTravel"]().run(sampler=euler, jump=1, start=0.1, end=0.5, repeats=1,
+                                                           seed=3)[0].settings.for_run(sigmas, ms)
+    new = NODE_CLASS_MAPPINGS["LongAnimNoiseTravelV2"]().run(sampler=euler, jump=1, start_percent=0.1,
+                                                             end_percent=0.5, repeats=1, seed=3)[0]
+    assert old.plan(10) == nt.travel_plan(10, 1, 0.1, 0.5, 1), "the saved share of the steps: steps 1-4"
+    first, stop = ct.percent_range_steps(sigmas, ms, 0.1, 0.5)
+    assert (first, stop) != (1, 5), "Karras: that part of the noise schedule is not those steps"
+    hi, lo = ms.percent_to_sigma(0.1), ms.percent_to_sigma(0.5)
+    assert all(lo < float(sigmas[i]) <= hi for i in range(first, stop))
+    assert float(sigmas[first - 1]) > hi and float(sigmas[stop]) <= lo
+    assert new.settings.for_run(sigmas, ms).plan(10) == nt.travel_plan(10, 1, first / 10, stop / 10, 1)
+    model = host.sd15()
+    latent = host.sd_latent(4)
+    out_old = host.ksample(NODE_CLASS_MAPPINGS["LongAnimNoiseTravelModel"]().run(
+        model=model, jump=1, start=0.1, end=0.5, repeats=1, seed=3)[0], latent, seed=5, steps=10, cfg=1.0,
+        scheduler="karras")
+    out_new = host.ksample(NODE_CLASS_MAPPINGS["LongAnimNoiseTravelModelV2"]().run(
+        model=model, jump=1, start_percent=0.1, end_percent=0.5, repeats=1, seed=3)[0], latent, seed=5, steps=10,
+        cfg=1.0, scheduler="karras")
+    assert not torch.equal(out_old, out_new), "other steps travel, so the outputs differ"

@@ -270,10 +270,10 @@ def test_attention_expansion_global_blend_runs_in_the_family_workflow(server, ob
     for blend in (None, "freelong"):
         prompt = tiny_prompt(object_info, name)
         if blend is not None:
-            (win,) = [k for k, v in prompt.items() if v["class_type"] == "LongAnimZoLAWindows"]
+            (win,) = [k for k, v in prompt.items() if v["class_type"] == "LongAnimZoLAWindowsV2"]
             nid = str(max(map(int, prompt)) + 1)
-            prompt[nid] = {"class_type": "LongAnimAttentionExpansion",
-                           "inputs": {"model": prompt[win]["inputs"]["model"], "base_length": 3, "stride": 0,
+            prompt[nid] = {"class_type": "LongAnimAttentionExpansionV2",
+                           "inputs": {"model": prompt[win]["inputs"]["model"], "context_length": 3, "stride": 0,
                                       "max_windows_per_batch": 0, "global_blend": blend}}
             prompt[win]["inputs"]["model"] = [nid, 0]
         readouts = add_readouts(prompt, f"{name}_{blend}")

@@ -247,19 +247,10 @@ on windows longer than context_length)."""
         }}
 
     def run(self, model, context_length, stride, max_windows_per_batch=0, global_blend="off"):
-        try:
-            base, stride = att.validate_expansion(int(context_length), int(stride) if int(stride) > 0 else None)
-        except ValueError as e:
-            raise ValueError(f"context_length / stride: {e}") from e
-        if int(max_windows_per_batch) < 0:
-            raise ValueError(f"max_windows_per_batch must be >= 0 (0 = all at once), got {max_windows_per_batch}")
-        try:
-            spa.validate_blend(global_blend)
-        except ValueError as e:
-            raise ValueError(f"{self.DISPLAY_NAME}: global_blend: {e}") from e
+        base, stride, per_call = _expansion_args(self.DISPLAY_NAME, context_length, stride, max_windows_per_batch,
+                                                 global_blend)
         basics.require_video_dit(model, self.DISPLAY_NAME)
         basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
-        per_call = int(max_windows_per_batch) or None
         return (basics.mark_patch(cwa.patch_attention_expansion(model, base, stride, per_call, global_blend),
                                   self.PATCH_ROLE, self.DISPLAY_NAME),)
 
@@ -336,22 +327,27 @@ calls the motion module's own attention kernel; no frames × frames matrix is bu
         }}
 
     def run(self, model, context_length, stride, max_windows_per_batch=0, global_blend="off"):
-        try:
-            base, stride = att.validate_expansion(int(context_length), int(stride) if int(stride) > 0 else None)
-        except ValueError as e:
-            raise ValueError(f"{self.DISPLAY_NAME}: context_length / stride: {e}") from e
-        if int(max_windows_per_batch) < 0:
-            raise ValueError(f"{self.DISPLAY_NAME}: max_windows_per_batch must be >= 0 (0 = all at once), got "
-                             f"{max_windows_per_batch}")
-        try:
-            spa.validate_blend(global_blend)
-        except ValueError as e:
-            raise ValueError(f"{self.DISPLAY_NAME}: global_blend: {e}") from e
+        base, stride, per_call = _expansion_args(self.DISPLAY_NAME, context_length, stride, max_windows_per_batch,
+                                                 global_blend)
         basics.require_unet(model, self.DISPLAY_NAME)
         basics.claim_patch(model, self.PATCH_ROLE, self.DISPLAY_NAME)
-        per_call = int(max_windows_per_batch) or None
         return (basics.mark_patch(cma.patch_motion_attention(model, self.DISPLAY_NAME, base, stride, per_call,
                                                              global_blend), self.PATCH_ROLE, self.DISPLAY_NAME),)
+
+
+def _expansion_args(node: str, context_length, stride, max_windows_per_batch, global_blend):
+    """The checks both attention-expansion nodes share -> (window length, stride, windows per call or None)."""
+    try:
+        base, stride = att.validate_expansion(int(context_length), int(stride) if int(stride) > 0 else None)
+    except ValueError as e:
+        raise ValueError(f"{node}: context_length / stride: {e}") from e
+    if int(max_windows_per_batch) < 0:
+        raise ValueError(f"{node}: max_windows_per_batch must be >= 0 (0 = all at once), got {max_windows_per_batch}")
+    try:
+        spa.validate_blend(global_blend)
+    except ValueError as e:
+        raise ValueError(f"{node}: global_blend: {e}") from e
+    return base, stride, int(max_windows_per_batch) or None
 
 
 def _unet_gates(model, start_percent: float, end_percent: float, blocks: str, node: str) -> dict:

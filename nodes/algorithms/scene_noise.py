@@ -20,7 +20,19 @@ The rules (``SCENE_RULES``), each a function of the sampler's noise ``eps`` (and
   lag-``f`` frame correlation is ``sqrt(a)``: the scene is carried, frames ``f`` apart are not copies.
 * ``freenoise`` -- FreeNoise's chunk shuffle of ``eps`` (``noise_models.apply_freenoise``, stride ``f / 4``),
   bit-identical to ComfyUI core's ``apply_freenoise``. The window loop pairs it with ZoLA offsets on the chunk grid
-  (``window_schedules.zola_truncated_windows(align=freenoise_chunk(f))``), so every window holds whole chunks.
+  (``window_schedules.zola_truncated_windows(align=freenoise_chunk(f))``), so every window holds whole chunks, in
+  the first half of the steps (``FREENOISE_ALIGN_UNTIL``); the later steps draw the offsets from every frame.
+
+Why only the first half: the noise repeats with the window period, so the video tends to repeat the first window's
+content with that period, and where the first window's motion does not close (a ball crossing the frame) a ball
+jumps back at period borders. With the offsets on the chunk grid at every step, window edges sit only on chunk
+borders, and a period border is a window edge at a third of the steps; both became seams. Measured on the trained
+toy world at 512 frames, seeds 0-15 (``bench_consistency.py`` methods, median ball step at the 16-frame borders
+over the step inside): 3.1x with the grid at every step, 1.6x with it in the first half (FreeNoise + Gen-L stride
+8: 1.6x), agreement 0.77 / 0.72 / 0.74 (seeds 16-31: see docs/benchmarks.md). Sharing less of the noise
+(the first window's low temporal frequencies only, fresh noise blended in at period borders, a 32-frame period)
+lowers the jump as well but loses the scene (agreement 0.38-0.78); a mirrored period hides the jump by reversing
+the motion (ping-pong), which is worse.
 
 Measured on the trained toy world, empty prompt, 256 latent frames, ZoLA windows (16, stride 12), seeds 0-2
 (``tests/benchmarks/bench_consistency.py``): agreement with the first window's colours 0.16 with i.i.d. noise,
@@ -40,9 +52,13 @@ import torch
 
 from .noise_models import apply_freenoise
 
-__all__ = ["SCENE_RULES", "freenoise_chunk", "scene_noise", "validate_scene_params"]
+__all__ = ["FREENOISE_ALIGN_UNTIL", "SCENE_RULES", "freenoise_chunk", "scene_noise", "validate_scene_params"]
 
 SCENE_RULES = ("blend", "tile", "freenoise", "off")
+
+#: Share of the sampling steps (from the first) whose ZoLA window offsets the window loop puts on the ``freenoise``
+#: chunk grid (``window_schedules.make_windows``' ``align_until``); the later steps draw them from every frame.
+FREENOISE_ALIGN_UNTIL = 0.5
 
 
 def freenoise_chunk(window: int) -> int:

@@ -511,6 +511,7 @@ def make_windows(
     skip_until: float = 0.0,
     num_steps: int | None = None,
     align: int = 1,
+    align_until: float = 1.0,
 ) -> list[list[int]]:
     """Dispatch to a schedule in :data:`SCHEDULES` for sampling step ``step``.
 
@@ -535,6 +536,13 @@ def make_windows(
       sampler's step count); steps ``0 .. skip_phase_steps(skip_until, num_steps) - 1`` (those whose position
       ``step / (num_steps - 1)`` on the noise schedule is below ``skip_until``) are the skip phase.
 
+    - ``align_until``: share of the steps, from the first, whose ZoLA offsets fall on multiples of ``align`` (the
+      steps :func:`skip_phase_steps` counts); the later steps draw them from all of ``0..stride-1`` (as
+      ``align = 1``). ``1`` (default) or ``num_steps = None``: every step aligned. With FreeNoise-structured noise
+      the scene is decided in the early, high-noise steps, where windows holding whole chunks keep it; in the
+      late steps, offsets on a 4-frame grid would leave the window edges on 3 of 12 transitions (seams at chunk
+      borders) and make the period border of the repeated noise a window edge at a third of the steps.
+
     ``skip_until=0`` (default) gives exactly the windows of the schedule alone, and draws the same random numbers.
     Measured best on the exact window model (``tests/benchmarks/bench_schedules.py``: cost
     1.13 model evaluations per frame-step, worst seam 1.42 vs Gen-L's 1.53 at cost 1.83, drift 0.28 vs 0.50, at 96
@@ -556,6 +564,11 @@ def make_windows(
         raise ValueError(f"skip_until must be a share of the steps in [0, 1] (0 = off), got {skip_until!r}")
     if schedule == "uniform":
         return uniform_windows(num_frames, length, stride)
+    if not 0.0 <= float(align_until) <= 1.0:
+        raise ValueError(f"align_until must be a share of the steps in [0, 1], got {align_until!r}")
+    if align > 1 and float(align_until) < 1.0 and num_steps is not None \
+            and step >= skip_phase_steps(align_until, num_steps):
+        align = 1
     if schedule == "zola":
         gen = step_generator(seed, step, STREAM_WINDOWS)
         if ends == "truncate":

@@ -80,13 +80,17 @@ class WindowOptions:
         """The windows of sampling step ``step`` of a run of ``num_steps`` steps (needed when ``skip_until > 0``:
         the spanning skip phase is a share of the run's steps, ``context_schedule.skip_phase_steps``)."""
         skip_until = float(self.skip_until)
+        align = self.window_align()
+        steps = max(1, int(num_steps)) if num_steps else None
         return cs.make_windows(self.schedule, num_frames, step, seed, closed_loop=self.closed_loop, ends=self.ends,
-                               skip_until=skip_until, num_steps=max(1, int(num_steps or 1)) if skip_until else None,
-                               align=self.window_align(), **self._params())
+                               skip_until=skip_until, num_steps=(steps or 1) if skip_until else steps,
+                               align=align, align_until=sn.FREENOISE_ALIGN_UNTIL if align > 1 else 1.0,
+                               **self._params())
 
     def window_align(self) -> int:
         """Frames ZoLA's random offsets are a multiple of: FreeNoise's chunk (a quarter window) with the freenoise
-        scene noise, so every window holds whole chunks of the first window's noise; 1 otherwise."""
+        scene noise, so every window holds whole chunks of the first window's noise; 1 otherwise. Applies to the
+        first ``scene_noise.FREENOISE_ALIGN_UNTIL`` of the steps when the step count is known (``windows``)."""
         return sn.freenoise_chunk(self.length) if self.scene_noise == "freenoise" else 1
 
     def blend_masks(self, windows, num_frames: int, step: int, seed: int):

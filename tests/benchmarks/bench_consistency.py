@@ -117,6 +117,18 @@ def _aligned(la, rule, align=4, until=1.0, **over):
     return lambda m: cw.patch_model_windows(m, Aligned(**opts))
 
 
+def _grid_every_step(la):
+    """The ZoLA node's defaults with the offsets on the freenoise chunk grid at every step (the previous default;
+    without the step count the window options align every step)."""
+    cw, cwo = la.nodes.comfy.windows, la.nodes.comfy.window_options
+
+    class GridEveryStep(cwo.WindowOptions):
+        def windows(self, num_frames, step, seed, num_steps=None):
+            return super().windows(num_frames, step, seed, None)
+
+    return lambda m: cw.patch_model_windows(m, GridEveryStep(**dict(cwo.cs.ZOLA_DEFAULTS)))
+
+
 def _genl(la, stride=8):
     return lambda m: la.nodes.window_nodes.LongAnimGenLWindows().run(m, context_length=L, stride=stride,
                                                                       fusion="least_squares")[0]
@@ -145,6 +157,7 @@ def methods(la) -> dict:
         "Gen-L stride 8": _genl(la),
         "ZoLA node default": lambda m: zn().run(m, **defaults)[0],
         "ZoLA noise off (old default)": _zola(la, ends="truncate"),
+        "ZoLA, chunk grid at every step": _grid_every_step(la),
         "ZoLA + repeat-mask 0.5": lambda m: _zola(la, ends="shift")(rm(m)),
         "FreeNoise + Gen-L": lambda m: _genl(la)(fn(m)),
         "FreeNoise + ZoLA": lambda m: _zola(la)(fn(m)),
@@ -230,6 +243,10 @@ GAUSSIAN = [
     ("Gen-L stride 12 + scene freenoise", dict(family="gen-l", schedule="uniform", stride=12), ("freenoise", 0.0)),
     ("ZoLA aligned 4 + scene freenoise", dict(family="truncated", stride=12, ends="truncate", weights="zola",
                                               align=4), ("freenoise", 0.0)),
+    ("ZoLA flat, chunk grid at every step (previous default)", dict(family="truncated", stride=12, ends="truncate",
+                                                                    weights="flat", align=4), ("freenoise", 0.0)),
+    ("ZoLA node default", dict(family="truncated", stride=12, ends="truncate", weights="flat", align=4,
+                               align_until=None), ("freenoise", 0.0)),
 ]
 
 
@@ -266,10 +283,13 @@ def gaussian_rows(la, names: list[str] | None = None) -> list[dict]:
             continue
         kw = dict(kw)
         align = kw.pop("align", 1)
+        # None: the window loop's share of aligned steps with the freenoise scene noise (its default)
+        until = kw.pop("align_until", 1.0)
+        until = sn.FREENOISE_ALIGN_UNTIL if until is None else until
         if align > 1:  # ZoLA truncated windows with offsets on multiples of align (the window loop's rule)
-            kw["custom"] = (lambda a, s: lambda step, seed, case: bs.cs.make_windows(
+            kw["custom"] = (lambda a, s, u: lambda step, seed, case: bs.cs.make_windows(
                 "zola", case.num_frames, step, seed, length=case.window, stride=s, overlap=0, max_skip=1,
-                ends="truncate", align=a))(align, kw["stride"])
+                ends="truncate", align=a, align_until=u, num_steps=case.steps))(align, kw["stride"], until)
         sched = bs.Sched(name, noise=None if scene is None else ("scene", scene), **kw)
         r = bs.evaluate(sched, prior, sigmas, case)
         rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()

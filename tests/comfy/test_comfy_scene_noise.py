@@ -33,6 +33,35 @@ def test_default_noise_is_freenoise_of_the_samplers_own_noise(host):
     assert torch.equal(got, host.ksample(default(base), latent, seed=11, steps=2))  # same seed, same video
 
 
+def test_the_loop_aligns_the_offsets_only_in_the_early_steps(host, monkeypatch):
+    """The sampler's windows with the default noise, as the loop records them: the first steps' offsets on the
+    FreeNoise chunk grid, the later ones the unaligned draw (``scene_noise.FREENOISE_ALIGN_UNTIL``)."""
+    from longanim.nodes.algorithms import context_schedule as cs
+    from longanim.nodes.algorithms import scene_noise as sn
+    from longanim.nodes.comfy import windows as cw
+
+    seen = {}
+    orig = cw.ScheduleRecord.note
+
+    def note(rec, step, windows):
+        seen.setdefault(step, [list(w) for w in windows])
+        return orig(rec, step, windows)
+
+    monkeypatch.setattr(cw.ScheduleRecord, "note", note)
+    model = wn.LongAnimZoLAWindows().run(host.wan(), context_length=16, stride=12, max_skip=1, fusion="flat",
+                                         seed=0)[0]
+    steps, frames = 8, 64
+    host.ksample(model, host.wan_latent(frames), seed=2, steps=steps)
+    opts = model.model_options["context_handler"].options
+    seed = opts.step_seed(2, 0)
+    first_free = cs.skip_phase_steps(sn.FREENOISE_ALIGN_UNTIL, steps)
+    kw = dict(length=16, stride=12, overlap=0, max_skip=1, ends="truncate")
+    assert sorted(seen) == list(range(steps))
+    for step, wins in seen.items():
+        want = cs.make_windows("zola", frames, step, seed, align=4 if step < first_free else 1, **kw)
+        assert wins == want, step
+
+
 @pytest.mark.parametrize("rule", ["tile", "blend"])
 def test_rules_differ_from_the_plain_noise(host, rule):
     base, latent = host.wan(), host.wan_latent(FRAMES)

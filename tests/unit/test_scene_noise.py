@@ -89,3 +89,30 @@ def test_aligned_zola_windows_hold_whole_freenoise_chunks():
         assert cs.make_windows("zola", 100, step, 7, length=16, stride=12, overlap=0, max_skip=1, ends="truncate",
                                align=1) == plain
     assert offsets == {0, 4, 8}
+
+
+def test_offsets_leave_the_chunk_grid_after_align_until():
+    """``align_until``: the steps ``skip_phase_steps`` counts keep their offsets on the chunk grid, the later steps
+    draw exactly the unaligned windows, so late window edges land on every transition (with the grid at every step
+    they sit on 3 of the 12 and the chunk borders become seams); without the step count every step is aligned."""
+    from longanim.nodes.algorithms import context_schedule as cs
+
+    chunk, steps, until = 4, 12, sn.FREENOISE_ALIGN_UNTIL
+    assert 0.0 < until < 1.0
+    first_free = cs.skip_phase_steps(until, steps)
+    assert 0 < first_free < steps
+    kw = dict(length=16, stride=12, overlap=0, max_skip=1, ends="truncate", align=chunk)
+    late_edges = set()
+    for seed in range(6):
+        for step in range(steps):
+            wins = cs.make_windows("zola", 100, step, seed, num_steps=steps, align_until=until, **kw)
+            plain = cs.make_windows("zola", 100, step, seed, length=16, stride=12, overlap=0, max_skip=1,
+                                    ends="truncate")
+            grid = cs.make_windows("zola", 100, step, seed, **kw)
+            assert cs.make_windows("zola", 100, step, seed, align_until=until, **kw) == grid  # no step count
+            assert wins == (grid if step < first_free else plain), (seed, step)
+            if step >= first_free:
+                late_edges |= {w[0] % chunk for w in wins[1:-1]}
+    assert late_edges == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="align_until"):
+        cs.make_windows("zola", 100, 0, 0, num_steps=steps, align_until=1.5, **kw)

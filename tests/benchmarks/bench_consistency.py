@@ -243,8 +243,8 @@ GAUSSIAN = [
     ("Gen-L stride 12 + scene freenoise", dict(family="gen-l", schedule="uniform", stride=12), ("freenoise", 0.0)),
     ("ZoLA aligned 4 + scene freenoise", dict(family="truncated", stride=12, ends="truncate", weights="zola",
                                               align=4), ("freenoise", 0.0)),
-    ("ZoLA flat, chunk grid at every step (previous default)", dict(family="truncated", stride=12, ends="truncate",
-                                                                    weights="flat", align=4), ("freenoise", 0.0)),
+    ("ZoLA, chunk grid at every step", dict(family="truncated", stride=12, ends="truncate",
+                                            weights="flat", align=4), ("freenoise", 0.0)),
     ("ZoLA node default", dict(family="truncated", stride=12, ends="truncate", weights="flat", align=4,
                                align_until=None), ("freenoise", 0.0)),
 ]

@@ -27,12 +27,12 @@ Why only the first half: the noise repeats with the window period, so the video 
 content with that period, and where the first window's motion does not close (a ball crossing the frame) a ball
 jumps back at period borders. With the offsets on the chunk grid at every step, window edges sit only on chunk
 borders, and a period border is a window edge at a third of the steps; both became seams. Measured on the trained
-toy world at 512 frames, seeds 0-15 (``bench_consistency.py`` methods, median ball step at the 16-frame borders
-over the step inside): 3.1x with the grid at every step, 1.6x with it in the first half (FreeNoise + Gen-L stride
-8: 1.6x), agreement 0.77 / 0.72 / 0.74 (seeds 16-31: see docs/benchmarks.md). Sharing less of the noise
-(the first window's low temporal frequencies only, fresh noise blended in at period borders, a 32-frame period)
-lowers the jump as well but loses the scene (agreement 0.38-0.78); a mirrored period hides the jump by reversing
-the motion (ping-pong), which is worse.
+toy world at 512 frames (docs/benchmarks.md, long-range consistency): median ball step at the 16-frame borders 6.4x
+the step inside with the grid at every step, 3.2x with it in the first half (FreeNoise + Gen-L stride 8: 3.3x),
+agreement 0.79 / 0.80 / 0.80 (seeds 0-3; seeds 0-31 in scratch runs: 2.5x / 1.45x / 1.47x, agreement 0.77 / 0.74 /
+0.76). Sharing less of the noise (the first window's low temporal frequencies only, fresh noise blended in at
+period borders, a 32-frame period) lowers the jump as well but loses the scene (agreement 0.38-0.78); a mirrored
+period hides the jump by reversing the motion (ping-pong), which is worse.
 
 Measured on the trained toy world, empty prompt, 256 latent frames, ZoLA windows (16, stride 12), seeds 0-2
 (``tests/benchmarks/bench_consistency.py``): agreement with the first window's colours 0.16 with i.i.d. noise,

@@ -48,8 +48,8 @@ def test_the_loop_aligns_the_offsets_only_in_the_early_steps(host, monkeypatch):
         return orig(rec, step, windows)
 
     monkeypatch.setattr(cw.ScheduleRecord, "note", note)
-    model = wn.LongAnimZoLAWindows().run(host.wan(), context_length=16, stride=12, max_skip=1, fusion="flat",
-                                         seed=0)[0]
+    model = wn.LongAnimZoLAWindowsV2().run(host.wan(), context_length=16, stride=12, max_skip=1,
+                                           fuse_method="flat", seed=0)[0]
     steps, frames = 8, 64
     host.ksample(model, host.wan_latent(frames), seed=2, steps=steps)
     opts = model.model_options["context_handler"].options

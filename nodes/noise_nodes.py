@@ -224,8 +224,8 @@ class LongAnimApplyNoiseToModel(LongAnimNode):
         return (basics.mark_patch(cn.patch_model_noise(model, recipe), self.PATCH_ROLE, self.DISPLAY_NAME),)
 
 
-class LongAnimNoisePreview(LongAnimNode):
-    NODE_ID = "LongAnimNoisePreview"
+class LongAnimNoisePreviewV2(LongAnimNode):
+    NODE_ID = "LongAnimNoisePreviewV2"
     DISPLAY_NAME = "LongAnim: Noise Preview"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -241,19 +241,19 @@ class LongAnimNoisePreview(LongAnimNode):
         return {"required": {
             "recipe": link_input("LONGANIM_NOISE", "The noise recipe to preview."),
             "seed": seed_input("Seed of the previewed draw."),
-            "frames": int_input(64, 1, MAX_FRAMES, "Latent frames to draw (ignored when a latent is connected)."),
+            "length": int_input(64, 1, MAX_FRAMES, "Latent frames to draw (ignored when a latent is connected)."),
         }, "optional": {
             "latent": link_input("LATENT", "Optional: preview for exactly this latent's shape and layout."),
         }}
 
-    def run(self, recipe, seed, frames, latent=None):
+    def run(self, recipe, seed, length, latent=None):
         basics.check_finite(latent, "latent", self.DISPLAY_NAME)
         if latent is not None:
             samples = latent["samples"]
             axis = basics.frame_axis_of(samples, "latent")
             shape = tuple(samples.shape)
         else:
-            axis, shape = 0, (frames, 4, 16, 16)
+            axis, shape = 0, (length, 4, 16, 16)
         recipe.validate(num_frames=shape[axis])
         noise = recipe.draw(shape, axis, seed)
         image = noise_alg.render_noise_preview(noise, axis)
@@ -267,8 +267,9 @@ NODES = [
     LongAnimProgressiveNoise,
     LongAnimFreeNoiseShuffleV2,
     LongAnimApplyNoiseToModel,
-    LongAnimNoisePreview,
+    LongAnimNoisePreviewV2,
 ]
 LongAnimRepeatMaskNoise = vocabulary.alias(LongAnimRepeatMaskNoiseV2)
 LongAnimFreeNoiseShuffle = vocabulary.alias(LongAnimFreeNoiseShuffleV2)
-DEPRECATED_NODES = [LongAnimRepeatMaskNoise, LongAnimFreeNoiseShuffle]
+LongAnimNoisePreview = vocabulary.alias(LongAnimNoisePreviewV2)
+DEPRECATED_NODES = [LongAnimRepeatMaskNoise, LongAnimFreeNoiseShuffle, LongAnimNoisePreview]

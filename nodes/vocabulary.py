@@ -34,6 +34,8 @@ RENAMED_NODES: dict[str, tuple[str, dict[str, str]]] = {
         "length_unit": "frame_unit"}),
     "LongAnimPreviewSchedule": ("LongAnimPreviewScheduleV2", {
         "frames": "length", "overlap": "context_overlap", "fusion": "fuse_method"}),
+    "LongAnimPromptSchedule": ("LongAnimPromptScheduleV2", {"frames": "length"}),
+    "LongAnimNoisePreview": ("LongAnimNoisePreviewV2", {"frames": "length"}),
     "LongAnimConditioningFrames": ("LongAnimConditioningFramesV2", {"length_unit": "frame_unit"}),
     "LongAnimWindowLoRA": ("LongAnimWindowLoRAV2", {"length_unit": "frame_unit"}),
     "LongAnimNoiseTravel": ("LongAnimNoiseTravelV2", {"start": "start_percent", "end": "end_percent"}),

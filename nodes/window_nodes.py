@@ -116,7 +116,7 @@ SCENE_NOISE_TIP = ("Initial noise of the window loop, built from the sampler's o
 MAX_SCHEDULE_CHARS = 20000
 PROMPT_UNITS = ["latent frames", "video frames (Wan, HunyuanVideo: 4n+1)", "video frames (LTX-Video: 8n+1)"]
 PROMPT_UNIT_RATIO = dict(zip(PROMPT_UNITS, (1, 4, 8)))
-PROMPT_UNIT_TIP = ("Unit of frames and of the ranges. latent frames: as the latent holds them (SD/AnimateDiff: the "
+PROMPT_UNIT_TIP = ("Unit of length and of the ranges. latent frames: as the latent holds them (SD/AnimateDiff: the "
                    "frames themselves). video frames: the frames you see, as typed in the Wan/HunyuanVideo/LTX-Video "
                    "latent node; each latent frame takes the prompt of the range holding its first video frame "
                    "(latent 0 = frame 0, latent k = frames r(k-1)+1 .. rk).")
@@ -363,8 +363,8 @@ class LongAnimPreviewScheduleV2(LongAnimNode):
         return (cwo.schedule_picture(opts, length, steps, sampler_seed),)
 
 
-class LongAnimPromptSchedule(LongAnimNode):
-    NODE_ID = "LongAnimPromptSchedule"
+class LongAnimPromptScheduleV2(LongAnimNode):
+    NODE_ID = "LongAnimPromptScheduleV2"
     DISPLAY_NAME = "LongAnim: Prompt Schedule"
     CATEGORY = CATEGORY
     DESCRIPTION = (
@@ -384,26 +384,26 @@ class LongAnimPromptSchedule(LongAnimNode):
                                      "frame_unit), 'start-: prompt' to the end, '#' for comments. Every frame "
                                      "needs a prompt.",
                                      multiline=True),
-            "frames": int_input(64, 1, MAX_FRAMES, "Frames of the video, in frame_unit: the latent's batch size "
+            "length": int_input(64, 1, MAX_FRAMES, "Frames of the video, in frame_unit: the latent's batch size "
                                 "for SD/AnimateDiff; for Wan/HunyuanVideo/LTX-Video the length you typed in the "
                                 "latent node, with frame_unit = video frames."),
         }, "optional": {
             "frame_unit": combo_input(PROMPT_UNITS, PROMPT_UNITS[0], PROMPT_UNIT_TIP),
         }}
 
-    def run(self, clip, schedule, frames, frame_unit=PROMPT_UNITS[0]):
+    def run(self, clip, schedule, length, frame_unit=PROMPT_UNITS[0]):
         if frame_unit not in PROMPT_UNITS:
             raise ValueError(f"frame_unit must be one of {PROMPT_UNITS}, got {frame_unit!r}")
-        intervals = ps.parse_prompt_schedule(schedule, frames)
+        intervals = ps.parse_prompt_schedule(schedule, length)
         chars = sum(len(p) for p in {iv.prompt for iv in intervals})
         if chars > MAX_SCHEDULE_CHARS:
             raise ValueError(f"schedule: its prompts hold {chars:,} characters, more than {MAX_SCHEDULE_CHARS:,} "
-                             f"({self.DISPLAY_NAME}); the text encoder encodes every prompt, which at this length "
+                             f"({self.DISPLAY_NAME}); the text encoder encodes every prompt, which at this size "
                              "blocks the queue for a long time. Shorten the prompts (a prompt is rarely over 1,000 "
                              "characters) or use fewer lines")
         ratio = PROMPT_UNIT_RATIO[frame_unit]
         if ratio > 1:
-            intervals = ps.video_intervals_to_latent(intervals, ratio, frames)
+            intervals = ps.video_intervals_to_latent(intervals, ratio, length)
         out, encoded_once = [], {}
         for iv in intervals:
             if iv.prompt not in encoded_once:  # a prompt used on several ranges is encoded once
@@ -461,7 +461,7 @@ NODES = [
     LongAnimGenLWindowsV2,
     LongAnimContextWindowsV2,
     LongAnimPreviewScheduleV2,
-    LongAnimPromptSchedule,
+    LongAnimPromptScheduleV2,
     LongAnimConditioningFramesV2,
 ]
 # retired ids (docs/vocabulary.md): saved workflows keep loading with their old input names
@@ -470,6 +470,7 @@ LongAnimWanZoLAWindows = vocabulary.alias(LongAnimWanZoLAWindowsV2)
 LongAnimGenLWindows = vocabulary.alias(LongAnimGenLWindowsV2)
 LongAnimContextWindows = vocabulary.alias(LongAnimContextWindowsV2)
 LongAnimPreviewSchedule = vocabulary.alias(LongAnimPreviewScheduleV2)
+LongAnimPromptSchedule = vocabulary.alias(LongAnimPromptScheduleV2)
 LongAnimConditioningFrames = vocabulary.alias(LongAnimConditioningFramesV2)
 DEPRECATED_NODES = [LongAnimZoLAWindows, LongAnimWanZoLAWindows, LongAnimGenLWindows, LongAnimContextWindows,
-                    LongAnimPreviewSchedule, LongAnimConditioningFrames]
+                    LongAnimPreviewSchedule, LongAnimPromptSchedule, LongAnimConditioningFrames]

@@ -26,7 +26,7 @@ LIVE = {node_id: cls for node_id, cls in NODE_CLASS_MAPPINGS.items() if not geta
 
 SAMPLING = {"LongAnimRandomizedBlendRefineV2", "LongAnimPhasedAnimation", "LongAnimInvert", "LongAnimVideoMetricsV2",
             "LongAnimUpscaleEncode"}
-NEEDS_CLIP = {"LongAnimPromptSchedule"}
+NEEDS_CLIP = {"LongAnimPromptScheduleV2"}
 # Refinement gets more frames than one default chunk (24 / overlap 8): two chunks and a blended overlap.
 LATENT_FRAMES = {"LongAnimRandomizedBlendRefineV2": 30, "LongAnimPhasedAnimation": 3}
 CALL_BUDGET = 64  # diffusion-model calls before a sampling case is interrupted (the longest default case: 40)
@@ -218,7 +218,7 @@ def test_tensor_inputs_are_found():
     """The enumeration sees the nodes it must (a registry that failed to import would make the fuzz vacuous)."""
     found = {node_id for node_id, _ in tensor_inputs()}
     assert {"LongAnimVideoMetricsV2", "LongAnimInvert", "LongAnimRandomizedBlendRefineV2", "LongAnimPhasedAnimation",
-            "LongAnimUpscaleEncode", "LongAnimNoisePreview"} <= found, found
+            "LongAnimUpscaleEncode", "LongAnimNoisePreviewV2"} <= found, found
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])

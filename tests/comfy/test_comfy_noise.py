@@ -99,10 +99,10 @@ def test_model_patch_respects_disabled_noise(host):
 
 def test_preview_node_image(host):
     recipe = nn.LongAnimProgressiveNoise().run(seed=0, alpha=0.8)[1]
-    (img,) = nn.LongAnimNoisePreview().run(recipe, seed=1, frames=24)
+    (img,) = nn.LongAnimNoisePreviewV2().run(recipe, seed=1, length=24)
     assert img.ndim == 4 and img.shape[0] == 1 and img.shape[-1] == 3
     assert 0 <= float(img.min()) and float(img.max()) <= 1
-    (img5,) = nn.LongAnimNoisePreview().run(recipe, seed=1, frames=24, latent=host.wan_latent(9))
+    (img5,) = nn.LongAnimNoisePreviewV2().run(recipe, seed=1, length=24, latent=host.wan_latent(9))
     assert img5.ndim == 4
 
 

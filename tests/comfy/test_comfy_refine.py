@@ -191,10 +191,10 @@ def test_prompt_schedule_in_video_frames_tags_latent_ranges():
         def encode_from_tokens_scheduled(self, tokens):
             return [[torch.zeros(1, 4, 8), {"text": tokens}]]
 
-    out = wn.LongAnimPromptSchedule().run(Clip(), "0-40: a cat\n41-: a dog", 81,
-                                          frame_unit="video frames (Wan, HunyuanVideo: 4n+1)")[0]
+    out = wn.LongAnimPromptScheduleV2().run(Clip(), "0-40: a cat\n41-: a dog", 81,
+                                            frame_unit="video frames (Wan, HunyuanVideo: 4n+1)")[0]
     from longanim.nodes.comfy import windows as cw
 
     assert [(c[1]["text"], c[1][cw.TAG_KEY]) for c in out] == [("a cat", (0, 10)), ("a dog", (11, 20))]
-    latent = wn.LongAnimPromptSchedule().run(Clip(), "0-10: a cat\n11-: a dog", 21)[0]
+    latent = wn.LongAnimPromptScheduleV2().run(Clip(), "0-10: a cat\n11-: a dog", 21)[0]
     assert [c[1][cw.TAG_KEY] for c in latent] == [(0, 10), (11, 20)]

@@ -142,7 +142,7 @@ def test_prompt_schedule_over_the_character_bound_is_refused_before_encoding():
     """A 100,000-character schedule is refused before the text encoder runs (clip is never touched)."""
     text = "0-: " + "a red fox " * 10000
     with pytest.raises(ValueError, match=r"schedule: its prompts hold 99,999 characters, more than 20,000"):
-        wn.LongAnimPromptSchedule().run(None, text, 64)
+        wn.LongAnimPromptScheduleV2().run(None, text, 64)
 
 
 def test_prompt_schedule_encodes_each_distinct_prompt_once():
@@ -156,7 +156,7 @@ def test_prompt_schedule_encodes_each_distinct_prompt_once():
             Clip.calls += 1
             return [[torch.zeros(1, 2, 3), {}]]
 
-    out = wn.LongAnimPromptSchedule().run(Clip(), "0-9: a\n10-19: b\n20-29: a\n30-: b", 40)[0]
+    out = wn.LongAnimPromptScheduleV2().run(Clip(), "0-9: a\n10-19: b\n20-29: a\n30-: b", 40)[0]
     assert Clip.calls == 2 and [c[1][wn.cw.TAG_KEY] for c in out] == [(0, 9), (10, 19), (20, 29), (30, 39)]
 
 
@@ -170,7 +170,7 @@ def test_noise_preview_measures_only_the_frames_it_draws(host, monkeypatch):
     monkeypatch.setattr(npv, "frame_correlation", lambda noise, axis: seen.append(noise.shape[axis]) or full(noise,
                                                                                                            axis))
     recipe = nn.LongAnimRepeatMaskNoise().run(0, 0.5, 16)[1]
-    image = nn.LongAnimNoisePreview().run(recipe, 0, 16384)[0]
+    image = nn.LongAnimNoisePreviewV2().run(recipe, 0, 16384)[0]
     assert seen == [512] and image.shape == (1, 640, 512, 3) and torch.isfinite(image).all()
     noise = torch.randn(1500, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     idx = (torch.arange(512) * 1500) // 512

@@ -73,11 +73,26 @@ def _tensors(out):
     return flat
 
 
+class _Clip:
+    """The CLIP interface Prompt Schedule calls (tokenize, encode_from_tokens_scheduled): one fixed tensor per
+    prompt, as ``host.cond`` draws it."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def tokenize(self, text):
+        return text
+
+    def encode_from_tokens_scheduled(self, tokens):
+        return self.host.cond(tokens, "wan21")
+
+
 def _cases(host):
     """old id -> (keyword arguments under the current names, what to compare of the output)."""
     sd, wan = host.sd15(), host.wan()
     video = torch.randn(16, 8, 8, 3, generator=torch.Generator().manual_seed(2)).clamp(0, 1)
     low = {"samples": torch.randn(1, 16, 9, 4, 4, generator=torch.Generator().manual_seed(3))}
+    progressive = NODE_CLASS_MAPPINGS["LongAnimProgressiveNoise"]().run(seed=0, alpha=0.8)[1]
     return {
         "LongAnimRepeatMaskNoise": (dict(seed=3, ratio=0.5, context_length=5), _noise),
         "LongAnimFreeNoiseShuffle": (dict(seed=3, context_length=6, stride=2), _noise),
@@ -103,6 +118,10 @@ def _cases(host):
         "LongAnimPreviewSchedule": (dict(length=20, steps=4, context_schedule="shifted", context_length=6,
                                          stride=3, context_overlap=2, max_skip=1, closed_loop=False, seed=1,
                                          fuse_method="randomized_blend"), _tensors),
+        # 81 video frames (not the default 64): '41-' ends at latent frame 20
+        "LongAnimPromptSchedule": (dict(clip=_Clip(host), schedule="0-40: a cat\n41-: a dog", length=81,
+                                        frame_unit="video frames (Wan, HunyuanVideo: 4n+1)"), _tensors),
+        "LongAnimNoisePreview": (dict(recipe=progressive, seed=1, length=24), _tensors),
         "LongAnimConditioningFrames": (dict(conditioning=host.cond("a cat", "wan21"), start_frame=5, end_frame=9,
                                             frame_unit="video frames"), _tensors),
         "LongAnimWindowLoRA": (dict(model=wan, lora_name=tiny_lora.WAN, strength=0.8, frame_intervals="5-",

@@ -538,7 +538,7 @@ def multi_prompt_long(wf: Workflow, tiny: bool) -> None:
         pos = wf.node("ConditioningCombine", 2, conditioning_1=a, conditioning_2=wf.node(
             "LongAnimConditioningFramesV2", 2, conditioning=pos, start_frame=6, end_frame=10)[0])[0]
     else:
-        pos = wf.node("LongAnimPromptSchedule", 1, clip=clip, frames=241, schedule=(
+        pos = wf.node("LongAnimPromptScheduleV2", 1, clip=clip, length=241, schedule=(
             "# video frames 0-240\n0-80: a hot air balloon rising over green hills at dawn\n"
             "81-160: a hot air balloon floating above the clouds, bright sun\n"
             "161-: a hot air balloon drifting over a city at sunset"),
@@ -1090,10 +1090,10 @@ def _window_panel(prompt: dict, width: int, height: int):
     shown = len(pack.wo.shown_steps(steps, pack.routes.MAX_PREVIEW_BANDS))
     caption = [f"{total} frames, window {w.get('context_length')}",
                f"stride {w.get('stride')}, {'all' if shown == steps else shown} of {steps} steps"]
-    schedule = _first(prompt, ("LongAnimPromptSchedule",))
+    schedule = _first(prompt, ("LongAnimPromptScheduleV2",))
     if schedule:  # which prompt covers which latent frames (lines "start-end: text", open end = last frame)
         spans = re.findall(r"^\s*(\d+)\s*-\s*(\d*)\s*:", _widgets(schedule)["schedule"], re.M)
-        last = int(_widgets(schedule)["frames"]) - 1  # in the schedule's own frame unit
+        last = int(_widgets(schedule)["length"]) - 1  # in the schedule's own frame unit
         caption[1] = f"{len(spans)} prompts: " + ", ".join(f"{a}-{b or last}" for a, b in spans)
     experts = [_widgets(n) for n in prompt.values() if n["class_type"] == "KSamplerAdvanced"]
     if len(experts) == 2:  # two experts continuing one run: the first ends where the second starts

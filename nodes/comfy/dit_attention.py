@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import torch
 
-from .basics import video_dit_family  # noqa: F401  (re-exported: the family this module lays out)
-
 GRID_KEY = "LongAnim.attention_grid"
 JOINT_BLOCKS = ("double", "single")  # HunyuanVideo's joint image+text blocks (transformer_options["block_type"])
+
 
 def _grid(x: torch.Tensor, patch) -> tuple[int, int, int]:
     p = tuple(int(v) for v in patch)

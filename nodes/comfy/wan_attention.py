@@ -22,7 +22,7 @@ import torch
 from ..algorithms import attention as att
 from ..algorithms import spectral_attention as spa
 from . import dit_attention as dit
-from .basics import set_wrapper
+from .basics import set_wrapper, video_dit_family
 from .dit_attention import GRID_KEY, JOINT_BLOCKS
 
 WRAPPER_EXPANSION_GRID = "LongAnim.attention_expansion"
@@ -179,7 +179,7 @@ def patch_attention_expansion(model, base: int, stride: int, max_windows_per_bat
     it is called instead of the bare kernel, for pass-through calls and for each window. A previous LongAnim
     expansion is replaced, not stacked.
     """
-    family = dit.video_dit_family(model) or "wan"
+    family = video_dit_family(model) or "wan"
     m = model.clone()
     to = m.model_options.setdefault("transformer_options", {})
     previous = to.get(OVERRIDE_KEY)
